@@ -1,0 +1,138 @@
+/*
+ * The slave: the task-executing end. It listens, accepts one master at a
+ * time, and runs each task's handler on a worker thread while its I/O loop
+ * keeps answering pings, refusing or queueing new tasks and noticing a lost
+ * master.
+ */
+#ifndef INTERACTION_SLAVE_H
+#define INTERACTION_SLAVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "interaction/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ia_slave ia_slave;
+
+/* The handler's view of one task. Valid only during the handler (and the
+ * before_task hook) call it is passed to. */
+typedef struct ia_task_ctx ia_task_ctx;
+
+/* What a refusing hook sends back: a message and optional data (copied). */
+typedef struct ia_hook_reply ia_hook_reply;
+
+/* Task modes of shared/DESIGN.md. Only IA_MODE_NONBLOCKING_SINGLE exists yet;
+ * the others are accepted by the config for forward compatibility. */
+typedef enum ia_mode {
+  IA_MODE_NONBLOCKING_SINGLE = 0,
+  IA_MODE_NONBLOCKING_MULTI = 1,
+  IA_MODE_BLOCKING_SINGLE = 2,
+  IA_MODE_BLOCKING_MULTI = 3,
+} ia_mode;
+
+/*
+ * Runs one task on a worker thread. It must end by calling exactly one of
+ * ia_task_ctx_reply() or ia_task_ctx_fail(); a handler that calls neither, or
+ * fails with IA_OK, is reported to the master as IA_TASK_ERROR.
+ */
+typedef void (*ia_handler_fn)(ia_task_ctx *task, void *user);
+
+/* Hooks run on the slave's I/O thread and must not block. Each returns true to
+ * accept, false to refuse (the refusal carries what was set on `refusal`). */
+typedef bool (*ia_before_connection_fn)(const char *master_name, const uint8_t *data, size_t len,
+                                        ia_hook_reply *refusal, void *user);
+typedef bool (*ia_before_disconnection_fn)(const char *master_name, const uint8_t *data, size_t len,
+                                           ia_hook_reply *refusal, void *user);
+typedef bool (*ia_before_task_fn)(const ia_task_ctx *task, ia_hook_reply *refusal, void *user);
+/* The master vanished (reset, EOF without Goodbye, protocol error). */
+typedef void (*ia_lost_connection_fn)(const char *master_name, ia_code why, void *user);
+
+typedef struct ia_slave_config {
+  const char *host; /* address to bind; NULL means 127.0.0.1 */
+  uint16_t port;    /* 0 picks a free port: read it with ia_slave_port() */
+  uint32_t channel; /* a master must present the same channel */
+  const char *name; /* sent in Welcome; NULL means "slave" */
+  ia_mode mode;
+  uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
+  uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
+  uint32_t hello_timeout_ms; /* a connection must say Hello within this */
+  ia_handler_fn handler;
+  ia_before_connection_fn before_connection;
+  ia_before_disconnection_fn before_disconnection;
+  ia_before_task_fn before_task;
+  ia_lost_connection_fn lost_connection;
+  void *user; /* passed to the handler and to every hook */
+} ia_slave_config;
+
+/* Fills a config with the defaults (127.0.0.1:0, channel 0, 64 MiB frames,
+ * 2 s grace, 10 s hello timeout). */
+void ia_slave_config_init(ia_slave_config *config);
+
+/*
+ * Creates a slave from `config` (copied; strings duplicated). The slave is
+ * not listening until ia_slave_start(). Free it with ia_slave_free().
+ */
+IA_MUST_CHECK ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err);
+
+/* Binds, starts the I/O and worker threads, and returns once connections are
+ * accepted. Not thread-safe against other lifecycle calls. */
+IA_MUST_CHECK ia_code ia_slave_start(ia_slave *slave, ia_error *err);
+
+/* The bound port (useful with port 0); 0 before start. Thread-safe. */
+uint16_t ia_slave_port(const ia_slave *slave);
+
+/* Asks the slave to stop: it stops accepting, lets a running task finish for
+ * the grace period, then cancels it, says Goodbye to its master and closes.
+ * Returns at once. Thread-safe; callable from any thread, even a handler. */
+void ia_slave_shutdown(ia_slave *slave);
+
+/* Waits until everything started by ia_slave_start() has stopped. Returns at
+ * once if the slave was never started. Not callable from a handler or hook. */
+void ia_slave_join(ia_slave *slave);
+
+/* Shuts down, joins and releases the slave. NULL is allowed. */
+void ia_slave_free(ia_slave *slave);
+
+/*
+ * The seed's `with` block: starts the slave if it is not started, serves
+ * until ia_slave_shutdown() or SIGINT/SIGTERM arrives, then shuts down and
+ * joins. The caller still frees the slave. Call from the main thread.
+ */
+IA_MUST_CHECK ia_code ia_slave_run(ia_slave *slave, ia_error *err);
+
+/* ---- inside a handler or hook ---- */
+
+/* The method name; NUL-terminated, never NULL. */
+const char *ia_task_ctx_method(const ia_task_ctx *task);
+/* The request payload; valid until the handler returns. */
+const uint8_t *ia_task_ctx_payload(const ia_task_ctx *task, size_t *len);
+/* A metadata value by key, or NULL. */
+const char *ia_task_ctx_metadata(const ia_task_ctx *task, const char *key);
+/* The frame id of the task (unique per connection). */
+uint64_t ia_task_ctx_id(const ia_task_ctx *task);
+
+/* Sets the result payload (copied). IA_INVALID_ARGUMENT if the task already
+ * has an outcome. */
+ia_code ia_task_ctx_reply(ia_task_ctx *task, const void *payload, size_t len);
+/* Fails the task on purpose (the original's TaskFail): code (non-zero),
+ * message (may be NULL) and a result payload (copied, may be empty). */
+ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message, const void *result,
+                         size_t len);
+/* True once the master cancelled the task or the slave's grace ran out. */
+bool ia_task_ctx_cancelled(const ia_task_ctx *task);
+/* Sleeps up to `ms`, waking early on cancellation. Returns true if the whole
+ * time passed, false if the task was cancelled. */
+bool ia_task_ctx_sleep(ia_task_ctx *task, uint32_t ms);
+
+/* Sets a hook's refusal message and data (both copied; either may be NULL). */
+void ia_hook_reply_set(ia_hook_reply *reply, const char *message, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,271 @@
+/* Tasks on the master: creation, callbacks, start, join, results, and the
+ * blocking ia_call built on them. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "master/master-internal.h"
+
+static const char *status_names[] = {"IDLE",   "STARTING", "STARTED",   "START_FAILED", "COMPLETED",
+                                     "FAILED", "LOST",     "TIMED_OUT", "CANCELLED"};
+
+const char *ia_status_name(ia_status s) {
+  return (unsigned)s < sizeof status_names / sizeof status_names[0] ? status_names[s] : "UNKNOWN";
+}
+
+bool ia_status_is_terminal(ia_status s) {
+  return s >= IA_STATUS_START_FAILED;
+}
+
+ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, size_t len) {
+  if (!c || !method || (len && !payload)) return NULL;
+  ia_task *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->method = strdup(method);
+  t->payload = malloc(len ? len : 1);
+  if (!t->method || !t->payload) {
+    free(t->method);
+    free(t->payload);
+    free(t);
+    return NULL;
+  }
+  if (len) memcpy(t->payload, payload, len);
+  t->len = len;
+  t->refs = 1;
+  t->id = atomic_fetch_add(&c->m->next_id, 1);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&t->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_lock(&c->m->mu);
+  ia__conn_ref(c);
+  pthread_mutex_unlock(&c->m->mu);
+  t->conn = c;
+  return t;
+}
+
+static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
+  if (!fn) return IA_INVALID_ARGUMENT;
+  ia_master *m = t->conn->m;
+  pthread_mutex_lock(&m->mu);
+  ia_code rc = IA_OK;
+  if (t->status != IA_STATUS_IDLE) {
+    rc = IA_INVALID_ARGUMENT;
+  } else {
+    task_cb *cbs = realloc(t->cbs, (t->n_cbs + 1) * sizeof *cbs);
+    if (!cbs) {
+      rc = IA_NO_MEMORY;
+    } else {
+      cbs[t->n_cbs++] = (task_cb){fn, user, on_complete};
+      t->cbs = cbs;
+    }
+  }
+  pthread_mutex_unlock(&m->mu);
+  return rc;
+}
+
+ia_code ia_task_on_complete(ia_task *t, ia_task_cb cb, void *user) {
+  return add_cb(t, cb, user, true);
+}
+
+ia_code ia_task_on_fail(ia_task *t, ia_task_cb cb, void *user) {
+  return add_cb(t, cb, user, false);
+}
+
+void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *message, const uint8_t *data,
+                     size_t len, bool from_pending) {
+  ia_master *m = t->conn->m;
+  if (status == IA_STATUS_COMPLETED) {
+    t->result = malloc(len ? len : 1);
+    if (t->result) {
+      if (len) memcpy(t->result, data, len);
+      t->result_len = len;
+    } else {
+      status = IA_STATUS_FAILED;
+      code = IA_NO_MEMORY;
+      message = "no memory for the result";
+      len = 0;
+    }
+  }
+  if (status != IA_STATUS_COMPLETED) {
+    ia__error_set(&t->error, code, "%s", message && *message ? message : ia_strerror(code));
+    ia__error_set_data(&t->error, data, len);
+  }
+  pthread_mutex_lock(&m->mu);
+  t->status = status;
+  pthread_mutex_unlock(&m->mu);
+  for (size_t i = 0; i < t->n_cbs; i++)
+    if (t->cbs[i].on_complete == (status == IA_STATUS_COMPLETED)) t->cbs[i].fn(t, t->cbs[i].user);
+  pthread_mutex_lock(&m->mu);
+  t->done = true;
+  pthread_cond_broadcast(&t->cond);
+  pthread_mutex_unlock(&m->mu);
+  if (from_pending) ia__task_unref(t);
+}
+
+ia_code ia_task_start(ia_task *t) {
+  ia_conn *c = t->conn;
+  ia_master *m = c->m;
+  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
+  task.method = t->method;
+  task.has_payload = 1;
+  task.payload.data = t->payload;
+  task.payload.len = t->len;
+  ia__frame f = INTERACTION__V1__FRAME__INIT;
+  f.has_id = 1;
+  f.id = t->id;
+  f.body_case = INTERACTION__V1__FRAME__BODY_TASK;
+  f.task = &task;
+  size_t n;
+  uint8_t *buf = ia__frame_pack(&f, &n);
+
+  pthread_mutex_lock(&m->mu);
+  if (t->status != IA_STATUS_IDLE) {
+    pthread_mutex_unlock(&m->mu);
+    free(buf);
+    return IA_INVALID_ARGUMENT;
+  }
+  ia_code rc = IA_OK;
+  const char *why = NULL;
+  if (!buf) {
+    rc = IA_NO_MEMORY;
+    why = "no memory for the task frame";
+  } else if (!c->up) {
+    rc = IA_NOT_CONNECTED;
+    why = "the connection is not up";
+  } else if (n - IA_FRAME_HEADER > c->peer_max_frame) {
+    rc = IA_FRAME_TOO_LARGE;
+    why = "the task is larger than the slave's max_frame";
+  }
+  if (rc == IA_OK) {
+    t->status = IA_STATUS_STARTING;
+    t->refs++; /* the pending list's */
+    t->next = c->pending;
+    c->pending = t;
+    rc = ia__conn_send_locked(c, buf, n);
+    if (rc != IA_OK) {
+      c->pending = t->next;
+      t->next = NULL;
+      t->refs--;
+      t->status = IA_STATUS_IDLE;
+      why = "the task could not be queued for sending";
+    }
+  }
+  pthread_mutex_unlock(&m->mu);
+  free(buf);
+  if (rc != IA_OK) ia__task_finish(t, IA_STATUS_START_FAILED, rc, why, NULL, 0, false);
+  return rc;
+}
+
+ia_code ia_task_join(ia_task *t, uint32_t timeout_ms) {
+  ia_master *m = t->conn->m;
+  if (ia__master_on_loop(m)) return IA_INVALID_ARGUMENT; /* it would wait for itself */
+  struct timespec until;
+  ia__deadline_ts(&until, timeout_ms);
+  pthread_mutex_lock(&m->mu);
+  if (t->status == IA_STATUS_IDLE) {
+    pthread_mutex_unlock(&m->mu);
+    return IA_INVALID_ARGUMENT;
+  }
+  int rc = 0;
+  while (!t->done && rc != ETIMEDOUT) {
+    if (timeout_ms == UINT32_MAX)
+      rc = pthread_cond_wait(&t->cond, &m->mu);
+    else
+      rc = pthread_cond_timedwait(&t->cond, &m->mu, &until);
+  }
+  bool done = t->done;
+  pthread_mutex_unlock(&m->mu);
+  return done ? IA_OK : IA_TIMEOUT;
+}
+
+ia_status ia_task_status(const ia_task *t) {
+  ia_master *m = t->conn->m;
+  pthread_mutex_lock(&m->mu);
+  ia_status s = t->status;
+  pthread_mutex_unlock(&m->mu);
+  return s;
+}
+
+const uint8_t *ia_task_result(const ia_task *t, size_t *len) {
+  if (len) *len = t->result ? t->result_len : 0;
+  return t->result;
+}
+
+const ia_error *ia_task_error(const ia_task *t) {
+  return &t->error;
+}
+
+ia_code ia_task_cancel(ia_task *t) {
+  ia_conn *c = t->conn;
+  ia_master *m = c->m;
+  uint8_t buf[32];
+  ia__frame f = INTERACTION__V1__FRAME__INIT;
+  Interaction__V1__Cancel body = INTERACTION__V1__CANCEL__INIT;
+  f.has_id = 1;
+  f.id = t->id;
+  f.body_case = INTERACTION__V1__FRAME__BODY_CANCEL;
+  f.cancel = &body;
+  size_t n = interaction__v1__frame__pack(&f, buf + IA_FRAME_HEADER);
+  buf[0] = buf[1] = buf[2] = 0;
+  buf[3] = (uint8_t)n;
+  pthread_mutex_lock(&m->mu);
+  ia_code rc = IA_INVALID_ARGUMENT;
+  if (t->status == IA_STATUS_STARTING || t->status == IA_STATUS_STARTED)
+    rc = ia__conn_send_locked(c, buf, IA_FRAME_HEADER + n);
+  pthread_mutex_unlock(&m->mu);
+  return rc;
+}
+
+static void task_destroy(ia_task *t) {
+  ia_conn *c = t->conn;
+  free(t->method);
+  free(t->payload);
+  free(t->result);
+  free(t->cbs);
+  ia_error_clear(&t->error);
+  pthread_cond_destroy(&t->cond);
+  free(t);
+  ia__conn_unref(c);
+}
+
+void ia__task_unref(ia_task *t) {
+  ia_master *m = t->conn->m;
+  pthread_mutex_lock(&m->mu);
+  bool last = --t->refs == 0;
+  pthread_mutex_unlock(&m->mu);
+  if (last) task_destroy(t);
+}
+
+void ia_task_free(ia_task *t) {
+  if (t) ia__task_unref(t);
+}
+
+ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
+                uint32_t timeout_ms, ia_error *err) {
+  if (!c || !method || !reply || !reply_len)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, reply and reply_len are required");
+  *reply = NULL;
+  *reply_len = 0;
+  ia_task *t = ia_conn_new_task(c, method, req, len);
+  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
+  ia_code rc = ia_task_start(t);
+  if (rc == IA_OK && ia_task_join(t, timeout_ms) != IA_OK) {
+    ia_task_cancel(t);
+    ia_task_free(t);
+    return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);
+  }
+  if (ia_task_status(t) == IA_STATUS_COMPLETED) {
+    *reply = t->result;
+    *reply_len = t->result_len;
+    t->result = NULL;
+    rc = IA_OK;
+  } else {
+    if (err) ia__error_copy(err, &t->error);
+    rc = t->error.code;
+  }
+  ia_task_free(t);
+  return rc;
+}

@@ -1,0 +1,68 @@
+/* The logging hook: a callback with a stderr default and a level taken from
+ * the program or from the IA_LOG environment variable. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "runtime/runtime-internal.h"
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static ia_log_fn log_fn;
+static void *log_user;
+/* -1 until the first call reads IA_LOG; written under log_mu, read racily
+ * (an int read is atomic enough for a filter). */
+static volatile int log_level = -1;
+
+static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
+
+static int level_from_env(void) {
+  const char *v = getenv("IA_LOG");
+  if (v)
+    for (int i = 0; i <= IA_LOG_OFF; i++)
+      if (strcasecmp(v, level_names[i]) == 0) return i;
+  return IA_LOG_WARN;
+}
+
+void ia_log_set_handler(ia_log_fn fn, void *user) {
+  pthread_mutex_lock(&log_mu);
+  log_fn = fn;
+  log_user = user;
+  pthread_mutex_unlock(&log_mu);
+}
+
+void ia_log_set_level(ia_log_level level) {
+  pthread_mutex_lock(&log_mu);
+  log_level = level;
+  pthread_mutex_unlock(&log_mu);
+}
+
+ia_log_level ia_log_get_level(void) {
+  int l = log_level;
+  if (l < 0) {
+    pthread_mutex_lock(&log_mu);
+    if (log_level < 0) log_level = level_from_env();
+    l = log_level;
+    pthread_mutex_unlock(&log_mu);
+  }
+  return (ia_log_level)l;
+}
+
+void ia__log(ia_log_level level, const char *fmt, ...) {
+  if (level < ia_log_get_level() || level >= IA_LOG_OFF) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&log_mu);
+  ia_log_fn fn = log_fn;
+  void *user = log_user;
+  pthread_mutex_unlock(&log_mu);
+  if (fn)
+    fn(level, msg, user);
+  else
+    fprintf(stderr, "interaction %s: %s\n", level_names[level], msg);
+}

@@ -1,0 +1,105 @@
+/*
+ * runtime: what both ends share — status codes, errors, logging, framing and
+ * blocking socket helpers. Nothing here owns a thread or an event base; it
+ * must never block except in the ia__fd_* helpers, which take a deadline.
+ */
+#ifndef IA_RUNTIME_INTERNAL_H
+#define IA_RUNTIME_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pthread.h>
+
+#include <event2/buffer.h>
+
+#include "interaction.pb-c.h"
+#include "interaction/status.h"
+
+#define IA_PROTOCOL_VERSION 1u
+#define IA_FRAME_HEADER 4u
+#define IA_MAX_FRAME_DEFAULT (64u << 20)
+#define IA_MAX_FRAME_CAP (1u << 30)
+
+typedef Interaction__V1__Frame ia__frame;
+
+/* ---- errors and logging ---- */
+
+/* Sets code and a printf-style message on `err` (NULL allowed); returns code. */
+ia_code ia__error_set(ia_error *err, ia_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Copies `len` bytes of peer data into `err` (replacing any). */
+void ia__error_set_data(ia_error *err, const void *data, size_t len);
+/* Deep-copies src into dst (dst is cleared first). */
+void ia__error_copy(ia_error *dst, const ia_error *src);
+
+void ia__log(ia_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define IA_DEBUG(...) ia__log(IA_LOG_DEBUG, __VA_ARGS__)
+#define IA_INFO(...) ia__log(IA_LOG_INFO, __VA_ARGS__)
+#define IA_WARN(...) ia__log(IA_LOG_WARN, __VA_ARGS__)
+#define IA_ERROR(...) ia__log(IA_LOG_ERROR, __VA_ARGS__)
+
+/* ---- framing ---- */
+
+/* Effective max_frame for a configured value (0 means the default; capped). */
+uint32_t ia__max_frame(uint32_t configured);
+
+typedef enum ia__frame_next_result {
+  IA_FRAME_NEED_MORE = 0,
+  IA_FRAME_READY = 1,
+  IA_FRAME_OVERSIZE = -1,
+} ia__frame_next_result;
+
+/*
+ * Looks at the head of `in`. When a whole frame is buffered, makes it
+ * contiguous and returns IA_FRAME_READY with body and len naming the encoded
+ * Frame (valid until `in` changes; the caller drains IA_FRAME_HEADER + len).
+ * The length is checked against max_frame as soon as the 4 header bytes are
+ * there, before anything more is buffered for it.
+ */
+ia__frame_next_result ia__frame_next(struct evbuffer *in, uint32_t max_frame, const uint8_t **body,
+                                     uint32_t *len);
+
+/* Decodes a Frame (NULL when it is not valid protobuf or has no body).
+ * Free with ia__frame_free(). */
+ia__frame *ia__frame_unpack(const uint8_t *body, size_t len);
+void ia__frame_free(ia__frame *frame);
+
+/* Appends the length prefix and the encoded frame to `out`. */
+int ia__frame_write(struct evbuffer *out, const ia__frame *frame);
+/* The length prefix and the encoded frame in one malloc'd buffer. */
+uint8_t *ia__frame_pack(const ia__frame *frame, size_t *len);
+
+/* Common frames. `message` and `data` may be NULL. */
+int ia__write_refusal(struct evbuffer *out, uint64_t id, ia_code code, const char *message, const void *data,
+                      size_t len);
+int ia__write_goodbye(struct evbuffer *out, uint64_t id, ia_code code, const char *message);
+int ia__write_empty(struct evbuffer *out, uint64_t id, Interaction__V1__Frame__BodyCase kind);
+
+/* ---- time and blocking sockets (callers' threads only) ---- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t ia__now_ms(void);
+/* Fills an absolute CLOCK_MONOTONIC timespec `ms` from now. */
+struct timespec;
+void ia__deadline_ts(struct timespec *ts, uint32_t ms);
+
+/* Dials host:port with a deadline; on success *fd is a connected,
+ * non-blocking socket with TCP_NODELAY. */
+ia_code ia__dial(const char *host, uint16_t port, uint64_t deadline_ms, int *fd, ia_error *err);
+/* Writes all of buf to a non-blocking fd before the deadline. */
+ia_code ia__fd_write_all(int fd, const uint8_t *buf, size_t len, uint64_t deadline_ms, ia_error *err);
+/* Reads exactly one frame (no byte more) from a non-blocking fd. */
+ia_code ia__fd_read_frame(int fd, uint32_t max_frame, uint64_t deadline_ms, ia__frame **out, ia_error *err);
+
+#endif
+
+/* ---- threads ---- */
+
+/* Makes libevent thread-safe (evthread_use_pthreads) once per process; call
+ * before any event_base_new(). */
+void ia__threads_init(void);
+/* pthread_create with every signal blocked in the new thread, so that
+ * SIGINT/SIGTERM reach the program's own threads (ia_slave_run), never ours. */
+int ia__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);

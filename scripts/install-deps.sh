@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every Debian package Interaction needs. Idempotent: packages that
+# are already installed are left alone, and apt-get runs only when one is missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+      libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev valgrind clang-format)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
