@@ -243,6 +243,10 @@ void ia_task_free(ia_task *t) {
   if (t) ia__task_unref(t);
 }
 
+uint32_t ia_call_opts_timeout(const ia_call_opts *opts) {
+  return opts && opts->timeout_ms ? opts->timeout_ms : IA_CALL_DEFAULT_TIMEOUT_MS;
+}
+
 ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
                 uint32_t timeout_ms, ia_error *err) {
   if (!c || !method || !reply || !reply_len)

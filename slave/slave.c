@@ -41,7 +41,15 @@ typedef struct sconn {
   struct sconn *next;
 } sconn;
 
+typedef struct method_entry {
+  char *method;
+  ia_handler_fn fn;
+  void *user;
+} method_entry;
+
 struct ia_slave {
+  method_entry *methods; /* fixed once started: read by the worker without a lock */
+  size_t n_methods;
   ia_slave_config cfg; /* host and name point at owned copies */
   uint32_t max_frame;
   struct event_base *base;
@@ -260,6 +268,42 @@ static void on_task(sconn *c, ia__frame *f) {
   pthread_mutex_unlock(&s->mu);
 }
 
+static const method_entry *find_method(const ia_slave *s, const char *method) {
+  for (size_t i = 0; i < s->n_methods; i++)
+    if (strcmp(s->methods[i].method, method) == 0) return &s->methods[i];
+  return NULL;
+}
+
+ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, void *user) {
+  if (!s || !method || !fn || s->started) return IA_INVALID_ARGUMENT;
+  method_entry *e = (method_entry *)find_method(s, method);
+  if (!e) {
+    method_entry *m = realloc(s->methods, (s->n_methods + 1) * sizeof *m);
+    if (!m) return IA_NO_MEMORY;
+    s->methods = m;
+    e = &m[s->n_methods];
+    if (!(e->method = strdup(method))) return IA_NO_MEMORY;
+    s->n_methods++;
+  }
+  e->fn = fn;
+  e->user = user;
+  return IA_OK;
+}
+
+static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
+  const char *method = ia_task_ctx_method(ctx);
+  const method_entry *e = find_method(s, method);
+  if (e) {
+    e->fn(ctx, e->user);
+  } else if (s->cfg.handler) {
+    s->cfg.handler(ctx, s->cfg.user);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.100s'", method);
+    ia_task_ctx_fail(ctx, IA_UNKNOWN_METHOD, msg, NULL, 0);
+  }
+}
+
 static void *worker_main(void *arg) {
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -270,10 +314,7 @@ static void *worker_main(void *arg) {
     ia_task_ctx *ctx = s->to_run;
     s->to_run = NULL;
     pthread_mutex_unlock(&s->mu);
-    if (s->cfg.handler)
-      s->cfg.handler(ctx, s->cfg.user);
-    else
-      ia_task_ctx_fail(ctx, IA_UNKNOWN_METHOD, "this slave has no handler", NULL, 0);
+    run_handler(s, ctx);
     pthread_mutex_lock(&s->mu);
     s->done = ctx;
     event_active(s->done_ev, EV_TIMEOUT, 0);
@@ -640,6 +681,9 @@ void ia_slave_free(ia_slave *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cond);
   pthread_cond_destroy(&s->cancel_cond);
+  for (size_t i = 0; i < s->n_methods; i++)
+    free(s->methods[i].method);
+  free(s->methods);
   free((char *)s->cfg.host);
   free((char *)s->cfg.name);
   free(s);

@@ -130,6 +130,16 @@ ia_code ia_task_cancel(ia_task *task);
 /* Releases the task. A running task goes on; its outcome is dropped. */
 void ia_task_free(ia_task *task);
 
+/* Options of a call; NULL means the defaults. */
+typedef struct ia_call_opts {
+  uint32_t timeout_ms; /* 0 means IA_CALL_DEFAULT_TIMEOUT_MS; UINT32_MAX, no limit */
+} ia_call_opts;
+
+#define IA_CALL_DEFAULT_TIMEOUT_MS 60000u
+
+/* The timeout that `opts` asks for (NULL allowed). */
+uint32_t ia_call_opts_timeout(const ia_call_opts *opts);
+
 /*
  * One blocking call: sends `method` with the request, waits up to timeout_ms
  * and returns IA_OK with the reply in *reply (malloc'd, free() it) or the

@@ -105,6 +105,15 @@ void ia_slave_free(ia_slave *slave);
  */
 IA_MUST_CHECK ia_code ia_slave_run(ia_slave *slave, ia_error *err);
 
+/*
+ * Registers a handler for one method name (for typed services,
+ * "package.Service/Method"). A task whose method has a registered handler
+ * runs it; any other runs the config's handler, and with none the master
+ * gets IA_UNKNOWN_METHOD. `method` is copied. Call before ia_slave_start();
+ * registering the same method again replaces its handler.
+ */
+IA_MUST_CHECK ia_code ia_slave_register(ia_slave *slave, const char *method, ia_handler_fn fn, void *user);
+
 /* ---- inside a handler or hook ---- */
 
 /* The method name; NUL-terminated, never NULL. */
