@@ -226,12 +226,25 @@ static void on_hello(sconn *c, ia__frame *f) {
 
 /* ---- tasks ---- */
 
+static const method_entry *find_method(const ia_slave *s, const char *method) {
+  for (size_t i = 0; i < s->n_methods; i++)
+    if (strcmp(s->methods[i].method, method) == 0) return &s->methods[i];
+  return NULL;
+}
+
 /* Takes ownership of f. */
 static void on_task(sconn *c, ia__frame *f) {
   ia_slave *s = c->slave;
   uint64_t id = f->id;
   if (atomic_load(&s->shutting_down)) {
     refuse(c, id, IA_SHUTTING_DOWN, "the slave is shutting down", NULL);
+    ia__frame_free(f);
+    return;
+  }
+  if (!s->cfg.handler && !find_method(s, f->task->method ? f->task->method : "")) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.100s'", f->task->method ? f->task->method : "");
+    refuse(c, id, IA_UNKNOWN_METHOD, msg, NULL);
     ia__frame_free(f);
     return;
   }
@@ -266,12 +279,6 @@ static void on_task(sconn *c, ia__frame *f) {
   s->to_run = ctx;
   pthread_cond_signal(&s->work_cond);
   pthread_mutex_unlock(&s->mu);
-}
-
-static const method_entry *find_method(const ia_slave *s, const char *method) {
-  for (size_t i = 0; i < s->n_methods; i++)
-    if (strcmp(s->methods[i].method, method) == 0) return &s->methods[i];
-  return NULL;
 }
 
 ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, void *user) {
