@@ -50,6 +50,8 @@ typedef struct method_entry {
 struct ia_slave {
   method_entry *methods; /* fixed once started: read by the worker without a lock */
   size_t n_methods;
+  void **allocs; /* ia_slave_alloc() blocks */
+  size_t n_allocs;
   ia_slave_config cfg; /* host and name point at owned copies */
   uint32_t max_frame;
   struct event_base *base;
@@ -295,6 +297,15 @@ ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, voi
   e->fn = fn;
   e->user = user;
   return IA_OK;
+}
+
+void *ia_slave_alloc(ia_slave *s, size_t size) {
+  void **a = realloc(s->allocs, (s->n_allocs + 1) * sizeof *a);
+  if (!a) return NULL;
+  s->allocs = a;
+  void *p = calloc(1, size ? size : 1);
+  if (p) a[s->n_allocs++] = p;
+  return p;
 }
 
 static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
@@ -691,6 +702,9 @@ void ia_slave_free(ia_slave *s) {
   for (size_t i = 0; i < s->n_methods; i++)
     free(s->methods[i].method);
   free(s->methods);
+  for (size_t i = 0; i < s->n_allocs; i++)
+    free(s->allocs[i]);
+  free(s->allocs);
   free((char *)s->cfg.host);
   free((char *)s->cfg.name);
   free(s);

@@ -114,6 +114,11 @@ IA_MUST_CHECK ia_code ia_slave_run(ia_slave *slave, ia_error *err);
  */
 IA_MUST_CHECK ia_code ia_slave_register(ia_slave *slave, const char *method, ia_handler_fn fn, void *user);
 
+/* Zeroed memory owned by the slave, released by ia_slave_free(): for
+ * bindings that must live as long as the slave (generated stubs keep their
+ * handler tables here). NULL if out of memory. Not thread-safe. */
+void *ia_slave_alloc(ia_slave *slave, size_t size);
+
 /* ---- inside a handler or hook ---- */
 
 /* The method name; NUL-terminated, never NULL. */
