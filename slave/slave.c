@@ -732,6 +732,12 @@ ia_code ia_slave_run(ia_slave *s, ia_error *err) {
     }
   }
   ia_slave_join(s);
+  /* A second SIGINT/SIGTERM that came during the join is taken here: it
+   * asked for what already happened, and must not kill the process once the
+   * old mask is back. */
+  struct timespec none = {0, 0};
+  while (sigtimedwait(&set, NULL, &none) > 0)
+    ;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return IA_OK;
 }
