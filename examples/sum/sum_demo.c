@@ -1,0 +1,452 @@
+/*
+ * sum-demo: a master that walks through what Interaction does, against one or
+ * more running sum-slave processes.
+ *
+ *   sum-demo --channel C HOST:PORT [HOST:PORT...]
+ *
+ * It connects to every slave (slave-0, slave-1, ...), then:
+ *   1. fans one Sum out to every slave at once (async tasks with callbacks),
+ *      and makes one blocking ia_call;
+ *   2. sends a Sum without `b`: the slave fails it on purpose (603) and the
+ *      master reads the message and the FailInfo the slave attached;
+ *   3. starts a long Sleep on slave-0 and, while it runs, sends a Sum there:
+ *      the busy slave refuses it (601), then the Sleep completes;
+ *   4. frees the last slave and dials it with the wrong channel (202), then
+ *      reconnects it with the right one;
+ *   5. disconnects every slave gracefully.
+ * Every step checks what it sees; the exit status is 0 only if all did what
+ * they should, so the demo doubles as an end-to-end test.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "interaction/interaction.h"
+#include "sum.pb-c.h"
+
+#define METHOD_SUM "sum.Adder/Sum"
+#define METHOD_SLEEP "sum.Adder/Sleep"
+#define CONNECT_TIMEOUT_MS 5000
+#define JOIN_TIMEOUT_MS 10000
+#define SLEEP_MS 1500
+
+typedef struct endpoint {
+  char host[256];
+  uint16_t port;
+  char name[32];
+  ia_conn *conn;
+} endpoint;
+
+static int checks_run;
+static int checks_failed;
+
+/* Records one expectation; prints a FAIL line when it does not hold. */
+static bool check(bool ok, const char *what) {
+  checks_run++;
+  if (!ok) {
+    checks_failed++;
+    printf("    FAIL: %s\n", what);
+  }
+  return ok;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void print_error(const char *indent, const ia_error *err) {
+  printf("%scode %d (%s): %s\n", indent, (int)err->code, ia_code_name(err->code),
+         err->message[0] ? err->message : "(no message)");
+}
+
+/* A SumTask fits in a few bytes; `a`/`b` are left out when has_* is false. */
+static size_t pack_sum(bool has_a, int64_t a, bool has_b, int64_t b, uint8_t buf[32]) {
+  Sum__SumTask req = SUM__SUM_TASK__INIT;
+  req.has_a = has_a;
+  req.a = a;
+  req.has_b = has_b;
+  req.b = b;
+  return sum__sum_task__pack(&req, buf); /* at most 2 * (1 + 10) bytes */
+}
+
+/* Decodes a SumResult payload; false if it is not one or has no sum. */
+static bool unpack_sum(const uint8_t *data, size_t len, int64_t *sum) {
+  Sum__SumResult *res = sum__sum_result__unpack(NULL, len, data ? data : (const uint8_t *)"");
+  if (res == NULL) return false;
+  bool ok = res->has_sum;
+  *sum = res->sum;
+  sum__sum_result__free_unpacked(res, NULL);
+  return ok;
+}
+
+/* ---- step 1: fan-out ---- */
+
+typedef struct fanout {
+  int64_t a, b;
+  bool decoded;
+  int64_t sum;
+} fanout;
+
+static atomic_int fanout_completed;
+
+/* Runs on the master's I/O thread when a task completes; it must not block,
+ * so it only decodes the result and leaves the printing to main. */
+static void on_sum_complete(ia_task *task, void *user) {
+  fanout *f = user;
+  size_t len;
+  const uint8_t *data = ia_task_result(task, &len);
+  f->decoded = unpack_sum(data, len, &f->sum);
+  atomic_fetch_add(&fanout_completed, 1);
+}
+
+static void step_fanout(endpoint *eps, int n) {
+  printf("\n[1] fan-out: one Sum on each of the %d slave(s) at once (async tasks)\n", n);
+  ia_task **tasks = calloc((size_t)n, sizeof *tasks);
+  fanout *slots = calloc((size_t)n, sizeof *slots);
+  if (tasks == NULL || slots == NULL) {
+    check(false, "out of memory");
+    free(tasks);
+    free(slots);
+    return;
+  }
+  atomic_store(&fanout_completed, 0);
+  for (int i = 0; i < n; i++) {
+    uint8_t buf[32];
+    slots[i] = (fanout){.a = 1000 + i, .b = 2000 + 2 * i};
+    size_t len = pack_sum(true, slots[i].a, true, slots[i].b, buf);
+    tasks[i] = ia_conn_new_task(eps[i].conn, METHOD_SUM, buf, len);
+    if (!check(tasks[i] != NULL, "ia_conn_new_task returned a task")) continue;
+    if (ia_task_on_complete(tasks[i], on_sum_complete, &slots[i]) != IA_OK)
+      check(false, "ia_task_on_complete accepted the callback");
+  }
+  double t0 = now_ms();
+  for (int i = 0; i < n; i++)
+    if (tasks[i] != NULL) (void)ia_task_start(tasks[i]); /* a failure shows in the status */
+  for (int i = 0; i < n; i++) {
+    if (tasks[i] == NULL) continue;
+    if (ia_task_join(tasks[i], JOIN_TIMEOUT_MS) != IA_OK) check(false, "ia_task_join timed out");
+  }
+  double elapsed = now_ms() - t0;
+  for (int i = 0; i < n; i++) {
+    if (tasks[i] == NULL) continue;
+    ia_status st = ia_task_status(tasks[i]);
+    if (st == IA_STATUS_COMPLETED && slots[i].decoded) {
+      printf("    %s: %" PRId64 " + %" PRId64 " = %" PRId64 "\n", eps[i].name, slots[i].a, slots[i].b,
+             slots[i].sum);
+      check(slots[i].sum == slots[i].a + slots[i].b, "the sum is right");
+    } else {
+      printf("    %s: %s\n", eps[i].name, ia_status_name(st));
+      if (st != IA_STATUS_COMPLETED) print_error("      ", ia_task_error(tasks[i]));
+      check(false, "the task completed with a SumResult");
+    }
+    ia_task_free(tasks[i]);
+  }
+  printf("    %d on_complete callback(s) ran; all %d joined in %.1f ms\n", atomic_load(&fanout_completed), n,
+         elapsed);
+  check(atomic_load(&fanout_completed) == n, "one on_complete callback per task");
+  free(tasks);
+  free(slots);
+
+  /* The same call, blocking: no task object to manage. */
+  uint8_t buf[32];
+  size_t len = pack_sum(true, 1, true, 2, buf);
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_error err = IA_ERROR_INIT;
+  ia_code code = ia_call(eps[0].conn, METHOD_SUM, buf, len, &reply, &reply_len, JOIN_TIMEOUT_MS, &err);
+  int64_t sum = 0;
+  if (code == IA_OK && unpack_sum(reply, reply_len, &sum)) {
+    printf("    ia_call on %s (blocking): 1 + 2 = %" PRId64 "\n", eps[0].name, sum);
+    check(sum == 3, "ia_call's sum is right");
+  } else {
+    printf("    ia_call on %s: %s\n", eps[0].name, ia_code_name(code));
+    print_error("      ", &err);
+    check(false, "ia_call returned a SumResult");
+  }
+  free(reply);
+  ia_error_clear(&err);
+}
+
+/* ---- step 2: a task that fails on purpose ---- */
+
+static void step_task_fail(endpoint *ep) {
+  printf("\n[2] a Sum without `b` on %s: the handler fails it on purpose (TaskFail)\n", ep->name);
+  uint8_t buf[32];
+  size_t len = pack_sum(true, 1, false, 0, buf);
+  ia_task *task = ia_conn_new_task(ep->conn, METHOD_SUM, buf, len);
+  if (!check(task != NULL, "ia_conn_new_task returned a task")) return;
+  (void)ia_task_start(task);
+  check(ia_task_join(task, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
+  ia_status st = ia_task_status(task);
+  const ia_error *err = ia_task_error(task);
+  printf("    status %s\n", ia_status_name(st));
+  print_error("    ", err);
+  check(st == IA_STATUS_FAILED, "status is FAILED");
+  check(err->code == IA_TASK_FAILED, "code is 603 TASK_FAILED");
+  check(strcmp(err->message, "A or B not found in task data.") == 0, "the slave's message travelled");
+
+  Sum__FailInfo *info =
+      sum__fail_info__unpack(NULL, err->data_len, err->data ? err->data : (const uint8_t *)"");
+  if (info != NULL && info->message != NULL) {
+    printf("    FailInfo.message = \"%s\" (%zu bytes of data)\n", info->message, err->data_len);
+    check(strcmp(info->message, "ab not found") == 0, "FailInfo.message is \"ab not found\"");
+  } else {
+    check(false, "the failure carries a FailInfo");
+  }
+  if (info != NULL) sum__fail_info__free_unpacked(info, NULL);
+  ia_task_free(task);
+}
+
+/* ---- step 3: a busy slave refuses a second task ---- */
+
+static void step_busy(endpoint *ep) {
+  printf("\n[3] a %d ms Sleep on %s, and a Sum sent to it meanwhile (non-blocking single mode)\n", SLEEP_MS,
+         ep->name);
+  uint8_t buf[32];
+  Sum__SleepTask sleep_req = SUM__SLEEP_TASK__INIT;
+  sleep_req.has_ms = 1;
+  sleep_req.ms = SLEEP_MS;
+  size_t len = sum__sleep_task__pack(&sleep_req, buf);
+  ia_task *sleeper = ia_conn_new_task(ep->conn, METHOD_SLEEP, buf, len);
+  if (!check(sleeper != NULL, "ia_conn_new_task returned a task")) return;
+  double t0 = now_ms();
+  (void)ia_task_start(sleeper);
+  printf("    Sleep started: %s\n", ia_status_name(ia_task_status(sleeper)));
+
+  /* Frames on one connection arrive in order, so the Sleep holds the slot by
+   * the time the slave reads this Sum. */
+  len = pack_sum(true, 5, true, 6, buf);
+  ia_task *extra = ia_conn_new_task(ep->conn, METHOD_SUM, buf, len);
+  if (check(extra != NULL, "ia_conn_new_task returned a task")) {
+    (void)ia_task_start(extra);
+    check(ia_task_join(extra, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
+    ia_status st = ia_task_status(extra);
+    printf("    Sum while busy: %s after %.1f ms\n", ia_status_name(st), now_ms() - t0);
+    print_error("      ", ia_task_error(extra));
+    check(st == IA_STATUS_START_FAILED, "status is START_FAILED");
+    check(ia_task_error(extra)->code == IA_TASK_ALREADY_EXIST, "code is 601 TASK_ALREADY_EXIST");
+    ia_task_free(extra);
+  }
+  check(!ia_status_is_terminal(ia_task_status(sleeper)), "the Sleep is still running");
+
+  check(ia_task_join(sleeper, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
+  ia_status st = ia_task_status(sleeper);
+  size_t rlen = 0;
+  const uint8_t *data = ia_task_result(sleeper, &rlen);
+  Sum__SleepResult *res = st == IA_STATUS_COMPLETED
+                              ? sum__sleep_result__unpack(NULL, rlen, data ? data : (const uint8_t *)"")
+                              : NULL;
+  if (res != NULL && res->has_slept_ms) {
+    printf("    Sleep: %s, slept_ms = %" PRIu32 " (joined after %.1f ms)\n", ia_status_name(st),
+           res->slept_ms, now_ms() - t0);
+    check(res->slept_ms == SLEEP_MS, "slept_ms is what was asked");
+  } else {
+    printf("    Sleep: %s\n", ia_status_name(st));
+    if (st != IA_STATUS_COMPLETED) print_error("      ", ia_task_error(sleeper));
+    check(false, "the Sleep completed with a SleepResult");
+  }
+  if (res != NULL) sum__sleep_result__free_unpacked(res, NULL);
+  ia_task_free(sleeper);
+}
+
+/* ---- step 4: channel mismatch ---- */
+
+static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
+  uint32_t wrong = channel + 1;
+  printf("\n[4] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
+         ep->name, wrong, channel);
+  ia_error err = IA_ERROR_INIT;
+  ia_code code = ia_conn_disconnect(ep->conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
+  check(code == IA_OK, "ia_conn_disconnect succeeded");
+  ia_conn_free(ep->conn);
+  ep->conn = NULL;
+  ia_error_clear(&err);
+
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = "sum-demo-wrong-channel";
+  config.channel = wrong;
+  ia_master *other = NULL;
+  code = ia_master_new(&config, &other, &err);
+  if (code == IA_OK) code = ia_master_start(other, &err);
+  if (!check(code == IA_OK, "a second master started")) {
+    print_error("    ", &err);
+  } else {
+    ia_conn *conn = NULL;
+    code = ia_master_connect(other, ep->name, ep->host, ep->port, NULL, 0, CONNECT_TIMEOUT_MS, &conn, &err);
+    printf("    connect refused: ");
+    print_error("", &err);
+    check(code == IA_CHANNEL_INVALID && err.code == IA_CHANNEL_INVALID, "code is 202 CHANNEL_INVALID");
+    check(conn == NULL || code == IA_OK, "no connection after a refusal");
+    if (code == IA_OK) ia_conn_free(conn);
+  }
+  ia_master_free(other);
+  ia_error_clear(&err);
+
+  /* The slave is free again for a master on the right channel. */
+  code =
+      ia_master_connect(master, ep->name, ep->host, ep->port, NULL, 0, CONNECT_TIMEOUT_MS, &ep->conn, &err);
+  if (check(code == IA_OK, "reconnecting on the right channel succeeded")) {
+    printf("    reconnected %s on channel %" PRIu32 "\n", ep->name, channel);
+  } else {
+    print_error("    ", &err);
+    ep->conn = NULL;
+  }
+  ia_error_clear(&err);
+}
+
+/* ---- step 5: graceful disconnect ---- */
+
+static void step_disconnect(endpoint *eps, int n) {
+  printf("\n[5] disconnecting every slave\n");
+  for (int i = 0; i < n; i++) {
+    if (eps[i].conn == NULL) continue;
+    ia_error err = IA_ERROR_INIT;
+    ia_code code = ia_conn_disconnect(eps[i].conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
+    if (check(code == IA_OK, "ia_conn_disconnect succeeded")) {
+      printf("    %s disconnected (connected: %s)\n", eps[i].name,
+             ia_conn_is_connected(eps[i].conn) ? "yes" : "no");
+      check(!ia_conn_is_connected(eps[i].conn), "the connection reports itself down");
+    } else {
+      printf("    %s: ", eps[i].name);
+      print_error("", &err);
+    }
+    ia_error_clear(&err);
+  }
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: sum-demo --channel C HOST:PORT [HOST:PORT...]\n"
+               "\n"
+               "Connects to every sum-slave given (all on channel C) and walks through\n"
+               "fan-out, TaskFail, a busy slave, a channel mismatch and disconnection.\n"
+               "Exits 0 only if every step behaved as expected.\n");
+}
+
+static bool parse_uint(const char *text, unsigned long max, unsigned long *out) {
+  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max) return false;
+  *out = v;
+  return true;
+}
+
+/* Splits HOST:PORT at its last colon. */
+static bool parse_endpoint(const char *text, endpoint *ep) {
+  const char *colon = strrchr(text, ':');
+  unsigned long port;
+  if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof ep->host) return false;
+  if (!parse_uint(colon + 1, UINT16_MAX, &port) || port == 0) return false;
+  memcpy(ep->host, text, (size_t)(colon - text));
+  ep->host[colon - text] = '\0';
+  ep->port = (uint16_t)port;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  static const struct option options[] = {
+      {"channel", required_argument, NULL, 'c'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  /* Show each step as it happens, even when stdout is a pipe or a file. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  unsigned long channel = 0;
+  bool have_channel = false;
+  int opt;
+  while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    if (opt == 'h') {
+      usage(stdout);
+      return 0;
+    }
+    if (opt != 'c' || !parse_uint(optarg, UINT32_MAX, &channel)) {
+      if (opt == 'c') fprintf(stderr, "sum-demo: invalid channel '%s'\n", optarg);
+      usage(stderr);
+      return 2;
+    }
+    have_channel = true;
+  }
+  int n = argc - optind;
+  if (!have_channel || n < 1) {
+    usage(stderr);
+    return 2;
+  }
+  endpoint *eps = calloc((size_t)n, sizeof *eps);
+  if (eps == NULL) {
+    fprintf(stderr, "sum-demo: out of memory\n");
+    return 1;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!parse_endpoint(argv[optind + i], &eps[i])) {
+      fprintf(stderr, "sum-demo: '%s' is not HOST:PORT\n", argv[optind + i]);
+      usage(stderr);
+      free(eps);
+      return 2;
+    }
+    snprintf(eps[i].name, sizeof eps[i].name, "slave-%d", i);
+  }
+
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = "sum-demo";
+  config.channel = (uint32_t)channel;
+  ia_master *master = NULL;
+  ia_error err = IA_ERROR_INIT;
+  ia_code code = ia_master_new(&config, &master, &err);
+  if (code == IA_OK) code = ia_master_start(master, &err);
+  if (code != IA_OK) {
+    fprintf(stderr, "sum-demo: cannot start the master: %s (%s)\n", ia_strerror(code), err.message);
+    ia_error_clear(&err);
+    ia_master_free(master);
+    free(eps);
+    return 1;
+  }
+
+  printf("[0] connecting to %d slave(s) on channel %lu\n", n, channel);
+  bool all_connected = true;
+  for (int i = 0; i < n; i++) {
+    code = ia_master_connect(master, eps[i].name, eps[i].host, eps[i].port, NULL, 0, CONNECT_TIMEOUT_MS,
+                             &eps[i].conn, &err);
+    if (check(code == IA_OK, "connected")) {
+      printf("    %s: connected to %s:%" PRIu16 "\n", eps[i].name, eps[i].host, eps[i].port);
+    } else {
+      printf("    %s: cannot connect to %s:%" PRIu16 ": ", eps[i].name, eps[i].host, eps[i].port);
+      print_error("", &err);
+      eps[i].conn = NULL;
+      all_connected = false;
+    }
+    ia_error_clear(&err);
+  }
+
+  if (all_connected) {
+    step_fanout(eps, n);
+    step_task_fail(&eps[n - 1]);
+    step_busy(&eps[0]);
+    step_channel(master, (uint32_t)channel, &eps[n - 1]);
+  }
+  step_disconnect(eps, n);
+
+  for (int i = 0; i < n; i++)
+    ia_conn_free(eps[i].conn);
+  ia_master_free(master);
+  free(eps);
+
+  if (checks_failed == 0) {
+    printf("\nsum-demo: all %d checks passed\n", checks_run);
+    return 0;
+  }
+  printf("\nsum-demo: %d of %d checks FAILED\n", checks_failed, checks_run);
+  return 1;
+}
