@@ -6,6 +6,7 @@
 
 #include "interaction/slave.h"
 #include "runtime/runtime-internal.h"
+#include "runtime/wire.h"
 
 struct ia_hook_reply {
   char *message;
@@ -20,25 +21,43 @@ typedef enum ia__outcome {
   IA_OUTCOME_INVALID, /* the handler broke the contract: reported as TASK_ERROR */
 } ia__outcome;
 
+/* A metadata value handed out by ia_task_ctx_metadata(), kept until the task ends. */
+typedef struct ia__md_copy {
+  char *value;
+  struct ia__md_copy *next;
+} ia__md_copy;
+
 struct ia_task_ctx {
   ia_slave *slave;
-  ia__frame *frame; /* the received Task frame; owns method/payload/metadata */
   uint64_t id;
   uint64_t conn_gen; /* the connection it arrived on */
+  ia__slice body;    /* the Task body, inside the reader's input buffer */
+  ia__slice payload;
+  size_t frame_len; /* bytes of the frame at the head of that buffer */
+  uint8_t *hold;    /* that buffer's storage, if the loop took the socket over */
+  uint64_t started_ns;
+  char *method;
+  char method_small[96];
+  ia__md_copy *md;
   ia__outcome outcome;
   ia_code fail_code;
   char *message;
   uint8_t *out;
   size_t out_len;
+  bool out_owned; /* out is ours to free */
   atomic_bool cancelled;
 };
 
-ia_task_ctx *ia__task_ctx_new(ia_slave *slave, ia__frame *frame, uint64_t conn_gen);
+/* A task read from `body` (slices stay valid while the frame is buffered). */
+ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
+                              ia__slice body, size_t frame_len);
 void ia__task_ctx_free(ia_task_ctx *ctx);
-/* Writes the task's outcome (result, fail, or TASK_ERROR) as a frame. */
-int ia__task_ctx_write_outcome(const ia_task_ctx *ctx, struct evbuffer *out);
-/* Marks the task cancelled and wakes a handler sleeping in ia_task_ctx_sleep. */
-void ia__task_ctx_cancel(ia_task_ctx *ctx);
+/* The task's outcome (result, fail, or TASK_ERROR) as a frame; the payload is
+ * referenced from ctx. */
+bool ia__task_ctx_outcome_frame(const ia_task_ctx *ctx, ia__wframe *w);
+/* Hands the handler's already-allocated result buffer over without a copy
+ * (used by the protobuf glue). */
+ia_code ia__task_ctx_reply_take(ia_task_ctx *ctx, uint8_t *buf, size_t len);
 
 /* The slave's lock and the condition a cancelled sleeper waits on. */
 pthread_mutex_t *ia__slave_mutex(ia_slave *slave);

@@ -1,15 +1,29 @@
 /*
  * slave: the task-executing end.
  *
- * One libevent loop thread owns the listener and every connection's
- * bufferevent; it parses frames, runs the (non-blocking) hooks, takes the task
- * slot under the slave's mutex and hands the task to a worker thread. The
- * worker runs the handler and hands the outcome back through `done` and
- * event_active; the loop frees the slot and only then writes the reply, so a
- * master that holds a result always finds the slot free.
+ * Threads. One libevent loop thread owns the listener, every connection
+ * still in its handshake, the timers, and the teardown of connections. One
+ * worker thread runs handlers. The master's socket is read by whichever of
+ * the two holds its read side (`reader`, under the slave's mutex):
  *
- * Never: run a handler on the loop thread, block the loop, or free a
- * connection inside its own bufferevent callback (closing ones are reaped).
+ *  - Normally the worker holds it (lazy leader/follower): it recv()s a task,
+ *    runs the handler itself, frees the slot and send()s the reply, with no
+ *    thread hand-off at all.
+ *  - A watchdog (a timerfd in the loop, armed by the worker at most once per
+ *    period, never disarmed) lets the loop take the read side over once a
+ *    handler has run longer than IA_WATCHDOG_NS: from then on the loop answers
+ *    pings, refuses new tasks with TASK_ALREADY_EXIST, sees Cancel and
+ *    notices a lost master, all while the handler runs. When the loop later
+ *    reads a task into a free slot it hands task and read side back.
+ *
+ * The slot is taken and freed under the mutex; it is freed before the reply
+ * is sent, so a master that holds a result always finds the slot free.
+ * Writes from both threads are serialised by the connection's write lock.
+ * A connection is freed by the loop only, and only while the worker does
+ * not hold its read side.
+ *
+ * Never: run a handler on the loop thread, or block the loop on a peer
+ * (sockets carry a send timeout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,24 +35,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "slave/slave-internal.h"
 
-#define DRAIN_TIMEOUT_S 2
+#define IA_WATCHDOG_NS 200000u /* a handler running longer than this loses the socket to the loop */
+#define IA_READ_TICK_MS 50     /* a reading worker looks at the slave's state this often */
+#define IA_SEND_TIMEOUT_S 10   /* a peer that takes nothing for this long is dropped */
+#define FINISH_BOUND_S 3       /* shutdown leaves the loop after this, whatever is left */
+
+typedef enum reader_t { RD_LOOP = 0, RD_WORKER } reader_t;
 
 typedef struct sconn {
   ia_slave *slave;
-  struct bufferevent *bev;
+  int fd;
   uint64_t gen;
+  struct event *rev; /* the loop's read event; pending iff the loop reads */
+  bool rev_added;    /* loop only */
+  ia__inbuf in;      /* owned by the reader */
   bool handshaken;
-  bool closing;
+  reader_t reader; /* (mu) */
+  bool closing;    /* (mu) */
+  bool lost;       /* (mu) fire lost_connection when freed */
+  ia_code lost_code;
   char *master_name;
-  struct sconn *next;
+  pthread_mutex_t wmu; /* one writer at a time */
+  struct sconn *next;  /* loop only */
 } sconn;
 
 typedef struct method_entry {
@@ -48,7 +75,7 @@ typedef struct method_entry {
 } method_entry;
 
 struct ia_slave {
-  method_entry *methods; /* fixed once started: read by the worker without a lock */
+  method_entry *methods; /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */
   size_t n_allocs;
@@ -62,26 +89,26 @@ struct ia_slave {
   bool joined;
   _Atomic uint16_t port;
 
-  /* Loop thread only. */
-  sconn *conns;
-  sconn *master;
+  sconn *conns; /* loop only */
   uint64_t next_gen;
-  bool finishing;
+  bool finishing; /* loop only */
 
-  /* Under mu: the slot and the hand-offs with the worker. */
   pthread_mutex_t mu;
   pthread_cond_t work_cond;
   pthread_cond_t cancel_cond;
-  ia_task_ctx *slot;
-  ia_task_ctx *to_run;
-  ia_task_ctx *done;
-  bool worker_stop;
+  sconn *master;       /* (mu) the handshaken master */
+  ia_task_ctx *slot;   /* (mu) the running task */
+  ia_task_ctx *to_run; /* (mu) a task the loop read, for the worker */
+  bool in_handler;     /* (mu) */
+  bool wd_armed;       /* (mu) the watchdog timer is set */
+  bool worker_stop;    /* (mu) */
 
   atomic_bool shutting_down;
-  struct event *done_ev;
+  int wd_fd;
+  struct event *wd_ev;
+  struct event *close_ev;
   struct event *shutdown_ev;
   struct event *grace_ev;
-  struct event *reap_ev;
   struct event *deadline_ev;
 };
 
@@ -100,198 +127,33 @@ void ia_slave_config_init(ia_slave_config *c) {
   c->hello_timeout_ms = 10000;
 }
 
-/* ---- connections ---- */
-
-static void conn_free(sconn *c) {
-  ia_slave *s = c->slave;
-  for (sconn **p = &s->conns; *p; p = &(*p)->next)
-    if (*p == c) {
-      *p = c->next;
-      break;
-    }
-  if (s->master == c) s->master = NULL;
-  bufferevent_free(c->bev);
-  free(c->master_name);
-  free(c);
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void maybe_finish(ia_slave *s);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
+/* ---- methods ---- */
 
-static void reap_cb(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  (void)what;
-  ia_slave *s = arg;
-  sconn *c = s->conns;
-  while (c) {
-    sconn *next = c->next;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) conn_free(c);
-    c = next;
-  }
-  if (s->finishing && !s->conns) event_base_loopbreak(s->base);
-}
-
-static void drain_cb(struct bufferevent *bev, void *arg) {
-  (void)bev;
-  sconn *c = arg;
-  event_active(c->slave->reap_ev, EV_TIMEOUT, 0);
-}
-
-/* Stops reading from c, lets what was written drain, then frees it. */
-static void conn_close(sconn *c) {
-  ia_slave *s = c->slave;
-  if (c->closing) return;
-  c->closing = true;
-  if (s->master == c) s->master = NULL;
-  bufferevent_disable(c->bev, EV_READ);
-  struct timeval drain = {DRAIN_TIMEOUT_S, 0};
-  bufferevent_set_timeouts(c->bev, NULL, &drain);
-  bufferevent_setcb(c->bev, NULL, drain_cb, event_cb, c);
-  event_active(s->reap_ev, EV_TIMEOUT, 0);
-}
-
-/* The peer broke the protocol or sent too much: say why, then close. */
-static void conn_fail(sconn *c, ia_code code, const char *message) {
-  ia_slave *s = c->slave;
-  IA_WARN("slave: closing connection from %s: %s (%s)", c->master_name ? c->master_name : "unknown", message,
-          ia_code_name(code));
-  bool was_master = s->master == c;
-  ia__write_goodbye(bufferevent_get_output(c->bev), 0, code, message);
-  conn_close(c);
-  if (was_master && s->cfg.lost_connection)
-    s->cfg.lost_connection(c->master_name ? c->master_name : "", code, s->cfg.user);
-}
-
-static void refuse(sconn *c, uint64_t id, ia_code code, const char *message, const ia_hook_reply *r) {
-  const char *msg = r && r->message ? r->message : message;
-  ia__write_refusal(bufferevent_get_output(c->bev), id, code, msg, r ? r->data : NULL, r ? r->len : 0);
-}
-
-/* ---- handshake ---- */
-
-static void on_hello(sconn *c, ia__frame *f) {
-  ia_slave *s = c->slave;
-  const Interaction__V1__Hello *h = f->hello;
-  char msg[160];
-  ia_hook_reply reply = {0};
-  free(c->master_name);
-  c->master_name = strdup(h->master_name ? h->master_name : "");
-  ia_code code = IA_OK;
-  if (!h->has_version || h->version != IA_PROTOCOL_VERSION) {
-    code = IA_VERSION_UNSUPPORTED;
-    snprintf(msg, sizeof msg, "protocol version %u is not supported (this slave speaks %u)",
-             h->has_version ? h->version : 0, IA_PROTOCOL_VERSION);
-  } else if (!h->has_channel) {
-    code = IA_CHANNEL_NOT_FOUND;
-    snprintf(msg, sizeof msg, "no channel given");
-  } else if (h->channel != s->cfg.channel) {
-    code = IA_CHANNEL_INVALID;
-    snprintf(msg, sizeof msg, "channel %u does not match this slave's channel %u", h->channel,
-             s->cfg.channel);
-  } else if (atomic_load(&s->shutting_down)) {
-    code = IA_SHUTTING_DOWN;
-    snprintf(msg, sizeof msg, "the slave is shutting down");
-  } else if (s->master) {
-    code = IA_ALREADY_CONNECTED;
-    snprintf(msg, sizeof msg, "the slave already has a master (%s)", s->master->master_name);
-  } else if (s->cfg.before_connection &&
-             !s->cfg.before_connection(c->master_name, h->has_data ? h->data.data : NULL,
-                                       h->has_data ? h->data.len : 0, &reply, s->cfg.user)) {
-    code = IA_CONNECTION_REFUSED;
-    snprintf(msg, sizeof msg, "refused by the slave's before_connection hook");
-  }
-  if (code != IA_OK) {
-    IA_INFO("slave: refusing master %s: %s", c->master_name, msg);
-    refuse(c, f->id, code, msg, &reply);
-    ia__hook_reply_release(&reply);
-    conn_close(c);
-    return;
-  }
-  c->handshaken = true;
-  s->master = c;
-  bufferevent_set_timeouts(c->bev, NULL, NULL);
-  Interaction__V1__Welcome w = INTERACTION__V1__WELCOME__INIT;
-  w.has_version = w.has_mode = w.has_capacity = w.has_max_frame = 1;
-  w.version = IA_PROTOCOL_VERSION;
-  w.slave_name = (char *)s->cfg.name;
-  w.mode = (uint32_t)s->cfg.mode;
-  w.capacity = 1;
-  w.max_frame = s->max_frame;
-  ia__frame out = INTERACTION__V1__FRAME__INIT;
-  out.has_id = 1;
-  out.id = f->id;
-  out.body_case = INTERACTION__V1__FRAME__BODY_WELCOME;
-  out.welcome = &w;
-  ia__frame_write(bufferevent_get_output(c->bev), &out);
-  IA_INFO("slave: master %s connected", c->master_name);
-}
-
-/* ---- tasks ---- */
-
-static const method_entry *find_method(const ia_slave *s, const char *method) {
+static const method_entry *find_method(const ia_slave *s, const char *method, size_t len) {
   for (size_t i = 0; i < s->n_methods; i++)
-    if (strcmp(s->methods[i].method, method) == 0) return &s->methods[i];
+    if (strlen(s->methods[i].method) == len && memcmp(s->methods[i].method, method, len) == 0)
+      return &s->methods[i];
   return NULL;
 }
 
-/* Takes ownership of f. */
-static void on_task(sconn *c, ia__frame *f) {
-  ia_slave *s = c->slave;
-  uint64_t id = f->id;
-  if (atomic_load(&s->shutting_down)) {
-    refuse(c, id, IA_SHUTTING_DOWN, "the slave is shutting down", NULL);
-    ia__frame_free(f);
-    return;
-  }
-  if (!s->cfg.handler && !find_method(s, f->task->method ? f->task->method : "")) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "no handler for method '%.100s'", f->task->method ? f->task->method : "");
-    refuse(c, id, IA_UNKNOWN_METHOD, msg, NULL);
-    ia__frame_free(f);
-    return;
-  }
-  ia_task_ctx *ctx = ia__task_ctx_new(s, f, c->gen);
-  if (!ctx) {
-    refuse(c, id, IA_TASK_ERROR, "the slave is out of memory", NULL);
-    ia__frame_free(f);
-    return;
-  }
-  pthread_mutex_lock(&s->mu);
-  bool busy = s->slot != NULL;
-  if (!busy) s->slot = ctx;
-  pthread_mutex_unlock(&s->mu);
-  if (busy) {
-    refuse(c, id, IA_TASK_ALREADY_EXIST, "the slave's task slot is busy", NULL);
-    ia__task_ctx_free(ctx);
-    return;
-  }
-  ia_hook_reply reply = {0};
-  if (s->cfg.before_task && !s->cfg.before_task(ctx, &reply, s->cfg.user)) {
-    pthread_mutex_lock(&s->mu);
-    s->slot = NULL;
-    pthread_mutex_unlock(&s->mu);
-    refuse(c, id, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply);
-    ia__hook_reply_release(&reply);
-    ia__task_ctx_free(ctx);
-    return;
-  }
-  ia__hook_reply_release(&reply);
-  ia__write_empty(bufferevent_get_output(c->bev), id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
-  pthread_mutex_lock(&s->mu);
-  s->to_run = ctx;
-  pthread_cond_signal(&s->work_cond);
-  pthread_mutex_unlock(&s->mu);
-}
-
 ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, void *user) {
-  if (!s || !method || !fn || s->started) return IA_INVALID_ARGUMENT;
-  method_entry *e = (method_entry *)find_method(s, method);
+  if (!s || !method || !fn || s->started)
+    return IA_INVALID_ARGUMENT;
+  method_entry *e = (method_entry *)find_method(s, method, strlen(method));
   if (!e) {
     method_entry *m = realloc(s->methods, (s->n_methods + 1) * sizeof *m);
-    if (!m) return IA_NO_MEMORY;
+    if (!m)
+      return IA_NO_MEMORY;
     s->methods = m;
     e = &m[s->n_methods];
-    if (!(e->method = strdup(method))) return IA_NO_MEMORY;
+    if (!(e->method = strdup(method)))
+      return IA_NO_MEMORY;
     s->n_methods++;
   }
   e->fn = fn;
@@ -301,71 +163,221 @@ ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, voi
 
 void *ia_slave_alloc(ia_slave *s, size_t size) {
   void **a = realloc(s->allocs, (s->n_allocs + 1) * sizeof *a);
-  if (!a) return NULL;
+  if (!a)
+    return NULL;
   s->allocs = a;
   void *p = calloc(1, size ? size : 1);
-  if (p) a[s->n_allocs++] = p;
+  if (p)
+    a[s->n_allocs++] = p;
   return p;
 }
 
-static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
-  const char *method = ia_task_ctx_method(ctx);
-  const method_entry *e = find_method(s, method);
-  if (e) {
-    e->fn(ctx, e->user);
-  } else if (s->cfg.handler) {
-    s->cfg.handler(ctx, s->cfg.user);
-  } else {
-    char msg[160];
-    snprintf(msg, sizeof msg, "no handler for method '%.100s'", method);
-    ia_task_ctx_fail(ctx, IA_UNKNOWN_METHOD, msg, NULL, 0);
-  }
+/* ---- writing ---- */
+
+/* Sends a frame on c; false if the connection failed (it is then closing). */
+static bool conn_send(sconn *c, const ia__wframe *w);
+static void conn_close(sconn *c, bool lost, ia_code code);
+
+static bool send_status(sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
+                        const void *data, size_t len) {
+  ia__wframe w;
+  if (!ia__wframe_status(&w, id, kind, code, message, data, len))
+    return false;
+  bool ok = conn_send(c, &w);
+  ia__wframe_release(&w);
+  return ok;
 }
 
-static void *worker_main(void *arg) {
-  ia_slave *s = arg;
+static bool send_empty(sconn *c, uint64_t id, unsigned kind) {
+  ia__wframe w;
+  ia__wframe_empty(&w, id, kind);
+  return conn_send(c, &w);
+}
+
+static void refuse(sconn *c, uint64_t id, ia_code code, const char *message, const ia_hook_reply *r) {
+  const char *msg = r && r->message ? r->message : message;
+  send_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, code, msg, r ? r->data : NULL, r ? r->len : 0);
+}
+
+static bool conn_send(sconn *c, const ia__wframe *w) {
+  pthread_mutex_lock(&c->wmu);
+  int rc = ia__wframe_send(c->fd, w, 0);
+  pthread_mutex_unlock(&c->wmu);
+  if (rc != 0) {
+    IA_INFO("slave: send to %s failed: %s", c->master_name ? c->master_name : "a peer", strerror(errno));
+    conn_close(c, true, IA_CONNECTION_LOST);
+    return false;
+  }
+  return true;
+}
+
+/* ---- closing ---- */
+
+/*
+ * Starts closing c, from any thread: it stops being the master, its socket is
+ * shut down (which also wakes a worker blocked reading it), and the loop
+ * frees it once nobody reads it. `lost` fires lost_connection then.
+ */
+static void conn_close(sconn *c, bool lost, ia_code code) {
+  ia_slave *s = c->slave;
   pthread_mutex_lock(&s->mu);
-  for (;;) {
-    while (!s->to_run && !s->worker_stop)
-      pthread_cond_wait(&s->work_cond, &s->mu);
-    if (!s->to_run) break;
-    ia_task_ctx *ctx = s->to_run;
-    s->to_run = NULL;
+  if (c->closing) {
     pthread_mutex_unlock(&s->mu);
-    run_handler(s, ctx);
-    pthread_mutex_lock(&s->mu);
-    s->done = ctx;
-    event_active(s->done_ev, EV_TIMEOUT, 0);
+    return;
   }
+  c->closing = true;
+  c->lost = lost && s->master == c;
+  c->lost_code = code;
+  if (s->master == c)
+    s->master = NULL;
   pthread_mutex_unlock(&s->mu);
-  return NULL;
+  shutdown(c->fd, SHUT_RDWR);
+  event_active(s->close_ev, EV_TIMEOUT, 0);
 }
 
-static sconn *find_conn(ia_slave *s, uint64_t gen) {
-  for (sconn *c = s->conns; c; c = c->next)
-    if (c->gen == gen) return c;
-  return NULL;
+/* The peer broke the protocol or sent too much: say why, then close. */
+static void conn_fail(sconn *c, ia_code code, const char *message) {
+  IA_WARN("slave: closing connection from %s: %s (%s)", c->master_name ? c->master_name : "unknown", message,
+          ia_code_name(code));
+  send_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, code, message, NULL, 0);
+  conn_close(c, true, code);
 }
 
-static void done_cb(evutil_socket_t fd, short what, void *arg) {
+static void conn_free(sconn *c) {
+  ia_slave *s = c->slave;
+  for (sconn **p = &s->conns; *p; p = &(*p)->next)
+    if (*p == c) {
+      *p = c->next;
+      break;
+    }
+  if (c->rev)
+    event_free(c->rev);
+  /* Read what the peer still sent, so that close() does not reset the
+   * connection under the Goodbye we may just have written. */
+  char sink[4096];
+  for (int i = 0; i < 64 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+    ;
+  close(c->fd);
+  ia__inbuf_free(&c->in);
+  pthread_mutex_destroy(&c->wmu);
+  free(c->master_name);
+  free(c);
+}
+
+/* Frees every closing connection that no worker reads, firing hooks. Loop. */
+static void close_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   ia_slave *s = arg;
+  sconn *c = s->conns;
+  while (c) {
+    sconn *next = c->next;
+    pthread_mutex_lock(&s->mu);
+    bool gone = c->closing && c->reader == RD_LOOP;
+    bool lost = c->lost;
+    pthread_mutex_unlock(&s->mu);
+    if (gone) {
+      if (lost && s->cfg.lost_connection)
+        s->cfg.lost_connection(c->master_name ? c->master_name : "", c->lost_code, s->cfg.user);
+      IA_INFO("slave: connection from %s closed", c->master_name ? c->master_name : "unknown");
+      conn_free(c);
+    }
+    c = next;
+  }
+  if (s->finishing && !s->conns)
+    event_base_loopbreak(s->base);
+}
+
+/* ---- the read side ---- */
+
+/* Gives the read side of c (with what is buffered) to the worker. Loop, mu held. */
+static void hand_to_worker_locked(ia_slave *s, sconn *c) {
+  if (c->rev_added) {
+    event_del(c->rev);
+    c->rev_added = false;
+  }
+  c->reader = RD_WORKER;
+  pthread_cond_signal(&s->work_cond);
+}
+
+/* Takes the read side of c on the loop. Loop. */
+static void loop_reads(sconn *c) {
+  if (!c->rev_added) {
+    event_add(c->rev, NULL);
+    c->rev_added = true;
+  }
+}
+
+/* ---- frames ---- */
+
+static void on_hello(sconn *c, uint64_t id, ia__slice body) {
+  ia_slave *s = c->slave;
+  Interaction__V1__Hello *h = interaction__v1__hello__unpack(NULL, body.n, body.p);
+  if (!h) {
+    conn_fail(c, IA_PROTOCOL_ERROR, "malformed Hello");
+    return;
+  }
+  char msg[160];
+  ia_hook_reply reply = {0};
+  free(c->master_name);
+  c->master_name = strdup(h->master_name ? h->master_name : "");
+  ia_code code = IA_OK;
   pthread_mutex_lock(&s->mu);
-  ia_task_ctx *ctx = s->done;
-  s->done = NULL;
-  if (ctx && s->slot == ctx) s->slot = NULL; /* freed before the reply goes out: see the top comment */
+  sconn *current = s->master;
   pthread_mutex_unlock(&s->mu);
-  if (!ctx) return;
-  if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
-    IA_WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ia_task_ctx_method(ctx));
-  sconn *c = find_conn(s, ctx->conn_gen);
-  if (c && !c->closing)
-    ia__task_ctx_write_outcome(ctx, bufferevent_get_output(c->bev));
-  else
-    IA_INFO("slave: the master of task %llu is gone; its outcome is dropped", (unsigned long long)ctx->id);
-  ia__task_ctx_free(ctx);
-  maybe_finish(s);
+  if (!h->has_version || h->version != IA_PROTOCOL_VERSION) {
+    code = IA_VERSION_UNSUPPORTED;
+    snprintf(msg, sizeof msg, "protocol version %u is not supported (this slave speaks %u)",
+             h->has_version ? h->version : 0, IA_PROTOCOL_VERSION);
+  } else if (!h->has_channel) {
+    code = IA_CHANNEL_NOT_FOUND;
+    snprintf(msg, sizeof msg, "no channel given");
+  } else if (h->channel != s->cfg.channel) {
+    code = IA_CHANNEL_INVALID;
+    snprintf(msg, sizeof msg, "channel %u does not match this slave's channel %u", h->channel, s->cfg.channel);
+  } else if (atomic_load(&s->shutting_down)) {
+    code = IA_SHUTTING_DOWN;
+    snprintf(msg, sizeof msg, "the slave is shutting down");
+  } else if (current) {
+    code = IA_ALREADY_CONNECTED;
+    snprintf(msg, sizeof msg, "the slave already has a master (%.100s)",
+             current->master_name ? current->master_name : "");
+  } else if (s->cfg.before_connection &&
+             !s->cfg.before_connection(c->master_name, h->has_data ? h->data.data : NULL,
+                                       h->has_data ? h->data.len : 0, &reply, s->cfg.user)) {
+    code = IA_CONNECTION_REFUSED;
+    snprintf(msg, sizeof msg, "refused by the slave's before_connection hook");
+  }
+  interaction__v1__hello__free_unpacked(h, NULL);
+  if (code != IA_OK) {
+    IA_INFO("slave: refusing master %s: %s", c->master_name, msg);
+    refuse(c, id, code, msg, &reply);
+    ia__hook_reply_release(&reply);
+    conn_close(c, false, code);
+    return;
+  }
+  Interaction__V1__Welcome w = INTERACTION__V1__WELCOME__INIT;
+  w.has_version = w.has_mode = w.has_capacity = w.has_max_frame = 1;
+  w.version = IA_PROTOCOL_VERSION;
+  w.slave_name = (char *)s->cfg.name;
+  w.mode = (uint32_t)s->cfg.mode;
+  w.capacity = 1;
+  w.max_frame = s->max_frame;
+  ia__wframe out;
+  if (!ia__wframe_message(&out, id, INTERACTION__V1__FRAME__BODY_WELCOME, &w.base)) {
+    conn_fail(c, IA_NO_MEMORY, "out of memory");
+    return;
+  }
+  c->handshaken = true;
+  event_del(c->rev); /* also drops the hello timeout */
+  c->rev_added = false;
+  pthread_mutex_lock(&s->mu);
+  s->master = c;
+  pthread_mutex_unlock(&s->mu);
+  bool sent = conn_send(c, &out);
+  ia__wframe_release(&out);
+  if (sent)
+    IA_INFO("slave: master %s connected", c->master_name);
 }
 
 static void on_cancel(sconn *c, uint64_t id) {
@@ -379,101 +391,393 @@ static void on_cancel(sconn *c, uint64_t id) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void on_disconnect(sconn *c, ia__frame *f) {
+static void on_disconnect(sconn *c, uint64_t id, ia__slice body) {
   ia_slave *s = c->slave;
-  const Interaction__V1__Disconnect *d = f->disconnect;
+  Interaction__V1__Disconnect *d = interaction__v1__disconnect__unpack(NULL, body.n, body.p);
+  if (!d) {
+    conn_fail(c, IA_PROTOCOL_ERROR, "malformed Disconnect");
+    return;
+  }
   ia_hook_reply reply = {0};
-  if (s->cfg.before_disconnection &&
-      !s->cfg.before_disconnection(c->master_name, d->has_data ? d->data.data : NULL,
-                                   d->has_data ? d->data.len : 0, &reply, s->cfg.user)) {
-    refuse(c, f->id, IA_DISCONNECTION_REFUSED, "refused by the slave's before_disconnection hook", &reply);
+  bool ok = !s->cfg.before_disconnection ||
+            s->cfg.before_disconnection(c->master_name, d->has_data ? d->data.data : NULL,
+                                        d->has_data ? d->data.len : 0, &reply, s->cfg.user);
+  interaction__v1__disconnect__free_unpacked(d, NULL);
+  if (!ok) {
+    refuse(c, id, IA_DISCONNECTION_REFUSED, "refused by the slave's before_disconnection hook", &reply);
     ia__hook_reply_release(&reply);
     return;
   }
   ia__hook_reply_release(&reply);
   IA_INFO("slave: master %s disconnected", c->master_name);
-  ia__write_goodbye(bufferevent_get_output(c->bev), f->id, IA_OK, "disconnected");
-  conn_close(c);
+  send_status(c, id, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_OK, "disconnected", NULL, 0);
+  conn_close(c, false, IA_OK);
 }
 
-/* Dispatches one frame; takes ownership of f. */
-static void on_frame(sconn *c, ia__frame *f) {
-  if (!c->handshaken) {
-    if (f->body_case == INTERACTION__V1__FRAME__BODY_HELLO)
-      on_hello(c, f);
-    else
-      conn_fail(c, IA_PROTOCOL_ERROR, "expected Hello as the first frame");
-    ia__frame_free(f);
-    return;
+typedef enum task_take {
+  TAKE_DONE,   /* answered (refused); the frame can be consumed */
+  TAKE_SLOT,   /* *out holds the slot; the frame stays buffered until it ends */
+  TAKE_CLOSED, /* the connection is closing */
+} task_take;
+
+/* Checks a task frame at the head of c->in and takes the slot for it. */
+static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_task_ctx **out) {
+  ia_slave *s = c->slave;
+  ia__task_view v;
+  if (!ia__task_parse(env->body, &v)) {
+    conn_fail(c, IA_PROTOCOL_ERROR, "malformed Task");
+    return TAKE_CLOSED;
   }
-  switch (f->body_case) {
-  case INTERACTION__V1__FRAME__BODY_TASK:
-    on_task(c, f);
-    return;
+  if (atomic_load(&s->shutting_down)) {
+    refuse(c, env->id, IA_SHUTTING_DOWN, "the slave is shutting down", NULL);
+    return TAKE_DONE;
+  }
+  if (!s->cfg.handler && !find_method(s, (const char *)v.method.p, v.method.n)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v.method.n > 100 ? 100 : v.method.n),
+             (const char *)v.method.p);
+    refuse(c, env->id, IA_UNKNOWN_METHOD, msg, NULL);
+    return TAKE_DONE;
+  }
+  ia_task_ctx *ctx = ia__task_ctx_new(s, env->id, c->gen, &v, env->body, frame_len);
+  if (!ctx) {
+    refuse(c, env->id, IA_TASK_ERROR, "the slave is out of memory", NULL);
+    return TAKE_DONE;
+  }
+  pthread_mutex_lock(&s->mu);
+  bool busy = s->slot != NULL;
+  if (!busy)
+    s->slot = ctx;
+  pthread_mutex_unlock(&s->mu);
+  if (busy) {
+    refuse(c, env->id, IA_TASK_ALREADY_EXIST, "the slave's task slot is busy", NULL);
+    ia__task_ctx_free(ctx);
+    return TAKE_DONE;
+  }
+  ia_hook_reply reply = {0};
+  if (s->cfg.before_task && !s->cfg.before_task(ctx, &reply, s->cfg.user)) {
+    pthread_mutex_lock(&s->mu);
+    s->slot = NULL;
+    pthread_mutex_unlock(&s->mu);
+    refuse(c, env->id, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply);
+    ia__hook_reply_release(&reply);
+    ia__task_ctx_free(ctx);
+    return TAKE_DONE;
+  }
+  ia__hook_reply_release(&reply);
+  *out = ctx;
+  return TAKE_SLOT;
+}
+
+/* Any frame but Hello and Task from the master; false if c is closing. */
+static bool on_master_frame(sconn *c, const ia__env *env) {
+  switch (env->kind) {
   case INTERACTION__V1__FRAME__BODY_PING:
-    ia__write_empty(bufferevent_get_output(c->bev), f->id, INTERACTION__V1__FRAME__BODY_PONG);
-    break;
+    return send_empty(c, env->id, INTERACTION__V1__FRAME__BODY_PONG);
   case INTERACTION__V1__FRAME__BODY_PONG:
-    break;
+    return true;
   case INTERACTION__V1__FRAME__BODY_CANCEL:
-    on_cancel(c, f->id);
-    break;
+    on_cancel(c, env->id);
+    return true;
   case INTERACTION__V1__FRAME__BODY_DISCONNECT:
-    on_disconnect(c, f);
+    on_disconnect(c, env->id, env->body);
     break;
   case INTERACTION__V1__FRAME__BODY_GOODBYE:
     IA_INFO("slave: master %s said goodbye", c->master_name);
-    conn_close(c);
+    conn_close(c, false, IA_OK);
     break;
   default:
     conn_fail(c, IA_PROTOCOL_ERROR, "unexpected frame from the master");
     break;
   }
-  ia__frame_free(f);
+  pthread_mutex_lock(&c->slave->mu);
+  bool open = !c->closing;
+  pthread_mutex_unlock(&c->slave->mu);
+  return open;
 }
 
-static void read_cb(struct bufferevent *bev, void *arg) {
-  sconn *c = arg;
-  struct evbuffer *in = bufferevent_get_input(bev);
-  while (!c->closing) {
-    const uint8_t *body;
-    uint32_t len;
-    ia__frame_next_result r = ia__frame_next(in, c->slave->max_frame, &body, &len);
-    if (r == IA_FRAME_NEED_MORE) return;
-    if (r == IA_FRAME_OVERSIZE) {
-      conn_fail(c, IA_FRAME_TOO_LARGE, "frame over max_frame");
-      return;
-    }
-    ia__frame *f = ia__frame_unpack(body, len);
-    evbuffer_drain(in, IA_FRAME_HEADER + len);
-    if (!f) {
-      conn_fail(c, IA_PROTOCOL_ERROR, "malformed frame");
-      return;
-    }
-    on_frame(c, f);
+/* The next frame at the head of c->in: 1 with *env and *frame_len, 0 if more
+ * bytes are needed, -1 if the connection was failed for it. */
+static int next_frame(sconn *c, ia__env *env, size_t *frame_len) {
+  const uint8_t *body;
+  uint32_t len;
+  ia__frame_next_result r = ia__inbuf_next(&c->in, c->slave->max_frame, &body, &len);
+  if (r == IA_FRAME_NEED_MORE)
+    return 0;
+  if (r == IA_FRAME_OVERSIZE) {
+    conn_fail(c, IA_FRAME_TOO_LARGE, "frame over max_frame");
+    return -1;
+  }
+  if (!ia__env_parse(body, len, env)) {
+    conn_fail(c, IA_PROTOCOL_ERROR, "malformed frame");
+    return -1;
+  }
+  *frame_len = IA_FRAME_HEADER + len;
+  return 1;
+}
+
+/* ---- running tasks (worker) ---- */
+
+static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
+  const method_entry *e = find_method(s, ctx->method, strlen(ctx->method));
+  if (e) {
+    e->fn(ctx, e->user);
+  } else if (s->cfg.handler) {
+    s->cfg.handler(ctx, s->cfg.user);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.100s'", ctx->method);
+    ia_task_ctx_fail(ctx, IA_UNKNOWN_METHOD, msg, NULL, 0);
   }
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg) {
-  (void)bev;
+static void arm_watchdog(ia_slave *s, uint64_t ns) {
+  struct itimerspec it = {.it_value = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
+  timerfd_settime(s->wd_fd, 0, &it, NULL);
+}
+
+/*
+ * Runs a task that holds the slot and whose frame is at the head of c->in,
+ * then frees the slot, replies, and drops the frame. Worker thread. Returns
+ * whether the worker still holds c's read side.
+ */
+static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
+  pthread_mutex_lock(&s->mu);
+  s->in_handler = true;
+  ctx->started_ns = now_ns();
+  bool arm = !s->wd_armed;
+  s->wd_armed = true;
+  pthread_mutex_unlock(&s->mu);
+  if (arm)
+    arm_watchdog(s, IA_WATCHDOG_NS);
+
+  run_handler(s, ctx);
+  if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
+    IA_WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+  ia__wframe w;
+  bool built = ia__task_ctx_outcome_frame(ctx, &w);
+
+  pthread_mutex_lock(&s->mu);
+  s->in_handler = false;
+  s->slot = NULL; /* freed before the reply goes out: see the top comment */
+  bool mine = c->reader == RD_WORKER;
+  bool open = !c->closing;
+  pthread_mutex_unlock(&s->mu);
+  if (built && open)
+    conn_send(c, &w);
+  else if (!built)
+    conn_fail(c, IA_NO_MEMORY, "out of memory for a reply");
+  else
+    IA_INFO("slave: the master of task %llu is gone; its outcome is dropped", (unsigned long long)ctx->id);
+  if (built)
+    ia__wframe_release(&w);
+  if (mine && !ctx->hold)
+    ia__inbuf_consume(&c->in, ctx->frame_len);
+  ia__task_ctx_free(ctx);
+  return mine;
+}
+
+/* Reads and serves c while the worker holds its read side. Worker thread. */
+static void worker_read(ia_slave *s, sconn *c) {
+  for (;;) {
+    ia__env env;
+    size_t flen;
+    int r;
+    while ((r = next_frame(c, &env, &flen)) > 0) {
+      if (env.kind == INTERACTION__V1__FRAME__BODY_TASK) {
+        ia_task_ctx *ctx = NULL;
+        task_take t = take_task(c, &env, flen, &ctx);
+        if (t == TAKE_CLOSED)
+          goto release;
+        if (t == TAKE_DONE) {
+          ia__inbuf_consume(&c->in, flen);
+          continue;
+        }
+        if (!run_task(s, c, ctx))
+          return; /* the loop took the socket over while the handler ran */
+        continue;
+      }
+      if (env.kind == INTERACTION__V1__FRAME__BODY_HELLO) {
+        conn_fail(c, IA_PROTOCOL_ERROR, "Hello on a connection that already has one");
+        goto release;
+      }
+      bool open = on_master_frame(c, &env);
+      ia__inbuf_consume(&c->in, flen);
+      if (!open)
+        goto release;
+    }
+    if (r < 0)
+      goto release;
+    pthread_mutex_lock(&s->mu);
+    bool stop = c->closing || s->worker_stop;
+    pthread_mutex_unlock(&s->mu);
+    if (stop)
+      goto release;
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+      continue;
+    if (n < 0 && errno == ENOMEM) {
+      conn_fail(c, IA_NO_MEMORY, "out of memory for a frame");
+      goto release;
+    }
+    IA_INFO("slave: connection from %s lost", c->master_name ? c->master_name : "unknown");
+    conn_close(c, true, IA_CONNECTION_LOST);
+    goto release;
+  }
+release:
+  pthread_mutex_lock(&s->mu);
+  c->reader = RD_LOOP;
+  pthread_mutex_unlock(&s->mu);
+  event_active(s->close_ev, EV_TIMEOUT, 0);
+}
+
+static void *worker_main(void *arg) {
+  ia_slave *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    if (s->to_run) {
+      ia_task_ctx *ctx = s->to_run;
+      s->to_run = NULL;
+      sconn *c = s->master;
+      pthread_mutex_unlock(&s->mu);
+      /* The loop handed task and read side over together, so c is the
+       * connection the task came on, and it cannot be freed meanwhile. */
+      if (c && c->gen == ctx->conn_gen && run_task(s, c, ctx))
+        worker_read(s, c);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    sconn *c = s->master;
+    if (c && c->reader == RD_WORKER && !c->closing && !s->worker_stop) {
+      pthread_mutex_unlock(&s->mu);
+      worker_read(s, c);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    if (s->worker_stop)
+      break;
+    pthread_cond_wait(&s->work_cond, &s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* ---- the loop's side ---- */
+
+/* Frames the loop reads from c (a handshake, or the master during a long task). */
+static void loop_process(sconn *c) {
+  ia_slave *s = c->slave;
+  ia__env env;
+  size_t flen;
+  int r;
+  while ((r = next_frame(c, &env, &flen)) > 0) {
+    if (!c->handshaken) {
+      if (env.kind != INTERACTION__V1__FRAME__BODY_HELLO) {
+        conn_fail(c, IA_PROTOCOL_ERROR, "expected Hello as the first frame");
+        return;
+      }
+      on_hello(c, env.id, env.body);
+      ia__inbuf_consume(&c->in, flen);
+      pthread_mutex_lock(&s->mu);
+      if (!c->closing && s->master == c)
+        hand_to_worker_locked(s, c);
+      pthread_mutex_unlock(&s->mu);
+      return;
+    }
+    if (env.kind == INTERACTION__V1__FRAME__BODY_TASK) {
+      ia_task_ctx *ctx = NULL;
+      task_take t = take_task(c, &env, flen, &ctx);
+      if (t == TAKE_CLOSED)
+        return;
+      if (t == TAKE_DONE) {
+        ia__inbuf_consume(&c->in, flen);
+        continue;
+      }
+      /* A free slot: task and read side go back to the worker together. */
+      pthread_mutex_lock(&s->mu);
+      s->to_run = ctx;
+      hand_to_worker_locked(s, c);
+      pthread_mutex_unlock(&s->mu);
+      return;
+    }
+    if (env.kind == INTERACTION__V1__FRAME__BODY_HELLO) {
+      conn_fail(c, IA_PROTOCOL_ERROR, "Hello on a connection that already has one");
+      return;
+    }
+    bool open = on_master_frame(c, &env);
+    ia__inbuf_consume(&c->in, flen);
+    if (!open)
+      return;
+  }
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
   sconn *c = arg;
   ia_slave *s = c->slave;
-  if (c->closing) {
-    /* A closing connection's drain failed or timed out: drop what is left. */
-    evbuffer_drain(bufferevent_get_output(c->bev), evbuffer_get_length(bufferevent_get_output(c->bev)));
-    event_active(s->reap_ev, EV_TIMEOUT, 0);
+  pthread_mutex_lock(&s->mu);
+  bool mine = c->reader == RD_LOOP && !c->closing;
+  pthread_mutex_unlock(&s->mu);
+  if (!mine)
     return;
-  }
-  if (what & BEV_EVENT_TIMEOUT) {
+  if (what & EV_TIMEOUT) {
     conn_fail(c, IA_TIMEOUT, "no Hello within the hello timeout");
     return;
   }
-  bool was_master = s->master == c;
-  IA_INFO("slave: connection from %s lost", c->master_name ? c->master_name : "unknown");
-  evbuffer_drain(bufferevent_get_output(c->bev), evbuffer_get_length(bufferevent_get_output(c->bev)));
-  conn_close(c);
-  if (was_master && s->cfg.lost_connection)
-    s->cfg.lost_connection(c->master_name ? c->master_name : "", IA_CONNECTION_LOST, s->cfg.user);
+  ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (n < 0 && errno == ENOMEM) {
+    conn_fail(c, IA_NO_MEMORY, "out of memory for a frame");
+    return;
+  }
+  if (n <= 0) {
+    IA_INFO("slave: connection from %s lost", c->master_name ? c->master_name : "unknown");
+    conn_close(c, true, IA_CONNECTION_LOST);
+    return;
+  }
+  loop_process(c);
+}
+
+/* The watchdog: a handler has run for a while; take the socket if it still runs. */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  ia_slave *s = arg;
+  uint64_t expirations;
+  if (read(fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN)
+    return;
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *ctx = s->slot;
+  sconn *c = s->master;
+  if (!ctx || !s->in_handler || !c || c->gen != ctx->conn_gen || c->reader != RD_WORKER || c->closing) {
+    s->wd_armed = false;
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  uint64_t ran = now_ns() - ctx->started_ns;
+  if (ran < IA_WATCHDOG_NS) {
+    pthread_mutex_unlock(&s->mu);
+    arm_watchdog(s, IA_WATCHDOG_NS - ran);
+    return;
+  }
+  /* The task's frame stays where the handler reads it: the rest of the
+   * buffer moves to a new one that the loop reads into. */
+  ia__inbuf rest;
+  if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) {
+    pthread_mutex_unlock(&s->mu);
+    arm_watchdog(s, IA_WATCHDOG_NS);
+    return;
+  }
+  ctx->hold = c->in.buf;
+  c->in = rest;
+  c->reader = RD_LOOP;
+  s->wd_armed = false;
+  uint64_t id = ctx->id;
+  pthread_mutex_unlock(&s->mu);
+  IA_DEBUG("slave: task %llu runs long: the loop takes the socket", (unsigned long long)id);
+  send_empty(c, id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
+  loop_reads(c);
+  loop_process(c);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,
@@ -484,45 +788,51 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
   ia_slave *s = arg;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct timeval tick = {0, IA_READ_TICK_MS * 1000}, snd = {IA_SEND_TIMEOUT_S, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
   sconn *c = calloc(1, sizeof *c);
-  struct bufferevent *bev = c ? bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-  if (!bev) {
+  if (c)
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+  if (!c || !c->rev) {
     IA_ERROR("slave: out of memory accepting a connection");
     free(c);
     evutil_closesocket(fd);
     return;
   }
   c->slave = s;
-  c->bev = bev;
+  c->fd = fd;
   c->gen = ++s->next_gen;
+  pthread_mutex_init(&c->wmu, NULL);
   c->next = s->conns;
   s->conns = c;
   struct timeval hello = {s->cfg.hello_timeout_ms / 1000, (s->cfg.hello_timeout_ms % 1000) * 1000};
-  bufferevent_set_timeouts(bev, &hello, NULL);
-  bufferevent_setcb(bev, read_cb, NULL, event_cb, c);
-  bufferevent_enable(bev, EV_READ);
+  event_add(c->rev, &hello);
+  c->rev_added = true;
 }
 
 /* ---- shutdown ---- */
 
 /* Once no task runs: Goodbye to everyone, close, and leave the loop when the
- * last connection is gone (or after a bounded drain). */
+ * last connection is gone (or after a bounded wait). */
 static void maybe_finish(ia_slave *s) {
-  if (!atomic_load(&s->shutting_down) || s->finishing) return;
+  if (!atomic_load(&s->shutting_down) || s->finishing)
+    return;
   pthread_mutex_lock(&s->mu);
-  bool busy = s->slot != NULL;
+  bool busy = s->slot != NULL || s->to_run != NULL;
   pthread_mutex_unlock(&s->mu);
-  if (busy) return;
+  if (busy)
+    return;
   s->finishing = true;
   for (sconn *c = s->conns; c; c = c->next) {
-    if (c->closing) continue;
     if (c->handshaken)
-      ia__write_goodbye(bufferevent_get_output(c->bev), 0, IA_SHUTTING_DOWN, "the slave is shutting down");
-    conn_close(c);
+      send_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_SHUTTING_DOWN, "the slave is shutting down",
+                  NULL, 0);
+    conn_close(c, false, IA_SHUTTING_DOWN);
   }
-  struct timeval bound = {DRAIN_TIMEOUT_S + 1, 0};
+  struct timeval bound = {FINISH_BOUND_S, 0};
   event_add(s->deadline_ev, &bound);
-  event_active(s->reap_ev, EV_TIMEOUT, 0);
+  event_active(s->close_ev, EV_TIMEOUT, 0);
 }
 
 static void grace_cb(evutil_socket_t fd, short what, void *arg) {
@@ -536,6 +846,11 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
     pthread_cond_broadcast(&s->cancel_cond);
   }
   pthread_mutex_unlock(&s->mu);
+  /* Look again soon: the task ends when its handler sees the cancel. */
+  struct timeval again = {0, 10000};
+  if (!s->finishing)
+    event_add(s->grace_ev, &again);
+  maybe_finish(s);
 }
 
 static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
@@ -561,14 +876,17 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
 /* ---- lifecycle ---- */
 
 ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err) {
-  if (!config || !out) return ia__error_set(err, IA_INVALID_ARGUMENT, "config and out are required");
+  if (!config || !out)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "config and out are required");
   ia__threads_init();
   ia_slave *s = calloc(1, sizeof *s);
-  if (!s) return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
+  if (!s)
+    return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
   s->cfg = *config;
   s->cfg.host = strdup(config->host ? config->host : "127.0.0.1");
   s->cfg.name = strdup(config->name ? config->name : "slave");
   s->max_frame = ia__max_frame(config->max_frame);
+  s->wd_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -577,24 +895,20 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   pthread_cond_init(&s->cancel_cond, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&s->shutting_down, false);
-  struct event_config *ec = event_config_new();
-  if (ec) {
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-    s->base = event_base_new_with_config(ec);
-    event_config_free(ec);
-  }
-  if (s->base) {
-    s->done_ev = event_new(s->base, -1, 0, done_cb, s);
+  s->base = event_base_new();
+  if (s->base && s->wd_fd >= 0) {
+    s->wd_ev = event_new(s->base, s->wd_fd, EV_READ | EV_PERSIST, watchdog_cb, s);
+    s->close_ev = event_new(s->base, -1, 0, close_cb, s);
     s->shutdown_ev = event_new(s->base, -1, 0, shutdown_cb, s);
     s->grace_ev = evtimer_new(s->base, grace_cb, s);
-    s->reap_ev = event_new(s->base, -1, 0, reap_cb, s);
     s->deadline_ev = evtimer_new(s->base, deadline_cb, s);
   }
-  if (!s->cfg.host || !s->cfg.name || !s->base || !s->done_ev || !s->shutdown_ev || !s->grace_ev ||
-      !s->reap_ev || !s->deadline_ev) {
+  if (!s->cfg.host || !s->cfg.name || !s->base || !s->wd_ev || !s->close_ev || !s->shutdown_ev ||
+      !s->grace_ev || !s->deadline_ev) {
     ia_slave_free(s);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
   }
+  event_add(s->wd_ev, NULL);
   *out = s;
   return IA_OK;
 }
@@ -602,26 +916,28 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
 static void *loop_main(void *arg) {
   ia_slave *s = arg;
   event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
-  /* Whatever is left is closed now; the worker may still finish a task. */
   if (s->listener) {
     evconnlistener_free(s->listener);
     s->listener = NULL;
   }
-  while (s->conns)
-    conn_free(s->conns);
   return NULL;
 }
 
 ia_code ia_slave_start(ia_slave *s, ia_error *err) {
-  if (s->started) return ia__error_set(err, IA_INVALID_ARGUMENT, "the slave is already started");
+  if (s->started)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "the slave is already started");
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *ai = NULL;
   char portstr[8];
   snprintf(portstr, sizeof portstr, "%u", (unsigned)s->cfg.port);
   int rc = getaddrinfo(s->cfg.host, portstr, &hints, &ai);
-  if (rc != 0) return ia__error_set(err, IA_IO_ERROR, "cannot resolve %s: %s", s->cfg.host, gai_strerror(rc));
+  if (rc != 0)
+    return ia__error_set(err, IA_IO_ERROR, "cannot resolve %s: %s", s->cfg.host, gai_strerror(rc));
+  /* Accepted sockets stay blocking: the worker reads them with recv() and a
+   * timeout; the loop passes MSG_DONTWAIT. */
   s->listener = evconnlistener_new_bind(s->base, accept_cb, s,
-                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                                            LEV_OPT_LEAVE_SOCKETS_BLOCKING,
                                         128, ai->ai_addr, (int)ai->ai_addrlen);
   freeaddrinfo(ai);
   if (!s->listener)
@@ -658,12 +974,15 @@ uint16_t ia_slave_port(const ia_slave *s) {
 }
 
 void ia_slave_shutdown(ia_slave *s) {
-  if (!s || atomic_exchange(&s->shutting_down, true)) return;
-  if (s->shutdown_ev) event_active(s->shutdown_ev, EV_TIMEOUT, 0);
+  if (!s || atomic_exchange(&s->shutting_down, true))
+    return;
+  if (s->shutdown_ev)
+    event_active(s->shutdown_ev, EV_TIMEOUT, 0);
 }
 
 void ia_slave_join(ia_slave *s) {
-  if (!s->started || s->joined) return;
+  if (!s->started || s->joined)
+    return;
   pthread_join(s->loop_thread, NULL);
   pthread_mutex_lock(&s->mu);
   s->worker_stop = true;
@@ -674,28 +993,36 @@ void ia_slave_join(ia_slave *s) {
   }
   pthread_cond_broadcast(&s->work_cond);
   pthread_mutex_unlock(&s->mu);
+  /* A worker blocked reading a socket wakes at its next read tick. */
+  for (sconn *c = s->conns; c; c = c->next)
+    shutdown(c->fd, SHUT_RDWR);
   pthread_join(s->worker, NULL);
+  while (s->conns)
+    conn_free(s->conns);
   s->joined = true;
 }
 
 void ia_slave_free(ia_slave *s) {
-  if (!s) return;
+  if (!s)
+    return;
   if (s->started) {
     ia_slave_shutdown(s);
     ia_slave_join(s);
   }
-  if (s->listener) evconnlistener_free(s->listener);
+  if (s->listener)
+    evconnlistener_free(s->listener);
   while (s->conns)
     conn_free(s->conns);
-  /* A task the loop never saw finish, or one never handed to the worker. */
-  if (s->done)
-    ia__task_ctx_free(s->done);
-  else if (s->slot)
-    ia__task_ctx_free(s->slot);
-  struct event *evs[] = {s->done_ev, s->shutdown_ev, s->grace_ev, s->reap_ev, s->deadline_ev};
+  if (s->to_run)
+    ia__task_ctx_free(s->to_run);
+  struct event *evs[] = {s->wd_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
-    if (evs[i]) event_free(evs[i]);
-  if (s->base) event_base_free(s->base);
+    if (evs[i])
+      event_free(evs[i]);
+  if (s->base)
+    event_base_free(s->base);
+  if (s->wd_fd >= 0)
+    close(s->wd_fd);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cond);
   pthread_cond_destroy(&s->cancel_cond);

@@ -6,42 +6,90 @@
 
 #include "slave/slave-internal.h"
 
-ia_task_ctx *ia__task_ctx_new(ia_slave *slave, ia__frame *frame, uint64_t conn_gen) {
+ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
+                              ia__slice body, size_t frame_len) {
   ia_task_ctx *ctx = calloc(1, sizeof *ctx);
-  if (!ctx) return NULL;
+  if (!ctx)
+    return NULL;
+  size_t mlen = view->method.n;
+  ctx->method = mlen < sizeof ctx->method_small ? ctx->method_small : malloc(mlen + 1);
+  if (!ctx->method) {
+    free(ctx);
+    return NULL;
+  }
+  memcpy(ctx->method, view->method.p, mlen);
+  ctx->method[mlen] = '\0';
   ctx->slave = slave;
-  ctx->frame = frame;
-  ctx->id = frame->id;
+  ctx->id = id;
   ctx->conn_gen = conn_gen;
+  ctx->body = body;
+  ctx->payload = view->payload;
+  ctx->frame_len = frame_len;
   atomic_init(&ctx->cancelled, false);
   return ctx;
 }
 
 void ia__task_ctx_free(ia_task_ctx *ctx) {
-  if (!ctx) return;
-  ia__frame_free(ctx->frame);
+  if (!ctx)
+    return;
+  if (ctx->method != ctx->method_small)
+    free(ctx->method);
+  while (ctx->md) {
+    ia__md_copy *m = ctx->md;
+    ctx->md = m->next;
+    free(m->value);
+    free(m);
+  }
+  free(ctx->hold);
   free(ctx->message);
-  free(ctx->out);
+  if (ctx->out_owned)
+    free(ctx->out);
   free(ctx);
 }
 
 const char *ia_task_ctx_method(const ia_task_ctx *t) {
-  const char *m = t->frame->task->method;
-  return m ? m : "";
+  return t->method;
 }
 
 const uint8_t *ia_task_ctx_payload(const ia_task_ctx *t, size_t *len) {
-  const Interaction__V1__Task *task = t->frame->task;
-  if (len) *len = task->has_payload ? task->payload.len : 0;
-  return task->has_payload ? task->payload.data : (const uint8_t *)"";
+  if (len)
+    *len = t->payload.n;
+  return t->payload.p ? t->payload.p : (const uint8_t *)"";
+}
+
+typedef struct md_find {
+  const char *key;
+  ia__slice value;
+  bool found;
+} md_find;
+
+static bool md_match(ia__slice key, ia__slice value, void *user) {
+  md_find *f = user;
+  if (key.n == strlen(f->key) && memcmp(key.p, f->key, key.n) == 0) {
+    f->value = value;
+    f->found = true;
+  }
+  return true; /* keep going: the last entry for a key wins, as in a map */
 }
 
 const char *ia_task_ctx_metadata(const ia_task_ctx *t, const char *key) {
-  const Interaction__V1__Task *task = t->frame->task;
-  for (size_t i = 0; i < task->n_metadata; i++)
-    if (task->metadata[i]->key && strcmp(task->metadata[i]->key, key) == 0)
-      return task->metadata[i]->value ? task->metadata[i]->value : "";
-  return NULL;
+  md_find f = {.key = key};
+  if (!key || !ia__task_metadata(t->body, md_match, &f) || !f.found)
+    return NULL;
+  ia__md_copy *m = malloc(sizeof *m);
+  char *v = malloc(f.value.n + 1);
+  if (!m || !v) {
+    free(m);
+    free(v);
+    return NULL;
+  }
+  memcpy(v, f.value.p, f.value.n);
+  v[f.value.n] = '\0';
+  m->value = v;
+  ia_task_ctx *mt = (ia_task_ctx *)t; /* the copy is the task's to free */
+  m->next = mt->md;
+  mt->md = m;
+  return v;
 }
 
 uint64_t ia_task_ctx_id(const ia_task_ctx *t) {
@@ -65,6 +113,7 @@ static ia_code set_outcome(ia_task_ctx *t, ia__outcome kind, ia_code code, const
     }
     memcpy(t->out, data, len);
     t->out_len = len;
+    t->out_owned = true;
   }
   t->outcome = kind;
   t->fail_code = code;
@@ -106,50 +155,33 @@ bool ia_task_ctx_sleep(ia_task_ctx *t, uint32_t ms) {
   return whole;
 }
 
-void ia__task_ctx_cancel(ia_task_ctx *t) {
-  pthread_mutex_t *mu = ia__slave_mutex(t->slave);
-  pthread_mutex_lock(mu);
-  atomic_store(&t->cancelled, true);
-  pthread_cond_broadcast(ia__slave_cancel_cond(t->slave));
-  pthread_mutex_unlock(mu);
+ia_code ia__task_ctx_reply_take(ia_task_ctx *t, uint8_t *buf, size_t len) {
+  ia_code rc = set_outcome(t, IA_OUTCOME_RESULT, IA_OK, NULL, NULL, 0);
+  if (rc != IA_OK) {
+    free(buf);
+    return rc;
+  }
+  t->out = buf;
+  t->out_len = len;
+  t->out_owned = true;
+  return IA_OK;
 }
 
-int ia__task_ctx_write_outcome(const ia_task_ctx *t, struct evbuffer *out) {
-  ia__frame f = INTERACTION__V1__FRAME__INIT;
-  f.has_id = 1;
-  f.id = t->id;
-  Interaction__V1__TaskResult r = INTERACTION__V1__TASK_RESULT__INIT;
-  Interaction__V1__TaskFail fail = INTERACTION__V1__TASK_FAIL__INIT;
+bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, ia__wframe *w) {
   switch (t->outcome) {
-  case IA_OUTCOME_RESULT:
-    r.has_payload = 1;
-    r.payload.data = t->out;
-    r.payload.len = t->out_len;
-    f.body_case = INTERACTION__V1__FRAME__BODY_RESULT;
-    f.result = &r;
-    break;
+  case IA_OUTCOME_RESULT: {
+    ia__field f = {.no = 1, .p = t->out, .n = t->out_len};
+    return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
+  }
   case IA_OUTCOME_FAIL:
-    fail.has_code = 1;
-    fail.code = (uint32_t)t->fail_code;
-    fail.message = t->message ? t->message : (char *)"";
-    if (t->out_len) {
-      fail.has_result = 1;
-      fail.result.data = t->out;
-      fail.result.len = t->out_len;
-    }
-    f.body_case = INTERACTION__V1__FRAME__BODY_FAIL;
-    f.fail = &fail;
-    break;
+    return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, t->fail_code,
+                             t->message ? t->message : "", t->out, t->out_len);
   case IA_OUTCOME_NONE:
   case IA_OUTCOME_INVALID:
-    fail.has_code = 1;
-    fail.code = IA_TASK_ERROR;
-    fail.message = t->message ? t->message : (char *)"the handler returned no result";
-    f.body_case = INTERACTION__V1__FRAME__BODY_FAIL;
-    f.fail = &fail;
     break;
   }
-  return ia__frame_write(out, &f);
+  return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, IA_TASK_ERROR,
+                           t->message ? t->message : "the handler returned no result", NULL, 0);
 }
 
 void ia_hook_reply_set(ia_hook_reply *r, const char *message, const void *data, size_t len) {

@@ -1,0 +1,411 @@
+/* The hot path's wire: see wire.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "runtime/wire.h"
+
+#define INBUF_MIN (64u * 1024u)
+#define INBUF_KEEP_MAX (1u << 20) /* larger buffers are given back once empty */
+
+/* ---- input ---- */
+
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+ia__frame_next_result ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body,
+                                     uint32_t *len) {
+  size_t have = b->end - b->start;
+  if (have < IA_FRAME_HEADER)
+    return IA_FRAME_NEED_MORE;
+  uint32_t l = be32(b->buf + b->start);
+  if (l > max_frame)
+    return IA_FRAME_OVERSIZE;
+  if (have < IA_FRAME_HEADER + (size_t)l)
+    return IA_FRAME_NEED_MORE;
+  *body = b->buf + b->start + IA_FRAME_HEADER;
+  *len = l;
+  return IA_FRAME_READY;
+}
+
+void ia__inbuf_consume(ia__inbuf *b, size_t n) {
+  b->start += n;
+  if (b->start >= b->end) {
+    b->start = b->end = 0;
+    if (b->cap > INBUF_KEEP_MAX) {
+      free(b->buf);
+      b->buf = NULL;
+      b->cap = 0;
+    }
+  }
+}
+
+ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags) {
+  size_t have = b->end - b->start;
+  size_t need = INBUF_MIN;
+  if (have >= IA_FRAME_HEADER) {
+    uint32_t l = be32(b->buf + b->start);
+    if (l <= max_frame && IA_FRAME_HEADER + (size_t)l > need)
+      need = IA_FRAME_HEADER + (size_t)l;
+  }
+  if (b->cap - b->start < need) {
+    /* Move what is unread to the front, then grow if that is not enough. */
+    if (b->start > 0) {
+      memmove(b->buf, b->buf + b->start, have);
+      b->start = 0;
+      b->end = have;
+    }
+    if (b->cap < need) {
+      uint8_t *nb = realloc(b->buf, need);
+      if (!nb) {
+        errno = ENOMEM;
+        return -1;
+      }
+      b->buf = nb;
+      b->cap = need;
+    }
+  }
+  ssize_t r;
+  do
+    r = recv(fd, b->buf + b->end, b->cap - b->end, flags);
+  while (r < 0 && errno == EINTR);
+  if (r > 0)
+    b->end += (size_t)r;
+  return r;
+}
+
+bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to) {
+  size_t rest = b->end - b->start - keep;
+  memset(to, 0, sizeof *to);
+  if (rest > 0) {
+    size_t cap = rest > INBUF_MIN ? rest : INBUF_MIN;
+    to->buf = malloc(cap);
+    if (!to->buf)
+      return false;
+    to->cap = cap;
+    memcpy(to->buf, b->buf + b->start + keep, rest);
+    to->end = rest;
+  }
+  b->end = b->start + keep;
+  return true;
+}
+
+void ia__inbuf_free(ia__inbuf *b) {
+  free(b->buf);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- parsing ---- */
+
+static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
+  const uint8_t *p = *pp;
+  uint64_t r = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    if (p >= end)
+      return false;
+    uint8_t c = *p++;
+    r |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *pp = p;
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* One field: its number, wire type, varint value or length-delimited slice. */
+typedef struct field {
+  uint32_t no;
+  unsigned wt;
+  uint64_t v;
+  ia__slice s;
+} field;
+
+/* Reads the next field; 1 ok, 0 at the end, -1 malformed. */
+static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
+  if (*pp >= end)
+    return 0;
+  uint64_t key;
+  if (!get_varint(pp, end, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+    return -1;
+  f->no = (uint32_t)(key >> 3);
+  f->wt = key & 7;
+  switch (f->wt) {
+  case 0:
+    return get_varint(pp, end, &f->v) ? 1 : -1;
+  case 1:
+    if (end - *pp < 8)
+      return -1;
+    *pp += 8;
+    return 1;
+  case 5:
+    if (end - *pp < 4)
+      return -1;
+    *pp += 4;
+    return 1;
+  case 2: {
+    uint64_t n;
+    if (!get_varint(pp, end, &n) || n > (uint64_t)(end - *pp))
+      return -1;
+    f->s.p = *pp;
+    f->s.n = (size_t)n;
+    *pp += n;
+    return 1;
+  }
+  default:
+    return -1; /* groups are not protobuf we speak */
+  }
+}
+
+bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
+  const uint8_t *end = p + n;
+  env->id = 0;
+  env->kind = 0;
+  field f;
+  int r;
+  while ((r = next_field(&p, end, &f)) > 0) {
+    if (f.no == 1) {
+      if (f.wt != 0)
+        return false;
+      env->id = f.v;
+    } else if (f.no >= INTERACTION__V1__FRAME__BODY_HELLO && f.no <= INTERACTION__V1__FRAME__BODY_GOODBYE) {
+      if (f.wt != 2)
+        return false;
+      env->kind = f.no; /* the last member of a oneof wins */
+      env->body = f.s;
+    }
+  }
+  return r == 0 && env->kind != 0;
+}
+
+bool ia__task_parse(ia__slice body, ia__task_view *t) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  memset(t, 0, sizeof *t);
+  field f;
+  int r;
+  while ((r = next_field(&p, end, &f)) > 0) {
+    if ((f.no == 1 || f.no == 2 || f.no == 4) && f.wt != 2)
+      return false;
+    if (f.no == 3 && f.wt != 0)
+      return false;
+    if (f.no == 1)
+      t->method = f.s;
+    else if (f.no == 2)
+      t->payload = f.s;
+    else if (f.no == 3)
+      t->deadline_ms = f.v;
+    else if (f.no == 4)
+      t->has_metadata = true;
+  }
+  return r == 0;
+}
+
+bool ia__status_parse(ia__slice body, ia__status_view *s) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  memset(s, 0, sizeof *s);
+  field f;
+  int r;
+  while ((r = next_field(&p, end, &f)) > 0) {
+    if (f.no == 1) {
+      if (f.wt != 0)
+        return false;
+      s->has_code = true;
+      s->code = (uint32_t)f.v;
+    } else if (f.no == 2 || f.no == 3) {
+      if (f.wt != 2)
+        return false;
+      if (f.no == 2)
+        s->message = f.s;
+      else
+        s->data = f.s;
+    }
+  }
+  return r == 0;
+}
+
+bool ia__result_parse(ia__slice body, ia__slice *payload) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  payload->p = NULL;
+  payload->n = 0;
+  field f;
+  int r;
+  while ((r = next_field(&p, end, &f)) > 0)
+    if (f.no == 1) {
+      if (f.wt != 2)
+        return false;
+      *payload = f.s;
+    }
+  return r == 0;
+}
+
+bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user), void *user) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  field f;
+  int r;
+  while ((r = next_field(&p, end, &f)) > 0) {
+    if (f.no != 4 || f.wt != 2)
+      continue;
+    const uint8_t *q = f.s.p, *qend = f.s.p + f.s.n;
+    ia__slice key = {(const uint8_t *)"", 0}, value = {(const uint8_t *)"", 0};
+    field g;
+    int r2;
+    while ((r2 = next_field(&q, qend, &g)) > 0)
+      if (g.wt == 2 && g.no == 1)
+        key = g.s;
+      else if (g.wt == 2 && g.no == 2)
+        value = g.s;
+    if (r2 < 0)
+      return false;
+    if (!fn(key, value, user))
+      return true;
+  }
+  return r == 0;
+}
+
+/* ---- building ---- */
+
+static size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* The length prefix, the id and the body's key and length. */
+static uint8_t *put_env_head(uint8_t *p, size_t env, uint64_t id, unsigned kind, size_t body) {
+  p[0] = (uint8_t)(env >> 24);
+  p[1] = (uint8_t)(env >> 16);
+  p[2] = (uint8_t)(env >> 8);
+  p[3] = (uint8_t)env;
+  p += 4;
+  *p++ = 0x08; /* id = 1, varint */
+  p = put_varint(p, id);
+  p = put_varint(p, (uint64_t)kind << 3 | 2);
+  return put_varint(p, body);
+}
+
+static size_t field_size(const ia__field *f) {
+  size_t key = varint_size((uint64_t)f->no << 3);
+  return f->varint ? key + varint_size(f->v) : key + varint_size(f->n) + f->n;
+}
+
+bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
+  size_t body = 0;
+  for (size_t i = 0; i < n; i++)
+    body += field_size(&fields[i]);
+  bool has_tail = n > 0 && !fields[n - 1].varint;
+  size_t tail = has_tail ? fields[n - 1].n : 0;
+  size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(body) + body;
+  size_t head = IA_FRAME_HEADER + env - tail;
+  w->head = head <= sizeof w->small ? w->small : malloc(head);
+  if (!w->head)
+    return false;
+  uint8_t *p = put_env_head(w->head, env, id, kind, body);
+  for (size_t i = 0; i < n; i++) {
+    const ia__field *f = &fields[i];
+    p = put_varint(p, (uint64_t)f->no << 3 | (f->varint ? 0 : 2));
+    if (f->varint) {
+      p = put_varint(p, f->v);
+      continue;
+    }
+    p = put_varint(p, f->n);
+    if (i + 1 < n && f->n) {
+      memcpy(p, f->p, f->n);
+      p += f->n;
+    }
+  }
+  w->head_len = (size_t)(p - w->head);
+  w->tail = has_tail ? fields[n - 1].p : NULL;
+  w->tail_len = tail;
+  return true;
+}
+
+void ia__wframe_release(ia__wframe *w) {
+  if (w->head && w->head != w->small)
+    free(w->head);
+  w->head = NULL;
+}
+
+int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
+  struct iovec iov[2] = {{w->head, w->head_len}, {(void *)w->tail, w->tail_len}};
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = w->tail_len ? 2 : 1};
+  size_t left = ia__wframe_len(w);
+  while (left > 0) {
+    ssize_t r = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    left -= (size_t)r;
+    /* Advance the iovecs past what went out. */
+    while (r > 0 && mh.msg_iovlen > 0) {
+      if ((size_t)r >= mh.msg_iov->iov_len) {
+        r -= (ssize_t)mh.msg_iov->iov_len;
+        mh.msg_iov++;
+        mh.msg_iovlen--;
+      } else {
+        mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + r;
+        mh.msg_iov->iov_len -= (size_t)r;
+        r = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+int ia__send_all(int fd, const void *p, size_t n, int flags) {
+  ia__wframe w = {.head = (uint8_t *)p, .head_len = n};
+  return ia__wframe_send(fd, &w, flags);
+}
+
+bool ia__wframe_status(ia__wframe *w, uint64_t id, unsigned kind, ia_code code, const char *message,
+                       const void *data, size_t len) {
+  const char *msg = message ? message : ia_strerror(code);
+  ia__field f[3] = {{.no = 1, .varint = true, .v = (uint64_t)code},
+                    {.no = 2, .p = msg, .n = strlen(msg)},
+                    {.no = 3, .p = data, .n = len}};
+  return ia__wframe_build(w, id, kind, f, data && len ? 3 : 2);
+}
+
+bool ia__wframe_empty(ia__wframe *w, uint64_t id, unsigned kind) {
+  return ia__wframe_build(w, id, kind, NULL, 0);
+}
+
+bool ia__wframe_message(ia__wframe *w, uint64_t id, unsigned kind, const ProtobufCMessage *msg) {
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf)
+    return false;
+  protobuf_c_message_pack(msg, buf);
+  size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(n) + n;
+  size_t total = IA_FRAME_HEADER + env;
+  w->head = total <= sizeof w->small ? w->small : malloc(total);
+  if (!w->head) {
+    free(buf);
+    return false;
+  }
+  uint8_t *p = put_env_head(w->head, env, id, kind, n);
+  memcpy(p, buf, n);
+  p += n;
+  free(buf);
+  w->head_len = (size_t)(p - w->head);
+  w->tail = NULL;
+  w->tail_len = 0;
+  return true;
+}
