@@ -137,12 +137,25 @@ static void drain_cb(struct bufferevent *bev, void *arg) {
   event_active(c->slave->reap_ev, EV_TIMEOUT, 0);
 }
 
+/* The master of a running task is gone: its handler is asked to stop, so
+ * that the slot is free for the next master. */
+static void cancel_tasks_of(sconn *c) {
+  ia_slave *s = c->slave;
+  pthread_mutex_lock(&s->mu);
+  if (s->slot && s->slot->conn_gen == c->gen) {
+    atomic_store(&s->slot->cancelled, true);
+    pthread_cond_broadcast(&s->cancel_cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
 /* Stops reading from c, lets what was written drain, then frees it. */
 static void conn_close(sconn *c) {
   ia_slave *s = c->slave;
   if (c->closing) return;
   c->closing = true;
   if (s->master == c) s->master = NULL;
+  cancel_tasks_of(c);
   bufferevent_disable(c->bev, EV_READ);
   struct timeval drain = {DRAIN_TIMEOUT_S, 0};
   bufferevent_set_timeouts(c->bev, NULL, &drain);
