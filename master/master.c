@@ -106,7 +106,13 @@ static void conn_lost(ia_conn *c, ia_code code, const char *message) {
 static void conn_protocol_error(ia_conn *c, ia_code code, const char *message) {
   IA_WARN("master: connection %s: %s", c->name, message);
   pthread_mutex_lock(&c->m->mu);
-  if (c->up) ia__write_goodbye(bufferevent_get_output(c->bev), 0, code, message);
+  if (c->up) {
+    /* Pushed to the socket now: the bufferevent is freed right after. */
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    ia__write_goodbye(out, 0, code, message);
+    evbuffer_unfreeze(out, 1); /* bufferevents keep their output's start frozen */
+    evbuffer_write(out, bufferevent_getfd(c->bev));
+  }
   pthread_mutex_unlock(&c->m->mu);
   conn_lost(c, code, message);
 }

@@ -230,6 +230,12 @@ static void conn_close(sconn *c, bool lost, ia_code code) {
   c->lost_code = code;
   if (s->master == c)
     s->master = NULL;
+  if (s->slot && s->slot->conn_gen == c->gen) {
+    /* Its master is gone: the handler is asked to stop, so that the slot
+     * is free for the next master. */
+    atomic_store(&s->slot->cancelled, true);
+    pthread_cond_broadcast(&s->cancel_cond);
+  }
   pthread_mutex_unlock(&s->mu);
   shutdown(c->fd, SHUT_RDWR);
   event_active(s->close_ev, EV_TIMEOUT, 0);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every ctest test of a build under valgrind memcheck (following the
+# processes criterion and the tests start) and fails on any error or leak.
+#   scripts/valgrind.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build-test}
+[ -d "$dir" ] || { echo "valgrind.sh: no build in $dir (run scripts/test.sh --quick first)" >&2; exit 2; }
+logdir="$dir/valgrind"
+rm -rf "$logdir"; mkdir -p "$logdir"
+mapfile -t tests < <(cd "$dir" && ctest --show-only=json-v1 | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["tests"]:
+    print("\x1f".join([t["name"], t.get("properties") and next((p["value"] for p in t["properties"] if p["name"] == "WORKING_DIRECTORY"), ".") or "."] + t["command"]))
+')
+fail=0
+for line in "${tests[@]}"; do
+  IFS=$'\x1f' read -r -a parts <<<"$line"
+  name=${parts[0]} wd=${parts[1]}
+  cmd=("${parts[@]:2}")
+  echo "== valgrind $name"
+  if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
+        --trace-children-skip='*/sh,*/bash' --child-silent-after-fork=yes \
+        --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+        --log-file="$OLDPWD/$logdir/$name.%p.log" "${cmd[@]}" --jobs 2 >"$OLDPWD/$logdir/$name.out" 2>&1); then
+    echo "   FAILED (see $logdir/$name.*)"; tail -5 "$logdir/$name.out"; fail=1
+  fi
+  for f in "$logdir/$name".*.log; do
+    [ -s "$f" ] && { echo "   valgrind reports in $f:"; head -30 "$f"; fail=1; }
+  done
+done
+[ $fail -eq 0 ] && echo "valgrind: all ${#tests[@]} tests clean"
+exit $fail

@@ -1,0 +1,47 @@
+/* One in-process slave, one master and one connection: the setup most slave
+ * tests share. Criterion-asserting, so only tests include it. */
+#ifndef IA_TESTS_FIXTURE_H
+#define IA_TESTS_FIXTURE_H
+
+#include "tu_assert.h"
+
+typedef struct fixture {
+  ia_slave *slave;
+  ia_master *master;
+  ia_conn *conn;
+} fixture;
+
+/* Starts the slave of `config` and connects a master named `master_name` on
+ * the config's channel to it as connection "slave". */
+static inline fixture fixture_start(const ia_slave_config *config, const char *master_name) {
+  fixture f = {0};
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_slave_start(config, &f.slave, &err), &err);
+  TU_ASSERT_OK(tu_master_start(master_name, config->channel, &f.master, &err), &err);
+  TU_ASSERT_OK(tu_connect(f.master, "slave", ia_slave_port(f.slave), &f.conn, &err), &err);
+  return f;
+}
+
+/* A default test slave on `channel`. */
+static inline fixture fixture_default(uint32_t channel) {
+  ia_slave_config config;
+  tu_slave_config(&config, channel);
+  return fixture_start(&config, "test-master");
+}
+
+static inline void fixture_free(fixture *f) {
+  ia_conn_free(f->conn);
+  ia_master_free(f->master);
+  ia_slave_free(f->slave);
+}
+
+/* Asserts that ia_call of a Sum on `conn` returns a + b. */
+static inline void assert_sum_works(ia_conn *conn, int64_t a, int64_t b) {
+  ia_error err = IA_ERROR_INIT;
+  int64_t sum = 0;
+  TU_ASSERT_OK(tu_call_sum(conn, a, b, &sum, &err), &err);
+  cr_assert_eq(sum, a + b);
+  ia_error_clear(&err);
+}
+
+#endif

@@ -1,0 +1,654 @@
+/* The test suite's shared helpers; see tu.h. */
+#define _GNU_SOURCE
+#include "tu.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sum.pb-c.h"
+#include "sum_handlers.h"
+
+/* ---- time ---- */
+
+uint64_t tu_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void tu_sleep_ms(uint32_t ms) {
+  struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Milliseconds left until `deadline` (0 once it passed). */
+static int remaining_ms(uint64_t deadline) {
+  uint64_t now = tu_now_ms();
+  return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/* ---- flag ---- */
+
+void tu_flag_init(tu_flag *flag) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&flag->cv, &attr);
+  pthread_condattr_destroy(&attr);
+  pthread_mutex_init(&flag->mu, NULL);
+  flag->count = 0;
+}
+
+void tu_flag_destroy(tu_flag *flag) {
+  pthread_cond_destroy(&flag->cv);
+  pthread_mutex_destroy(&flag->mu);
+}
+
+void tu_flag_raise(tu_flag *flag) {
+  pthread_mutex_lock(&flag->mu);
+  flag->count++;
+  pthread_cond_broadcast(&flag->cv);
+  pthread_mutex_unlock(&flag->mu);
+}
+
+int tu_flag_count(tu_flag *flag) {
+  pthread_mutex_lock(&flag->mu);
+  int n = flag->count;
+  pthread_mutex_unlock(&flag->mu);
+  return n;
+}
+
+bool tu_flag_wait(tu_flag *flag, int want, uint32_t timeout_ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += timeout_ms / 1000u;
+  until.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&flag->mu);
+  while (flag->count < want) {
+    if (pthread_cond_timedwait(&flag->cv, &flag->mu, &until) == ETIMEDOUT) break;
+  }
+  bool ok = flag->count >= want;
+  pthread_mutex_unlock(&flag->mu);
+  return ok;
+}
+
+/* ---- payloads ---- */
+
+static uint8_t *pack(const ProtobufCMessage *msg, size_t *len) {
+  *len = protobuf_c_message_get_packed_size(msg);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  if (buf != NULL) protobuf_c_message_pack(msg, buf);
+  return buf;
+}
+
+/* protobuf-c wants a non-NULL pointer even for zero bytes. */
+static const uint8_t *nonnull(const uint8_t *buf) {
+  static const uint8_t empty[1];
+  return buf != NULL ? buf : empty;
+}
+
+uint8_t *tu_sum_task(int64_t a, int64_t b, bool has_a, bool has_b, size_t *len) {
+  Sum__SumTask m = SUM__SUM_TASK__INIT;
+  m.has_a = has_a;
+  m.a = a;
+  m.has_b = has_b;
+  m.b = b;
+  return pack(&m.base, len);
+}
+
+uint8_t *tu_sleep_task(uint32_t ms, size_t *len) {
+  Sum__SleepTask m = SUM__SLEEP_TASK__INIT;
+  m.has_ms = 1;
+  m.ms = ms;
+  return pack(&m.base, len);
+}
+
+bool tu_sum_result(const uint8_t *buf, size_t len, int64_t *sum) {
+  Sum__SumResult *m = sum__sum_result__unpack(NULL, len, nonnull(buf));
+  if (m == NULL) return false;
+  bool ok = m->has_sum;
+  *sum = m->sum;
+  sum__sum_result__free_unpacked(m, NULL);
+  return ok;
+}
+
+bool tu_sleep_result(const uint8_t *buf, size_t len, uint32_t *slept_ms) {
+  Sum__SleepResult *m = sum__sleep_result__unpack(NULL, len, nonnull(buf));
+  if (m == NULL) return false;
+  bool ok = m->has_slept_ms;
+  *slept_ms = m->slept_ms;
+  sum__sleep_result__free_unpacked(m, NULL);
+  return ok;
+}
+
+bool tu_fail_info(const uint8_t *buf, size_t len, char *message, size_t cap) {
+  Sum__FailInfo *m = sum__fail_info__unpack(NULL, len, nonnull(buf));
+  if (m == NULL) return false;
+  bool ok = m->message != NULL;
+  snprintf(message, cap, "%s", ok ? m->message : "");
+  sum__fail_info__free_unpacked(m, NULL);
+  return ok;
+}
+
+/* ---- in-process slave ---- */
+
+static atomic_int handler_calls;
+
+void tu_handler(ia_task_ctx *task, void *user) {
+  (void)user;
+  atomic_fetch_add(&handler_calls, 1);
+  const char *method = ia_task_ctx_method(task);
+  if (strcmp(method, TU_METHOD_NO_REPLY) == 0) return;
+  if (strcmp(method, TU_METHOD_FAIL_OK) == 0) {
+    (void)ia_task_ctx_fail(task, IA_OK, "not really a failure", NULL, 0);
+    return;
+  }
+  sum_handler(task, NULL);
+}
+
+int tu_handler_calls(void) {
+  return atomic_load(&handler_calls);
+}
+
+bool tu_wait_handler_calls(int want, uint32_t timeout_ms) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  while (tu_handler_calls() < want) {
+    if (tu_now_ms() >= deadline) return false;
+    tu_sleep_ms(2);
+  }
+  return true;
+}
+
+void tu_slave_config(ia_slave_config *config, uint32_t channel) {
+  ia_slave_config_init(config);
+  config->host = TU_HOST;
+  config->port = 0;
+  config->channel = channel;
+  config->handler = tu_handler;
+}
+
+ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *err) {
+  ia_slave *slave = NULL;
+  *out = NULL;
+  ia_code rc = ia_slave_new(config, &slave, err);
+  if (rc != IA_OK) return rc;
+  rc = ia_slave_start(slave, err);
+  if (rc != IA_OK) {
+    ia_slave_free(slave);
+    return rc;
+  }
+  *out = slave;
+  return IA_OK;
+}
+
+/* ---- master ---- */
+
+ia_code tu_master_start(const char *name, uint32_t channel, ia_master **out, ia_error *err) {
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = name;
+  config.channel = channel;
+  ia_master *master = NULL;
+  *out = NULL;
+  ia_code rc = ia_master_new(&config, &master, err);
+  if (rc != IA_OK) return rc;
+  rc = ia_master_start(master, err);
+  if (rc != IA_OK) {
+    ia_master_free(master);
+    return rc;
+  }
+  *out = master;
+  return IA_OK;
+}
+
+ia_code tu_connect(ia_master *master, const char *name, uint16_t port, ia_conn **out, ia_error *err) {
+  *out = NULL;
+  return ia_master_connect(master, name, TU_HOST, port, NULL, 0, TU_WAIT_MS, out, err);
+}
+
+ia_code tu_call_sum(ia_conn *conn, int64_t a, int64_t b, int64_t *sum, ia_error *err) {
+  size_t len;
+  uint8_t *req = tu_sum_task(a, b, true, true, &len);
+  if (req == NULL) return IA_NO_MEMORY;
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_code rc = ia_call(conn, SUM_METHOD_SUM, req, len, &reply, &reply_len, TU_WAIT_MS, err);
+  free(req);
+  if (rc == IA_OK && !tu_sum_result(reply, reply_len, sum)) {
+    if (err != NULL) snprintf(err->message, sizeof err->message, "the reply is not a SumResult");
+    rc = IA_PROTOCOL_ERROR;
+  }
+  free(reply);
+  return rc;
+}
+
+ia_task *tu_sum_task_new(ia_conn *conn, int64_t a, int64_t b) {
+  size_t len;
+  uint8_t *req = tu_sum_task(a, b, true, true, &len);
+  if (req == NULL) return NULL;
+  ia_task *t = ia_conn_new_task(conn, SUM_METHOD_SUM, req, len);
+  free(req);
+  return t;
+}
+
+ia_task *tu_sleep_task_new(ia_conn *conn, uint32_t ms) {
+  size_t len;
+  uint8_t *req = tu_sleep_task(ms, &len);
+  if (req == NULL) return NULL;
+  ia_task *t = ia_conn_new_task(conn, SUM_METHOD_SLEEP, req, len);
+  free(req);
+  return t;
+}
+
+ia_status tu_wait_status(ia_task *task, ia_status want, uint32_t timeout_ms) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  ia_status s = ia_task_status(task);
+  while (s != want && !ia_status_is_terminal(s) && tu_now_ms() < deadline) {
+    tu_sleep_ms(2);
+    s = ia_task_status(task);
+  }
+  return s;
+}
+
+bool tu_wait_connected(ia_conn *conn, bool want, uint32_t timeout_ms) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  while (ia_conn_is_connected(conn) != want) {
+    if (tu_now_ms() >= deadline) return false;
+    tu_sleep_ms(5);
+  }
+  return true;
+}
+
+/* ---- processes ---- */
+
+#define TU_MAX_CHILDREN 32
+static pthread_mutex_t children_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t children[TU_MAX_CHILDREN];
+
+static void children_add(pid_t pid) {
+  pthread_mutex_lock(&children_mu);
+  for (int i = 0; i < TU_MAX_CHILDREN; i++) {
+    if (children[i] == 0) {
+      children[i] = pid;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&children_mu);
+}
+
+static void children_remove(pid_t pid) {
+  pthread_mutex_lock(&children_mu);
+  for (int i = 0; i < TU_MAX_CHILDREN; i++)
+    if (children[i] == pid) children[i] = 0;
+  pthread_mutex_unlock(&children_mu);
+}
+
+/* SIGKILL + a bounded reap of one pid. SIGKILL cannot be caught, so the
+ * child is gone within the bound unless the kernel is stuck. */
+static int kill_and_reap(pid_t pid) {
+  int status = 0;
+  kill(pid, SIGKILL);
+  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (tu_now_ms() >= deadline) {
+      fprintf(stderr, "tu: pid %d not reaped after SIGKILL\n", (int)pid);
+      break;
+    }
+    tu_sleep_ms(5);
+  }
+  children_remove(pid);
+  return status;
+}
+
+void tu_proc_kill_all(void) {
+  for (int i = 0; i < TU_MAX_CHILDREN; i++) {
+    pthread_mutex_lock(&children_mu);
+    pid_t pid = children[i];
+    pthread_mutex_unlock(&children_mu);
+    if (pid != 0) kill_and_reap(pid);
+  }
+}
+
+static void proc_close(tu_proc *proc) {
+  if (proc->out_fd >= 0) close(proc->out_fd);
+  proc->out_fd = -1;
+}
+
+void tu_proc_kill(tu_proc *proc) {
+  if (proc->pid > 0) {
+    proc->status = kill_and_reap(proc->pid);
+    proc->pid = 0;
+  }
+  proc_close(proc);
+}
+
+bool tu_proc_signal(tu_proc *proc, int sig) {
+  return proc->pid > 0 && kill(proc->pid, sig) == 0;
+}
+
+bool tu_proc_wait(tu_proc *proc, uint32_t timeout_ms) {
+  if (proc->pid <= 0) return true;
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  for (;;) {
+    int status;
+    pid_t r = waitpid(proc->pid, &status, WNOHANG);
+    if (r == proc->pid) {
+      children_remove(proc->pid);
+      proc->status = status;
+      proc->pid = 0;
+      proc_close(proc);
+      return true;
+    }
+    if (r < 0 && errno != EINTR) return false;
+    if (tu_now_ms() >= deadline) return false;
+    tu_sleep_ms(5);
+  }
+}
+
+static bool atexit_done;
+
+/* Reads the child's stdout until a line starting with `prefix`. */
+static bool read_ready_line(tu_proc *proc, const char *prefix, uint32_t timeout_ms) {
+  char buf[1024];
+  size_t have = 0;
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  for (int rounds = 0; rounds < 10000; rounds++) {
+    char *nl;
+    while ((nl = memchr(buf, '\n', have)) != NULL) {
+      *nl = '\0';
+      bool match = strncmp(buf, prefix, strlen(prefix)) == 0;
+      snprintf(proc->line, sizeof proc->line, "%.*s", (int)sizeof proc->line - 1, buf);
+      size_t used = (size_t)(nl - buf) + 1;
+      memmove(buf, nl + 1, have - used);
+      have -= used;
+      if (match) return true;
+    }
+    if (have == sizeof buf) have = 0; /* an overlong line: drop it */
+    struct pollfd pfd = {.fd = proc->out_fd, .events = POLLIN};
+    int ms = remaining_ms(deadline);
+    if (ms == 0) {
+      snprintf(proc->line, sizeof proc->line, "no '%s' line within %u ms", prefix, timeout_ms);
+      return false;
+    }
+    int pr = poll(&pfd, 1, ms);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr <= 0) continue;
+    ssize_t n = read(proc->out_fd, buf + have, sizeof buf - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      snprintf(proc->line, sizeof proc->line, "stdout closed before a '%s' line", prefix);
+      return false;
+    }
+    have += (size_t)n;
+  }
+  snprintf(proc->line, sizeof proc->line, "too many reads waiting for '%s'", prefix);
+  return false;
+}
+
+bool tu_spawn(tu_proc *proc, char *const argv[], const char *ready_prefix, uint32_t timeout_ms) {
+  proc->pid = 0;
+  proc->out_fd = -1;
+  proc->status = 0;
+  proc->line[0] = '\0';
+  if (!atexit_done) {
+    atexit_done = true;
+    atexit(tu_proc_kill_all);
+  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    snprintf(proc->line, sizeof proc->line, "pipe: %s", strerror(errno));
+    return false;
+  }
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(proc->line, sizeof proc->line, "fork: %s", strerror(errno));
+    close(fds[0]);
+    close(fds[1]);
+    return false;
+  }
+  if (pid == 0) {
+    /* Only async-signal-safe calls until execv: the parent may have threads. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(126);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
+    sigaction(SIGINT, &dfl, NULL);
+    if (dup2(fds[1], STDOUT_FILENO) < 0) _exit(126);
+    /* Nothing of the test process (sockets, other pipes) leaks into the child. */
+    close_range(3, ~0u, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(fds[1]);
+  proc->pid = pid;
+  proc->out_fd = fds[0];
+  children_add(pid);
+  if (!read_ready_line(proc, ready_prefix, timeout_ms)) {
+    char why[sizeof proc->line];
+    snprintf(why, sizeof why, "%s", proc->line);
+    tu_proc_kill(proc);
+    snprintf(proc->line, sizeof proc->line, "%.200s (exit status 0x%x)", why, (unsigned)proc->status);
+    return false;
+  }
+  return true;
+}
+
+uint16_t tu_spawn_sum_slave(tu_proc *proc, const char *path, uint32_t channel, const char *const extra[]) {
+  char channel_text[16];
+  snprintf(channel_text, sizeof channel_text, "%u", channel);
+  char *argv[24];
+  int n = 0;
+  argv[n++] = (char *)path;
+  argv[n++] = "--host";
+  argv[n++] = TU_HOST;
+  argv[n++] = "--port";
+  argv[n++] = "0";
+  argv[n++] = "--channel";
+  argv[n++] = channel_text;
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
+    argv[n++] = (char *)extra[i];
+  argv[n] = NULL;
+  if (!tu_spawn(proc, argv, "listening on ", TU_WAIT_MS)) return 0;
+  const char *colon = strrchr(proc->line, ':');
+  long port = colon != NULL ? strtol(colon + 1, NULL, 10) : 0;
+  if (port <= 0 || port > 65535) {
+    tu_proc_kill(proc);
+    return 0;
+  }
+  return (uint16_t)port;
+}
+
+/* ---- raw socket ---- */
+
+int tu_raw_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
+  /* A loopback connect either succeeds or fails at once; the send timeout
+   * bounds writes to a peer that stopped reading. */
+  struct timeval tv = {.tv_sec = TU_WAIT_MS / 1000u};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool tu_raw_write(int fd, const void *buf, size_t len) {
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+bool tu_raw_write_frame(int fd, const void *body, size_t len) {
+  uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+  return tu_raw_write(fd, hdr, sizeof hdr) && tu_raw_write(fd, body, len);
+}
+
+uint8_t *tu_frame_pack(const Interaction__V1__Frame *frame, size_t *len) {
+  return pack(&frame->base, len);
+}
+
+/* Reads exactly `len` bytes before `deadline`: 1 done, 0 EOF/reset, -1 timeout. */
+static int read_exact(int fd, uint8_t *buf, size_t len, uint64_t deadline) {
+  size_t have = 0;
+  while (have < len) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = remaining_ms(deadline);
+    if (ms == 0) return -1;
+    int pr = poll(&pfd, 1, ms);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr <= 0) continue;
+    ssize_t n = recv(fd, buf + have, len - have, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return 0;
+    if (n < 0) return -1;
+    have += (size_t)n;
+  }
+  return 1;
+}
+
+int tu_raw_read_frame(int fd, uint32_t timeout_ms, Interaction__V1__Frame **frame) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  uint8_t hdr[4];
+  *frame = NULL;
+  int r = read_exact(fd, hdr, sizeof hdr, deadline);
+  if (r <= 0) return r;
+  uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+  if (len > (16u << 20)) return -1; /* nothing the tests expect is this big */
+  uint8_t *body = malloc(len ? len : 1);
+  if (body == NULL) return -1;
+  r = read_exact(fd, body, len, deadline);
+  if (r == 1) {
+    *frame = interaction__v1__frame__unpack(NULL, len, body);
+    if (*frame == NULL) r = -1;
+  }
+  free(body);
+  return r;
+}
+
+bool tu_raw_expect_goodbye(int fd, uint32_t timeout_ms, uint32_t *code) {
+  Interaction__V1__Frame *f = NULL;
+  if (tu_raw_read_frame(fd, timeout_ms, &f) != 1) return false;
+  bool ok = f->body_case == INTERACTION__V1__FRAME__BODY_GOODBYE && f->goodbye != NULL;
+  if (ok) *code = f->goodbye->has_code ? f->goodbye->code : 0;
+  interaction__v1__frame__free_unpacked(f, NULL);
+  return ok;
+}
+
+bool tu_raw_expect_eof(int fd, uint32_t timeout_ms) {
+  uint8_t byte;
+  return read_exact(fd, &byte, 1, tu_now_ms() + timeout_ms) == 0;
+}
+
+bool tu_raw_send(int fd, const Interaction__V1__Frame *frame) {
+  size_t len;
+  uint8_t *body = tu_frame_pack(frame, &len);
+  bool ok = body != NULL && tu_raw_write_frame(fd, body, len);
+  free(body);
+  return ok;
+}
+
+bool tu_raw_hello(int fd, uint32_t channel, const char *name) {
+  Interaction__V1__Hello hello = INTERACTION__V1__HELLO__INIT;
+  hello.has_version = 1;
+  hello.version = 1;
+  hello.has_channel = 1;
+  hello.channel = channel;
+  hello.master_name = (char *)name;
+  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
+  frame.has_id = 1;
+  frame.id = 1;
+  frame.body_case = INTERACTION__V1__FRAME__BODY_HELLO;
+  frame.hello = &hello;
+  if (!tu_raw_send(fd, &frame)) return false;
+  Interaction__V1__Frame *answer = NULL;
+  if (tu_raw_read_frame(fd, TU_WAIT_MS, &answer) != 1) return false;
+  bool ok = answer->body_case == INTERACTION__V1__FRAME__BODY_WELCOME;
+  interaction__v1__frame__free_unpacked(answer, NULL);
+  return ok;
+}
+
+int tu_raw_listen(uint16_t *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+int tu_raw_accept(int listen_fd, uint32_t timeout_ms) {
+  struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+  if (poll(&pfd, 1, (int)timeout_ms) != 1) return -1;
+  int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) return -1;
+  struct timeval tv = {.tv_sec = TU_WAIT_MS / 1000u};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool tu_raw_welcome(int fd) {
+  Interaction__V1__Frame *hello = NULL;
+  if (tu_raw_read_frame(fd, TU_WAIT_MS, &hello) != 1) return false;
+  bool ok = hello->body_case == INTERACTION__V1__FRAME__BODY_HELLO;
+  uint64_t id = hello->id;
+  interaction__v1__frame__free_unpacked(hello, NULL);
+  if (!ok) return false;
+  Interaction__V1__Welcome welcome = INTERACTION__V1__WELCOME__INIT;
+  welcome.has_version = 1;
+  welcome.version = 1;
+  welcome.slave_name = "fake-slave";
+  welcome.has_capacity = 1;
+  welcome.capacity = 1;
+  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
+  frame.has_id = 1;
+  frame.id = id;
+  frame.body_case = INTERACTION__V1__FRAME__BODY_WELCOME;
+  frame.welcome = &welcome;
+  return tu_raw_send(fd, &frame);
+}
