@@ -4,10 +4,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include <event2/bufferevent.h>
-
 #include "interaction/master.h"
 #include "runtime/runtime-internal.h"
+#include "runtime/wire.h"
 
 typedef struct task_cb {
   ia_task_cb fn;
@@ -21,6 +20,8 @@ struct ia_task {
   int refs;      /* (mu) the user's, and the pending list's while started */
   uint64_t id;
   bool is_disconnect; /* an internal Disconnect request, not a user task */
+  bool blocking;      /* (mu) a caller blocks on it and may read for it */
+  bool offered;       /* (mu) the previous reader passed the read side to this caller */
   char *method;
   uint8_t *payload;
   size_t len;
@@ -35,12 +36,26 @@ struct ia_task {
   ia_task *next; /* (mu) in conn->pending */
 };
 
+/* Who reads a connection's socket. */
+typedef enum ia__reader {
+  IA_RD_PARKED = 0, /* nobody: the loop's tick takes it back */
+  IA_RD_LOOP,       /* the I/O thread (its read event is pending) */
+  IA_RD_TRANSFER,   /* a caller is taking it from the loop */
+  IA_RD_CALLER,     /* a thread blocked in a call reads its own reply */
+} ia__reader;
+
 struct ia_conn {
   ia_master *m;
   char *name;
-  int refs;                /* (mu) the user's, each task's, the loop's while bev lives */
-  bool up;                 /* (mu) handshaken and not yet closed */
-  struct bufferevent *bev; /* created by connect, freed on the loop only */
+  int refs; /* (mu) the user's, each task's, and the socket's while open */
+  bool up;  /* (mu) handshaken and not yet closed */
+  int fd;   /* blocking socket; -1 once closed (by the loop) */
+  struct event *rev;
+  ia__reader reader;     /* (mu) */
+  bool teardown_pending; /* (mu) close the socket once the reader lets go */
+  bool torn_down;        /* (mu) */
+  ia__inbuf in;          /* the reader's */
+  pthread_mutex_t wmu;   /* one writer at a time */
   uint32_t peer_max_frame;
   ia_task *pending; /* (mu) started tasks awaiting an answer */
   ia_conn *next;    /* (mu) in m->conns */
@@ -58,8 +73,8 @@ struct ia_master {
   _Atomic uint64_t next_id;
   atomic_bool shutting_down;
   struct event *shutdown_ev;
+  struct event *tick_ev;
   struct event *deadline_ev;
-  int draining; /* loop only */
 };
 
 /* True on the master's I/O thread. */
@@ -68,8 +83,15 @@ bool ia__master_on_loop(const ia_master *m);
 void ia__conn_ref(ia_conn *c);   /* (mu) */
 void ia__conn_unref(ia_conn *c); /* takes mu */
 
-/* Sends an encoded frame on a live connection. (mu) must be held. */
-ia_code ia__conn_send_locked(ia_conn *c, const uint8_t *buf, size_t len);
+/* Registers t as pending on c and sends its frame. A non-blocking task is
+ * then read by the loop; a blocking one by its caller, in ia__conn_await.
+ * On failure nothing is registered and the code says why. */
+ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking);
+/* Waits for a submitted blocking task, reading the socket for it when nobody
+ * else does. IA_OK once done, IA_TIMEOUT otherwise. Not on the loop. */
+ia_code ia__conn_await(ia_conn *c, ia_task *t, uint32_t timeout_ms);
+/* Sends a frame on c (any thread). */
+ia_code ia__conn_send(ia_conn *c, const ia__wframe *w);
 
 /* Ends a task: status, error (code, message, data) and result are set, the
  * callbacks run on this thread, joiners wake, and the pending list's
@@ -78,5 +100,7 @@ ia_code ia__conn_send_locked(ia_conn *c, const uint8_t *buf, size_t len);
 void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *message, const uint8_t *data,
                      size_t len, bool from_pending);
 void ia__task_unref(ia_task *t); /* takes mu */
+/* The Task frame of t (payload referenced, not copied). */
+bool ia__task_frame(const ia_task *t, ia__wframe *w);
 
 #endif

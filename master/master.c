@@ -1,28 +1,39 @@
 /*
  * master: the task-issuing end.
  *
- * Callers' threads dial and handshake with plain blocking sockets (bounded by
- * the caller's timeout), then hand the socket to the master's one libevent
- * loop thread, which from then on reads every frame of every connection and
- * completes tasks. Callers write frames into a connection's thread-safe
- * bufferevent under the master's mutex; the loop's callbacks run unlocked
- * (BEV_OPT_UNLOCK_CALLBACKS), so the lock order is always mutex -> bufferevent.
+ * Callers dial and handshake with plain blocking sockets, bounded by their
+ * timeout. From then on every frame a caller sends, it sends itself, under
+ * the connection's write lock (no hand-off to another thread). Reading has
+ * one owner at a time (`reader`, under the master's mutex):
+ *
+ *  - a thread blocked in a call (ia_call, the typed stubs, disconnect) reads
+ *    its own reply with recv(), and dispatches any other reply it meets;
+ *  - otherwise the one libevent loop thread reads (async tasks, fan-out,
+ *    Goodbye, a dead slave);
+ *  - between calls the read side is parked, and the loop's tick takes a
+ *    parked socket back, so that an idle connection is still watched.
+ *
+ * When a connection ends, every pending task ends (LOST, or SHUTTING_DOWN),
+ * and its socket is closed on the loop once no caller reads it.
  *
  * Never: block on the loop thread, or leave a started task without a
  * terminal status when its connection goes away.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "master/master-internal.h"
 
-#define DRAIN_TIMEOUT_S 2
+#define IA_TICK_MS 50        /* how often the loop takes back parked sockets */
+#define IA_SEND_TIMEOUT_S 10 /* a slave that takes nothing for this long is dropped */
+#define FINISH_BOUND_S 3
 
 void ia_master_config_init(ia_master_config *c) {
   memset(c, 0, sizeof *c);
@@ -33,10 +44,19 @@ bool ia__master_on_loop(const ia_master *m) {
   return m->started && pthread_equal(pthread_self(), m->loop_thread);
 }
 
-/* ---- connections: references ---- */
+/* ---- references ---- */
 
 void ia__conn_ref(ia_conn *c) {
   c->refs++;
+}
+
+static void conn_destroy(ia_conn *c) {
+  if (c->rev) event_free(c->rev);
+  if (c->fd >= 0) close(c->fd);
+  ia__inbuf_free(&c->in);
+  pthread_mutex_destroy(&c->wmu);
+  free(c->name);
+  free(c);
 }
 
 static void conn_destroy_locked(ia_conn *c) {
@@ -46,8 +66,7 @@ static void conn_destroy_locked(ia_conn *c) {
       *p = c->next;
       break;
     }
-  free(c->name);
-  free(c);
+  conn_destroy(c);
 }
 
 void ia__conn_unref(ia_conn *c) {
@@ -57,13 +76,7 @@ void ia__conn_unref(ia_conn *c) {
   pthread_mutex_unlock(&m->mu);
 }
 
-ia_code ia__conn_send_locked(ia_conn *c, const uint8_t *buf, size_t len) {
-  if (!c->up) return IA_NOT_CONNECTED;
-  if (bufferevent_write(c->bev, buf, len) != 0) return IA_NO_MEMORY;
-  return IA_OK;
-}
-
-/* ---- connections: teardown on the loop ---- */
+/* ---- teardown ---- */
 
 /* Marks c down and ends every pending task with `status`/`code`. Any thread;
  * returns whether c was up. */
@@ -79,97 +92,128 @@ static bool conn_mark_down(ia_conn *c, ia_status status, ia_code code, const cha
     ia_task *t = list;
     list = t->next;
     t->next = NULL;
-    if (t->is_disconnect && code == IA_OK)
-      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
-    else
-      ia__task_finish(t, status, code, message, NULL, 0, true);
+    ia__task_finish(t, status, code, message, NULL, 0, true);
   }
   return was_up;
 }
 
-/* Frees the bufferevent (closing the socket) and drops the loop's reference.
- * Loop thread only. */
-static void conn_release_bev(ia_conn *c) {
-  if (!c->bev) return;
-  bufferevent_free(c->bev);
-  c->bev = NULL;
-  ia__conn_unref(c);
-}
-
-static void conn_lost(ia_conn *c, ia_code code, const char *message) {
-  if (conn_mark_down(c, IA_STATUS_LOST, code, message))
-    IA_INFO("master: connection %s down: %s (%s)", c->name, message, ia_code_name(code));
-  conn_release_bev(c);
-}
-
-/* Protocol violation by the slave: tell it why, then drop the connection. */
-static void conn_protocol_error(ia_conn *c, ia_code code, const char *message) {
-  IA_WARN("master: connection %s: %s", c->name, message);
-  pthread_mutex_lock(&c->m->mu);
-  if (c->up) {
-    /* Pushed to the socket now: the bufferevent is freed right after. */
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    ia__write_goodbye(out, 0, code, message);
-    evbuffer_unfreeze(out, 1); /* bufferevents keep their output's start frozen */
-    evbuffer_write(out, bufferevent_getfd(c->bev));
+/* Closes c's socket if no caller reads it, else leaves that to the caller
+ * (woken by the shutdown). Loop thread. */
+static void conn_teardown(ia_conn *c) {
+  ia_master *m = c->m;
+  pthread_mutex_lock(&m->mu);
+  if (c->torn_down) {
+    pthread_mutex_unlock(&m->mu);
+    return;
   }
-  pthread_mutex_unlock(&c->m->mu);
-  conn_lost(c, code, message);
+  if (c->reader == IA_RD_CALLER || c->reader == IA_RD_TRANSFER) {
+    c->teardown_pending = true;
+    pthread_mutex_unlock(&m->mu);
+    shutdown(c->fd, SHUT_RDWR);
+    return;
+  }
+  c->torn_down = true;
+  c->reader = IA_RD_PARKED;
+  pthread_mutex_unlock(&m->mu);
+  event_del(c->rev);
+  pthread_mutex_lock(&c->wmu); /* a writer may still be inside send() */
+  close(c->fd);
+  c->fd = -1;
+  pthread_mutex_unlock(&c->wmu);
+  ia__inbuf_free(&c->in);
+  ia__conn_unref(c); /* the socket's */
 }
 
-/* Runs on the loop for a close requested from another thread. */
-static void close_request_cb(evutil_socket_t fd, short what, void *arg) {
+static void teardown_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   ia_conn *c = arg;
-  conn_lost(c, IA_CONNECTION_LOST, "closed by the master");
-  ia__conn_unref(c); /* the request's reference */
+  conn_teardown(c);
+  ia__conn_unref(c); /* the request's */
 }
 
-/* Closes c from any thread: it is down at once; the loop frees the socket. */
-static void conn_close_async(ia_conn *c, ia_code code, const char *message) {
+/* Asks the loop to close c's socket (from any thread). */
+static void conn_request_teardown(ia_conn *c) {
   ia_master *m = c->m;
-  conn_mark_down(c, IA_STATUS_LOST, code, message);
+  if (ia__master_on_loop(m)) {
+    conn_teardown(c);
+    return;
+  }
   pthread_mutex_lock(&m->mu);
   ia__conn_ref(c);
   pthread_mutex_unlock(&m->mu);
-  if (ia__master_on_loop(m)) {
-    close_request_cb(-1, 0, c);
-    return;
-  }
   struct timeval now = {0, 0};
-  if (event_base_once(m->base, -1, EV_TIMEOUT, close_request_cb, c, &now) != 0)
-    ia__conn_unref(c); /* the loop is gone; ia_master_free releases the socket */
+  if (event_base_once(m->base, -1, EV_TIMEOUT, teardown_cb, c, &now) != 0)
+    ia__conn_unref(c); /* the loop is gone: ia_master_free closes it */
+}
+
+/* The connection is over: tasks end, the socket closes. Any thread. */
+static void conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message) {
+  if (conn_mark_down(c, status, code, message))
+    IA_INFO("master: connection %s down: %s (%s)", c->name, message, ia_code_name(code));
+  conn_request_teardown(c);
+}
+
+/* A protocol violation by the slave: tell it why, then drop the connection. */
+static void conn_protocol_error(ia_conn *c, ia_code code, const char *message) {
+  IA_WARN("master: connection %s: %s", c->name, message);
+  ia__wframe w;
+  if (ia__wframe_status(&w, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, code, message, NULL, 0)) {
+    ia__conn_send(c, &w);
+    ia__wframe_release(&w);
+  }
+  conn_lost(c, IA_STATUS_LOST, code, message);
+}
+
+/* ---- sending ---- */
+
+ia_code ia__conn_send(ia_conn *c, const ia__wframe *w) {
+  pthread_mutex_lock(&c->wmu);
+  int rc = c->fd >= 0 ? ia__wframe_send(c->fd, w, 0) : -1;
+  int e = errno;
+  pthread_mutex_unlock(&c->wmu);
+  if (rc != 0) {
+    IA_INFO("master: send to %s failed: %s", c->name, strerror(e));
+    conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection to the slave failed");
+    return IA_CONNECTION_LOST;
+  }
+  return IA_OK;
 }
 
 /* ---- reading ---- */
 
-static ia_task *take_pending(ia_conn *c, uint64_t id, bool keep) {
+static ia_task *take_pending(ia_conn *c, uint64_t id) {
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
   ia_task *found = NULL;
   for (ia_task **p = &c->pending; *p; p = &(*p)->next)
     if ((*p)->id == id) {
       found = *p;
-      if (!keep) {
-        *p = found->next;
-        found->next = NULL;
-      }
+      *p = found->next;
+      found->next = NULL;
       break;
     }
   pthread_mutex_unlock(&m->mu);
   return found;
 }
 
-/* Handles one frame; returns false if the connection was closed. */
-static bool on_frame(ia_conn *c, const ia__frame *f) {
+static void finish_from_status(ia_task *t, ia_status st, const ia__status_view *v, ia_code dflt) {
+  char msg[IA_ERROR_MESSAGE_MAX];
+  size_t n = v->message.n < sizeof msg - 1 ? v->message.n : sizeof msg - 1;
+  memcpy(msg, v->message.p ? (const char *)v->message.p : "", n);
+  msg[n] = '\0';
+  ia__task_finish(t, st, v->has_code ? (ia_code)v->code : dflt, msg, v->data.p, v->data.n, true);
+}
+
+/* Handles one frame; false if the connection is over. */
+static bool on_frame(ia_conn *c, const ia__env *env) {
   ia_master *m = c->m;
-  switch (f->body_case) {
+  switch (env->kind) {
   case INTERACTION__V1__FRAME__BODY_ACCEPTED: {
     pthread_mutex_lock(&m->mu);
-    ia_task *t = NULL;
-    for (t = c->pending; t && t->id != f->id; t = t->next)
-      ;
+    ia_task *t = c->pending;
+    while (t && t->id != env->id)
+      t = t->next;
     if (t && t->status == IA_STATUS_STARTING) t->status = IA_STATUS_STARTED;
     pthread_mutex_unlock(&m->mu);
     if (!t) {
@@ -178,56 +222,66 @@ static bool on_frame(ia_conn *c, const ia__frame *f) {
     }
     return true;
   }
-  case INTERACTION__V1__FRAME__BODY_RESULT:
-  case INTERACTION__V1__FRAME__BODY_FAIL:
-  case INTERACTION__V1__FRAME__BODY_REFUSAL: {
-    ia_task *t = take_pending(c, f->id, false);
+  case INTERACTION__V1__FRAME__BODY_RESULT: {
+    ia__slice payload;
+    if (!ia__result_parse(env->body, &payload)) {
+      conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed TaskResult from the slave");
+      return false;
+    }
+    ia_task *t = take_pending(c, env->id);
     if (!t) {
       conn_protocol_error(c, IA_PROTOCOL_ERROR, "a reply to an id that was never sent");
       return false;
     }
-    if (f->body_case == INTERACTION__V1__FRAME__BODY_RESULT) {
-      const Interaction__V1__TaskResult *r = f->result;
-      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, r->has_payload ? r->payload.data : NULL,
-                      r->has_payload ? r->payload.len : 0, true);
-    } else if (f->body_case == INTERACTION__V1__FRAME__BODY_FAIL) {
-      const Interaction__V1__TaskFail *fl = f->fail;
-      ia_code code = fl->has_code ? (ia_code)fl->code : IA_TASK_FAILED;
+    ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, payload.p, payload.n, true);
+    return true;
+  }
+  case INTERACTION__V1__FRAME__BODY_FAIL:
+  case INTERACTION__V1__FRAME__BODY_REFUSAL:
+  case INTERACTION__V1__FRAME__BODY_GOODBYE: {
+    ia__status_view v;
+    if (!ia__status_parse(env->body, &v)) {
+      conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed frame from the slave");
+      return false;
+    }
+    if (env->kind == INTERACTION__V1__FRAME__BODY_GOODBYE) {
+      ia_code code = v.has_code ? (ia_code)v.code : IA_CONNECTION_LOST;
+      /* A Goodbye answering our Disconnect completes it. */
+      ia_task *t = env->id ? take_pending(c, env->id) : NULL;
+      if (t && t->is_disconnect && code == IA_OK) {
+        conn_mark_down(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnected");
+        ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
+        conn_request_teardown(c);
+        return false;
+      }
+      char msg[IA_ERROR_MESSAGE_MAX];
+      snprintf(msg, sizeof msg, "the slave said goodbye: %.*s", (int)(v.message.n > 200 ? 200 : v.message.n),
+               v.message.p ? (const char *)v.message.p : "");
+      if (t) ia__task_finish(t, IA_STATUS_LOST, code, msg, NULL, 0, true);
+      conn_lost(c, IA_STATUS_LOST, code, msg);
+      return false;
+    }
+    ia_task *t = take_pending(c, env->id);
+    if (!t) {
+      conn_protocol_error(c, IA_PROTOCOL_ERROR, "a reply to an id that was never sent");
+      return false;
+    }
+    if (env->kind == INTERACTION__V1__FRAME__BODY_REFUSAL) {
+      finish_from_status(t, IA_STATUS_START_FAILED, &v, IA_PROTOCOL_ERROR);
+    } else {
+      ia_code code = v.has_code ? (ia_code)v.code : IA_TASK_FAILED;
       ia_status st = code == IA_CANCELLED           ? IA_STATUS_CANCELLED
                      : code == IA_DEADLINE_EXCEEDED ? IA_STATUS_TIMED_OUT
                                                     : IA_STATUS_FAILED;
-      ia__task_finish(t, st, code, fl->message, fl->has_result ? fl->result.data : NULL,
-                      fl->has_result ? fl->result.len : 0, true);
-    } else {
-      const Interaction__V1__Refusal *r = f->refusal;
-      ia__task_finish(t, IA_STATUS_START_FAILED, r->has_code ? (ia_code)r->code : IA_PROTOCOL_ERROR,
-                      r->message, r->has_data ? r->data.data : NULL, r->has_data ? r->data.len : 0, true);
+      finish_from_status(t, st, &v, IA_TASK_FAILED);
     }
     return true;
   }
-  case INTERACTION__V1__FRAME__BODY_GOODBYE: {
-    const Interaction__V1__Goodbye *g = f->goodbye;
-    ia_code code = g->has_code ? (ia_code)g->code : IA_CONNECTION_LOST;
-    char msg[IA_ERROR_MESSAGE_MAX];
-    snprintf(msg, sizeof msg, "the slave said goodbye: %s", g->message ? g->message : ia_code_name(code));
-    /* A Goodbye answering our Disconnect completes it; any other ends the
-     * pending tasks as LOST with the slave's reason. */
-    ia_task *t = f->id ? take_pending(c, f->id, false) : NULL;
-    if (t && t->is_disconnect && code == IA_OK) {
-      conn_mark_down(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnected");
-      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
-      conn_release_bev(c);
-      return false;
-    }
-    if (t) ia__task_finish(t, IA_STATUS_LOST, code, msg, NULL, 0, true);
-    conn_lost(c, code, msg);
-    return false;
+  case INTERACTION__V1__FRAME__BODY_PING: {
+    ia__wframe w;
+    ia__wframe_empty(&w, env->id, INTERACTION__V1__FRAME__BODY_PONG);
+    return ia__conn_send(c, &w) == IA_OK;
   }
-  case INTERACTION__V1__FRAME__BODY_PING:
-    pthread_mutex_lock(&m->mu);
-    if (c->up) ia__write_empty(bufferevent_get_output(c->bev), f->id, INTERACTION__V1__FRAME__BODY_PONG);
-    pthread_mutex_unlock(&m->mu);
-    return true;
   case INTERACTION__V1__FRAME__BODY_PONG:
     return true;
   default:
@@ -236,36 +290,181 @@ static bool on_frame(ia_conn *c, const ia__frame *f) {
   }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg) {
-  ia_conn *c = arg;
-  struct evbuffer *in = bufferevent_get_input(bev);
+/* Dispatches every whole frame in c->in; false if the connection is over. */
+static bool process_frames(ia_conn *c) {
   for (;;) {
     const uint8_t *body;
     uint32_t len;
-    ia__frame_next_result r = ia__frame_next(in, c->m->max_frame, &body, &len);
-    if (r == IA_FRAME_NEED_MORE) return;
+    ia__frame_next_result r = ia__inbuf_next(&c->in, c->m->max_frame, &body, &len);
+    if (r == IA_FRAME_NEED_MORE) return true;
     if (r == IA_FRAME_OVERSIZE) {
       conn_protocol_error(c, IA_FRAME_TOO_LARGE, "frame over max_frame from the slave");
-      return;
+      return false;
     }
-    ia__frame *f = ia__frame_unpack(body, len);
-    evbuffer_drain(in, IA_FRAME_HEADER + len);
-    if (!f) {
+    ia__env env;
+    if (!ia__env_parse(body, len, &env)) {
       conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed frame from the slave");
-      return;
+      return false;
     }
-    bool open = on_frame(c, f);
-    ia__frame_free(f);
-    if (!open) return;
+    bool open = on_frame(c, &env);
+    ia__inbuf_consume(&c->in, IA_FRAME_HEADER + len);
+    if (!open) return false;
   }
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg) {
-  (void)bev;
+/* One recv() by the reader: false if the connection is over. */
+static bool read_some(ia_conn *c, int flags) {
+  ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, flags);
+  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return true;
+  if (n < 0 && errno == ENOMEM) {
+    conn_protocol_error(c, IA_NO_MEMORY, "out of memory for a frame");
+    return false;
+  }
+  conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST,
+            n == 0 ? "the slave closed the connection" : "the connection to the slave failed");
+  return false;
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
   ia_conn *c = arg;
-  conn_lost(c, IA_CONNECTION_LOST,
-            (what & BEV_EVENT_EOF) ? "the slave closed the connection"
-                                   : "the connection to the slave failed");
+  ia_master *m = c->m;
+  pthread_mutex_lock(&m->mu);
+  bool mine = c->reader == IA_RD_LOOP && !c->torn_down;
+  pthread_mutex_unlock(&m->mu);
+  if (!mine) {
+    event_del(c->rev); /* a stale registration: somebody else reads now */
+    return;
+  }
+  if (read_some(c, MSG_DONTWAIT)) process_frames(c);
+}
+
+/* Lets go of the read side held by the caller of t: to a caller blocked on
+ * another task, to the loop if async tasks wait, else parked. */
+static void release_reader(ia_conn *c) {
+  ia_master *m = c->m;
+  pthread_mutex_lock(&m->mu);
+  ia_task *next = NULL;
+  bool any = false;
+  for (ia_task *p = c->pending; p; p = p->next) {
+    any = true;
+    if (p->blocking && !next) next = p;
+  }
+  bool teardown = c->teardown_pending;
+  bool wake_loop = false;
+  if (teardown || !c->up) {
+    c->reader = IA_RD_PARKED;
+  } else if (next) {
+    c->reader = IA_RD_PARKED;
+    next->offered = true;
+    pthread_cond_broadcast(&next->cond);
+  } else if (any) {
+    c->reader = IA_RD_LOOP;
+    wake_loop = true;
+  } else {
+    c->reader = IA_RD_PARKED;
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (wake_loop) event_add(c->rev, NULL);
+  if (teardown) conn_request_teardown(c);
+}
+
+ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking) {
+  ia_master *m = c->m;
+  pthread_mutex_lock(&m->mu);
+  if (!c->up) {
+    pthread_mutex_unlock(&m->mu);
+    return IA_NOT_CONNECTED;
+  }
+  t->status = IA_STATUS_STARTING;
+  t->blocking = blocking;
+  t->refs++; /* the pending list's */
+  t->next = c->pending;
+  c->pending = t;
+  bool wake_loop = false;
+  if (!blocking && c->reader == IA_RD_PARKED) {
+    c->reader = IA_RD_LOOP;
+    wake_loop = true;
+  }
+  pthread_mutex_unlock(&m->mu);
+  /* Registered before it is sent: a fast reply must find it. */
+  ia_code rc = ia__conn_send(c, w);
+  if (rc != IA_OK) return IA_OK; /* the connection went down and ended the task as LOST */
+  if (wake_loop) event_add(c->rev, NULL);
+  return IA_OK;
+}
+
+ia_code ia__conn_await(ia_conn *c, ia_task *t, uint32_t timeout_ms) {
+  ia_master *m = c->m;
+  uint64_t deadline = timeout_ms == UINT32_MAX ? UINT64_MAX : ia__now_ms() + timeout_ms;
+  pthread_mutex_lock(&m->mu);
+  while (!t->done) {
+    bool take = false, steal = false;
+    if (c->up && !c->torn_down && !c->teardown_pending) {
+      if (c->reader == IA_RD_PARKED) {
+        take = true;
+      } else if (c->reader == IA_RD_LOOP) {
+        /* The loop reads; take the socket if nothing else waits on it. */
+        bool others = false;
+        for (ia_task *p = c->pending; p; p = p->next)
+          others |= p != t && !p->blocking;
+        steal = !others;
+      }
+    }
+    if (take || steal) {
+      c->reader = steal ? IA_RD_TRANSFER : IA_RD_CALLER;
+      t->offered = false;
+      pthread_mutex_unlock(&m->mu);
+      if (steal) {
+        event_del(c->rev); /* waits for a read callback under way */
+        pthread_mutex_lock(&m->mu);
+        c->reader = IA_RD_CALLER;
+        pthread_mutex_unlock(&m->mu);
+      }
+      /* Read until our reply is in, the connection ends, or time is up. */
+      bool open = process_frames(c);
+      for (;;) {
+        pthread_mutex_lock(&m->mu);
+        bool stop = t->done || !open || c->teardown_pending;
+        pthread_mutex_unlock(&m->mu);
+        if (stop || ia__now_ms() >= deadline) break;
+        open = read_some(c, 0) && process_frames(c);
+      }
+      release_reader(c);
+      pthread_mutex_lock(&m->mu);
+      if (!t->done && ia__now_ms() >= deadline) break;
+      continue;
+    }
+    /* Somebody else reads: they dispatch our reply or offer us the socket. */
+    if (deadline == UINT64_MAX) {
+      pthread_cond_wait(&t->cond, &m->mu);
+    } else {
+      uint64_t now = ia__now_ms();
+      if (now >= deadline) break;
+      struct timespec until;
+      ia__deadline_ts(&until, (uint32_t)(deadline - now > 1000 ? 1000 : deadline - now));
+      pthread_cond_timedwait(&t->cond, &m->mu, &until);
+    }
+  }
+  bool done = t->done;
+  pthread_mutex_unlock(&m->mu);
+  return done ? IA_OK : IA_TIMEOUT;
+}
+
+/* The loop's tick: take back parked sockets so that idle connections are
+ * still watched (a dead slave, a Goodbye, a ping). */
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia_master *m = arg;
+  pthread_mutex_lock(&m->mu);
+  for (ia_conn *c = m->conns; c; c = c->next)
+    if (c->up && !c->torn_down && c->reader == IA_RD_PARKED) {
+      c->reader = IA_RD_LOOP;
+      event_add(c->rev, NULL); /* on the loop: no wake-up, never blocks */
+    }
+  pthread_mutex_unlock(&m->mu);
 }
 
 /* ---- connect / find / disconnect ---- */
@@ -353,38 +552,43 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
     close(fd);
     return rc;
   }
+  /* From here the socket blocks: callers recv() their replies with a short
+   * timeout tick, the loop passes MSG_DONTWAIT. */
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  struct timeval tick = {0, IA_TICK_MS * 1000}, snd = {IA_SEND_TIMEOUT_S, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
   ia_conn *c = calloc(1, sizeof *c);
-  struct bufferevent *bev = bufferevent_socket_new(m->base, fd,
-                                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE |
-                                                       BEV_OPT_DEFER_CALLBACKS | BEV_OPT_UNLOCK_CALLBACKS);
-  if (!c || !bev || !(c->name = strdup(name))) {
-    if (bev)
-      bufferevent_free(bev);
-    else
-      close(fd);
-    if (c) free(c->name);
+  if (c) {
+    c->name = strdup(name);
+    c->rev = event_new(m->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+  }
+  if (!c || !c->name || !c->rev) {
+    if (c) {
+      if (c->rev) event_free(c->rev);
+      free(c->name);
+    }
     free(c);
+    close(fd);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the connection");
   }
   c->m = m;
-  c->bev = bev;
+  c->fd = fd;
   c->peer_max_frame = peer_max;
-  bufferevent_setcb(bev, read_cb, NULL, event_cb, c);
+  pthread_mutex_init(&c->wmu, NULL);
   pthread_mutex_lock(&m->mu);
   if (find_live_locked(m, name)) {
     pthread_mutex_unlock(&m->mu);
-    /* The slave is told nothing more; closing says enough. */
-    bufferevent_free(bev);
-    free(c->name);
-    free(c);
+    c->refs = 1;
+    ia__conn_unref(c); /* the slave is told nothing more; closing says enough */
     return ia__error_set(err, IA_ALREADY_CONNECTED, "a live connection is already named '%s'", name);
   }
-  c->refs = 2; /* the caller's and the loop's */
+  c->refs = 2; /* the caller's and the socket's */
   c->up = true;
+  c->reader = IA_RD_PARKED; /* the loop's next tick takes it */
   c->next = m->conns;
   m->conns = c;
   pthread_mutex_unlock(&m->mu);
-  bufferevent_enable(bev, EV_READ);
   IA_INFO("master: connected %s to %s:%u", name, host, (unsigned)port);
   *out = c;
   return IA_OK;
@@ -403,49 +607,26 @@ bool ia_conn_is_connected(const ia_conn *c) {
 
 ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t timeout_ms, ia_error *err) {
   ia_master *m = c->m;
+  if (ia__master_on_loop(m))
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "ia_conn_disconnect would block the I/O thread");
   ia_task *t = ia_conn_new_task(c, "", NULL, 0);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the disconnect");
   t->is_disconnect = true;
-  Interaction__V1__Disconnect d = INTERACTION__V1__DISCONNECT__INIT;
-  if (data && len) {
-    d.has_data = 1;
-    d.data.data = (uint8_t *)data;
-    d.data.len = len;
-  }
-  ia__frame f = INTERACTION__V1__FRAME__INIT;
-  f.has_id = 1;
-  f.id = t->id;
-  f.body_case = INTERACTION__V1__FRAME__BODY_DISCONNECT;
-  f.disconnect = &d;
-  size_t n;
-  uint8_t *buf = ia__frame_pack(&f, &n);
-  if (!buf) {
+  ia__field f = {.no = 1, .p = data, .n = data ? len : 0};
+  ia__wframe w;
+  if (!ia__wframe_build(&w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, data && len ? 1 : 0)) {
     ia_task_free(t);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the disconnect");
   }
-  pthread_mutex_lock(&m->mu);
-  ia_code rc = c->up ? IA_OK : IA_NOT_CONNECTED;
-  if (rc == IA_OK) {
-    t->status = IA_STATUS_STARTING;
-    t->refs++;
-    t->next = c->pending;
-    c->pending = t;
-    rc = ia__conn_send_locked(c, buf, n);
-    if (rc != IA_OK) {
-      c->pending = t->next;
-      t->refs--;
-    }
-  }
-  pthread_mutex_unlock(&m->mu);
-  free(buf);
+  ia_code rc = ia__conn_submit(c, t, &w, true);
+  ia__wframe_release(&w);
   if (rc != IA_OK) {
     ia_task_free(t);
     return ia__error_set(err, rc, "%s is not connected", c->name);
   }
-  if (ia_task_join(t, timeout_ms) != IA_OK) {
-    /* No answer in time: the connection is closed anyway; the slave sees it
-     * drop. */
-    conn_close_async(c, IA_CONNECTION_LOST, "disconnect timed out");
+  if (ia__conn_await(c, t, timeout_ms) != IA_OK) {
+    /* No answer in time: the connection is closed anyway. */
+    conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
     ia_task_free(t);
     return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed",
                          timeout_ms);
@@ -462,25 +643,11 @@ ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t ti
 
 void ia_conn_free(ia_conn *c) {
   if (!c) return;
-  if (ia_conn_is_connected(c)) conn_close_async(c, IA_CONNECTION_LOST, "the connection was freed");
+  if (ia_conn_is_connected(c)) conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection was freed");
   ia__conn_unref(c);
 }
 
 /* ---- lifecycle ---- */
-
-static void drain_cb(struct bufferevent *bev, void *arg) {
-  ia_conn *c = arg;
-  if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return;
-  ia_master *m = c->m;
-  conn_release_bev(c);
-  if (--m->draining == 0) event_base_loopbreak(m->base);
-}
-
-static void drain_event_cb(struct bufferevent *bev, short what, void *arg) {
-  (void)what;
-  evbuffer_drain(bufferevent_get_output(bev), evbuffer_get_length(bufferevent_get_output(bev)));
-  drain_cb(bev, arg);
-}
 
 /* The connections whose socket is still open, each with a reference taken;
  * *n is their count. NULL when there are none (or no memory). */
@@ -488,16 +655,25 @@ static ia_conn **collect_open(ia_master *m, size_t *n) {
   pthread_mutex_lock(&m->mu);
   size_t k = 0;
   for (ia_conn *c = m->conns; c; c = c->next)
-    k += c->bev != NULL;
+    k += !c->torn_down;
   ia_conn **open = k ? calloc(k, sizeof *open) : NULL;
   *n = 0;
   for (ia_conn *c = m->conns; c && open; c = c->next)
-    if (c->bev) {
+    if (!c->torn_down) {
       open[(*n)++] = c;
       ia__conn_ref(c);
     }
   pthread_mutex_unlock(&m->mu);
   return open;
+}
+
+static bool all_torn_down(ia_master *m) {
+  pthread_mutex_lock(&m->mu);
+  bool all = true;
+  for (ia_conn *c = m->conns; c; c = c->next)
+    all &= c->torn_down;
+  pthread_mutex_unlock(&m->mu);
+  return all;
 }
 
 static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
@@ -508,23 +684,27 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
   ia_conn **open = collect_open(m, &n);
   for (size_t i = 0; i < n; i++) {
     ia_conn *c = open[i];
-    pthread_mutex_lock(&m->mu);
-    if (c->up)
-      ia__write_goodbye(bufferevent_get_output(c->bev), 0, IA_SHUTTING_DOWN, "the master is shutting down");
-    pthread_mutex_unlock(&m->mu);
-    conn_mark_down(c, IA_STATUS_LOST, IA_SHUTTING_DOWN, "the master is shutting down");
-    bufferevent_disable(c->bev, EV_READ);
-    struct timeval drain = {DRAIN_TIMEOUT_S, 0};
-    bufferevent_set_timeouts(c->bev, NULL, &drain);
-    bufferevent_setcb(c->bev, NULL, drain_cb, drain_event_cb, c);
-    m->draining++;
-    bufferevent_trigger(c->bev, EV_WRITE, BEV_OPT_DEFER_CALLBACKS);
+    if (ia_conn_is_connected(c)) {
+      ia__wframe w;
+      if (ia__wframe_status(&w, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_SHUTTING_DOWN,
+                            "the master is shutting down", NULL, 0)) {
+        pthread_mutex_lock(&c->wmu);
+        if (c->fd >= 0) ia__wframe_send(c->fd, &w, MSG_DONTWAIT);
+        pthread_mutex_unlock(&c->wmu);
+        ia__wframe_release(&w);
+      }
+    }
+    conn_lost(c, IA_STATUS_LOST, IA_SHUTTING_DOWN, "the master is shutting down");
     ia__conn_unref(c);
   }
   free(open);
-  if (m->draining == 0) event_base_loopbreak(m->base);
-  struct timeval bound = {DRAIN_TIMEOUT_S + 1, 0};
+  struct timeval bound = {FINISH_BOUND_S, 0};
   event_add(m->deadline_ev, &bound);
+  struct timeval soon = {0, 1000};
+  if (all_torn_down(m))
+    event_base_loopbreak(m->base);
+  else
+    event_add(m->tick_ev, &soon); /* look again: a caller lets go of its socket */
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
@@ -532,6 +712,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ia_master *m = arg;
   event_base_loopbreak(m->base);
+}
+
+static void tick_or_finish_cb(evutil_socket_t fd, short what, void *arg) {
+  ia_master *m = arg;
+  if (atomic_load(&m->shutting_down)) {
+    if (all_torn_down(m)) event_base_loopbreak(m->base);
+    return;
+  }
+  tick_cb(fd, what, arg);
 }
 
 ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error *err) {
@@ -548,12 +737,15 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   m->base = event_base_new();
   if (m->base) {
     m->shutdown_ev = event_new(m->base, -1, 0, shutdown_cb, m);
+    m->tick_ev = event_new(m->base, -1, EV_PERSIST, tick_or_finish_cb, m);
     m->deadline_ev = evtimer_new(m->base, deadline_cb, m);
   }
-  if (!m->cfg.name || !m->base || !m->shutdown_ev || !m->deadline_ev) {
+  if (!m->cfg.name || !m->base || !m->shutdown_ev || !m->tick_ev || !m->deadline_ev) {
     ia_master_free(m);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the master");
   }
+  struct timeval tick = {0, IA_TICK_MS * 1000};
+  event_add(m->tick_ev, &tick);
   *out = m;
   return IA_OK;
 }
@@ -561,15 +753,6 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
 static void *loop_main(void *arg) {
   ia_master *m = arg;
   event_base_loop(m->base, EVLOOP_NO_EXIT_ON_EMPTY);
-  /* Close whatever is still open (a drain that did not finish in time). */
-  size_t n;
-  ia_conn **open = collect_open(m, &n);
-  for (size_t i = 0; i < n; i++) {
-    conn_mark_down(open[i], IA_STATUS_LOST, IA_SHUTTING_DOWN, "the master is shutting down");
-    conn_release_bev(open[i]);
-    ia__conn_unref(open[i]);
-  }
-  free(open);
   return NULL;
 }
 
@@ -598,16 +781,23 @@ void ia_master_free(ia_master *m) {
     ia_master_shutdown(m);
     ia_master_join(m);
   }
-  /* What the user did not free goes now; their handles are dead after this. */
+  /* Whatever is left (the user's handles are dead after this). Tasks still
+   * pending end LOST first, so that nobody waits on them. */
+  size_t n;
+  ia_conn **open = collect_open(m, &n);
+  for (size_t i = 0; i < n; i++) {
+    conn_mark_down(open[i], IA_STATUS_LOST, IA_SHUTTING_DOWN, "the master is shutting down");
+    ia__conn_unref(open[i]);
+  }
+  free(open);
   while (m->conns) {
     ia_conn *c = m->conns;
     m->conns = c->next;
-    if (c->bev) bufferevent_free(c->bev);
-    free(c->name);
-    free(c);
+    conn_destroy(c);
   }
-  if (m->shutdown_ev) event_free(m->shutdown_ev);
-  if (m->deadline_ev) event_free(m->deadline_ev);
+  struct event *evs[] = {m->shutdown_ev, m->tick_ev, m->deadline_ev};
+  for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+    if (evs[i]) event_free(evs[i]);
   if (m->base) event_base_free(m->base);
   pthread_mutex_destroy(&m->mu);
   free((char *)m->cfg.name);

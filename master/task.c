@@ -105,58 +105,40 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
   if (from_pending) ia__task_unref(t);
 }
 
-ia_code ia_task_start(ia_task *t) {
+bool ia__task_frame(const ia_task *t, ia__wframe *w) {
+  ia__field f[2] = {{.no = 1, .p = t->method, .n = strlen(t->method)},
+                    {.no = 2, .p = t->payload, .n = t->len}};
+  return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, 2);
+}
+
+/* Checks and sends t; on failure ends it in START_FAILED (callbacks run). */
+static ia_code task_send(ia_task *t, bool blocking) {
   ia_conn *c = t->conn;
   ia_master *m = c->m;
-  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
-  task.method = t->method;
-  task.has_payload = 1;
-  task.payload.data = t->payload;
-  task.payload.len = t->len;
-  ia__frame f = INTERACTION__V1__FRAME__INIT;
-  f.has_id = 1;
-  f.id = t->id;
-  f.body_case = INTERACTION__V1__FRAME__BODY_TASK;
-  f.task = &task;
-  size_t n;
-  uint8_t *buf = ia__frame_pack(&f, &n);
-
   pthread_mutex_lock(&m->mu);
-  if (t->status != IA_STATUS_IDLE) {
-    pthread_mutex_unlock(&m->mu);
-    free(buf);
-    return IA_INVALID_ARGUMENT;
-  }
+  bool idle = t->status == IA_STATUS_IDLE;
+  pthread_mutex_unlock(&m->mu);
+  if (!idle) return IA_INVALID_ARGUMENT;
   ia_code rc = IA_OK;
   const char *why = NULL;
-  if (!buf) {
-    rc = IA_NO_MEMORY;
-    why = "no memory for the task frame";
-  } else if (!c->up) {
-    rc = IA_NOT_CONNECTED;
-    why = "the connection is not up";
-  } else if (n - IA_FRAME_HEADER > c->peer_max_frame) {
+  ia__wframe w;
+  if (t->len > c->peer_max_frame) {
     rc = IA_FRAME_TOO_LARGE;
     why = "the task is larger than the slave's max_frame";
+  } else if (!ia__task_frame(t, &w)) {
+    rc = IA_NO_MEMORY;
+    why = "no memory for the task frame";
+  } else {
+    rc = ia__conn_submit(c, t, &w, blocking);
+    ia__wframe_release(&w);
+    why = "the connection is not up";
   }
-  if (rc == IA_OK) {
-    t->status = IA_STATUS_STARTING;
-    t->refs++; /* the pending list's */
-    t->next = c->pending;
-    c->pending = t;
-    rc = ia__conn_send_locked(c, buf, n);
-    if (rc != IA_OK) {
-      c->pending = t->next;
-      t->next = NULL;
-      t->refs--;
-      t->status = IA_STATUS_IDLE;
-      why = "the task could not be queued for sending";
-    }
-  }
-  pthread_mutex_unlock(&m->mu);
-  free(buf);
   if (rc != IA_OK) ia__task_finish(t, IA_STATUS_START_FAILED, rc, why, NULL, 0, false);
   return rc;
+}
+
+ia_code ia_task_start(ia_task *t) {
+  return task_send(t, false);
 }
 
 ia_code ia_task_join(ia_task *t, uint32_t timeout_ms) {
@@ -199,24 +181,14 @@ const ia_error *ia_task_error(const ia_task *t) {
 }
 
 ia_code ia_task_cancel(ia_task *t) {
-  ia_conn *c = t->conn;
-  ia_master *m = c->m;
-  uint8_t buf[32];
-  ia__frame f = INTERACTION__V1__FRAME__INIT;
-  Interaction__V1__Cancel body = INTERACTION__V1__CANCEL__INIT;
-  f.has_id = 1;
-  f.id = t->id;
-  f.body_case = INTERACTION__V1__FRAME__BODY_CANCEL;
-  f.cancel = &body;
-  size_t n = interaction__v1__frame__pack(&f, buf + IA_FRAME_HEADER);
-  buf[0] = buf[1] = buf[2] = 0;
-  buf[3] = (uint8_t)n;
+  ia_master *m = t->conn->m;
   pthread_mutex_lock(&m->mu);
-  ia_code rc = IA_INVALID_ARGUMENT;
-  if (t->status == IA_STATUS_STARTING || t->status == IA_STATUS_STARTED)
-    rc = ia__conn_send_locked(c, buf, IA_FRAME_HEADER + n);
+  bool running = t->status == IA_STATUS_STARTING || t->status == IA_STATUS_STARTED;
   pthread_mutex_unlock(&m->mu);
-  return rc;
+  if (!running) return IA_INVALID_ARGUMENT;
+  ia__wframe w;
+  ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
+  return ia__conn_send(t->conn, &w);
 }
 
 static void task_destroy(ia_task *t) {
@@ -255,8 +227,12 @@ ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, voi
   *reply_len = 0;
   ia_task *t = ia_conn_new_task(c, method, req, len);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  ia_code rc = ia_task_start(t);
-  if (rc == IA_OK && ia_task_join(t, timeout_ms) != IA_OK) {
+  if (ia__master_on_loop(c->m)) {
+    ia_task_free(t);
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "ia_call would block the I/O thread");
+  }
+  ia_code rc = task_send(t, true);
+  if (rc == IA_OK && ia__conn_await(c, t, timeout_ms) != IA_OK) {
     ia_task_cancel(t);
     ia_task_free(t);
     return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);

@@ -19,13 +19,10 @@ static uint32_t be32(const uint8_t *p) {
 ia__frame_next_result ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body,
                                      uint32_t *len) {
   size_t have = b->end - b->start;
-  if (have < IA_FRAME_HEADER)
-    return IA_FRAME_NEED_MORE;
+  if (have < IA_FRAME_HEADER) return IA_FRAME_NEED_MORE;
   uint32_t l = be32(b->buf + b->start);
-  if (l > max_frame)
-    return IA_FRAME_OVERSIZE;
-  if (have < IA_FRAME_HEADER + (size_t)l)
-    return IA_FRAME_NEED_MORE;
+  if (l > max_frame) return IA_FRAME_OVERSIZE;
+  if (have < IA_FRAME_HEADER + (size_t)l) return IA_FRAME_NEED_MORE;
   *body = b->buf + b->start + IA_FRAME_HEADER;
   *len = l;
   return IA_FRAME_READY;
@@ -48,8 +45,7 @@ ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags) {
   size_t need = INBUF_MIN;
   if (have >= IA_FRAME_HEADER) {
     uint32_t l = be32(b->buf + b->start);
-    if (l <= max_frame && IA_FRAME_HEADER + (size_t)l > need)
-      need = IA_FRAME_HEADER + (size_t)l;
+    if (l <= max_frame && IA_FRAME_HEADER + (size_t)l > need) need = IA_FRAME_HEADER + (size_t)l;
   }
   if (b->cap - b->start < need) {
     /* Move what is unread to the front, then grow if that is not enough. */
@@ -72,8 +68,7 @@ ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags) {
   do
     r = recv(fd, b->buf + b->end, b->cap - b->end, flags);
   while (r < 0 && errno == EINTR);
-  if (r > 0)
-    b->end += (size_t)r;
+  if (r > 0) b->end += (size_t)r;
   return r;
 }
 
@@ -83,8 +78,7 @@ bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to) {
   if (rest > 0) {
     size_t cap = rest > INBUF_MIN ? rest : INBUF_MIN;
     to->buf = malloc(cap);
-    if (!to->buf)
-      return false;
+    if (!to->buf) return false;
     to->cap = cap;
     memcpy(to->buf, b->buf + b->start + keep, rest);
     to->end = rest;
@@ -104,8 +98,7 @@ static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
   const uint8_t *p = *pp;
   uint64_t r = 0;
   for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (p >= end)
-      return false;
+    if (p >= end) return false;
     uint8_t c = *p++;
     r |= (uint64_t)(c & 0x7f) << shift;
     if (!(c & 0x80)) {
@@ -127,30 +120,25 @@ typedef struct field {
 
 /* Reads the next field; 1 ok, 0 at the end, -1 malformed. */
 static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
-  if (*pp >= end)
-    return 0;
+  if (*pp >= end) return 0;
   uint64_t key;
-  if (!get_varint(pp, end, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
-    return -1;
+  if (!get_varint(pp, end, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX) return -1;
   f->no = (uint32_t)(key >> 3);
   f->wt = key & 7;
   switch (f->wt) {
   case 0:
     return get_varint(pp, end, &f->v) ? 1 : -1;
   case 1:
-    if (end - *pp < 8)
-      return -1;
+    if (end - *pp < 8) return -1;
     *pp += 8;
     return 1;
   case 5:
-    if (end - *pp < 4)
-      return -1;
+    if (end - *pp < 4) return -1;
     *pp += 4;
     return 1;
   case 2: {
     uint64_t n;
-    if (!get_varint(pp, end, &n) || n > (uint64_t)(end - *pp))
-      return -1;
+    if (!get_varint(pp, end, &n) || n > (uint64_t)(end - *pp)) return -1;
     f->s.p = *pp;
     f->s.n = (size_t)n;
     *pp += n;
@@ -165,16 +153,14 @@ bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
   const uint8_t *end = p + n;
   env->id = 0;
   env->kind = 0;
-  field f;
+  field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0) {
     if (f.no == 1) {
-      if (f.wt != 0)
-        return false;
+      if (f.wt != 0) return false;
       env->id = f.v;
     } else if (f.no >= INTERACTION__V1__FRAME__BODY_HELLO && f.no <= INTERACTION__V1__FRAME__BODY_GOODBYE) {
-      if (f.wt != 2)
-        return false;
+      if (f.wt != 2) return false;
       env->kind = f.no; /* the last member of a oneof wins */
       env->body = f.s;
     }
@@ -185,13 +171,11 @@ bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
 bool ia__task_parse(ia__slice body, ia__task_view *t) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   memset(t, 0, sizeof *t);
-  field f;
+  field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0) {
-    if ((f.no == 1 || f.no == 2 || f.no == 4) && f.wt != 2)
-      return false;
-    if (f.no == 3 && f.wt != 0)
-      return false;
+    if ((f.no == 1 || f.no == 2 || f.no == 4) && f.wt != 2) return false;
+    if (f.no == 3 && f.wt != 0) return false;
     if (f.no == 1)
       t->method = f.s;
     else if (f.no == 2)
@@ -207,17 +191,15 @@ bool ia__task_parse(ia__slice body, ia__task_view *t) {
 bool ia__status_parse(ia__slice body, ia__status_view *s) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   memset(s, 0, sizeof *s);
-  field f;
+  field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0) {
     if (f.no == 1) {
-      if (f.wt != 0)
-        return false;
+      if (f.wt != 0) return false;
       s->has_code = true;
       s->code = (uint32_t)f.v;
     } else if (f.no == 2 || f.no == 3) {
-      if (f.wt != 2)
-        return false;
+      if (f.wt != 2) return false;
       if (f.no == 2)
         s->message = f.s;
       else
@@ -231,12 +213,11 @@ bool ia__result_parse(ia__slice body, ia__slice *payload) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   payload->p = NULL;
   payload->n = 0;
-  field f;
+  field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0)
     if (f.no == 1) {
-      if (f.wt != 2)
-        return false;
+      if (f.wt != 2) return false;
       *payload = f.s;
     }
   return r == 0;
@@ -244,24 +225,21 @@ bool ia__result_parse(ia__slice body, ia__slice *payload) {
 
 bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user), void *user) {
   const uint8_t *p = body.p, *end = body.p + body.n;
-  field f;
+  field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0) {
-    if (f.no != 4 || f.wt != 2)
-      continue;
+    if (f.no != 4 || f.wt != 2) continue;
     const uint8_t *q = f.s.p, *qend = f.s.p + f.s.n;
     ia__slice key = {(const uint8_t *)"", 0}, value = {(const uint8_t *)"", 0};
-    field g;
+    field g = {0};
     int r2;
     while ((r2 = next_field(&q, qend, &g)) > 0)
       if (g.wt == 2 && g.no == 1)
         key = g.s;
       else if (g.wt == 2 && g.no == 2)
         value = g.s;
-    if (r2 < 0)
-      return false;
-    if (!fn(key, value, user))
-      return true;
+    if (r2 < 0) return false;
+    if (!fn(key, value, user)) return true;
   }
   return r == 0;
 }
@@ -313,8 +291,7 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(body) + body;
   size_t head = IA_FRAME_HEADER + env - tail;
   w->head = head <= sizeof w->small ? w->small : malloc(head);
-  if (!w->head)
-    return false;
+  if (!w->head) return false;
   uint8_t *p = put_env_head(w->head, env, id, kind, body);
   for (size_t i = 0; i < n; i++) {
     const ia__field *f = &fields[i];
@@ -336,8 +313,7 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
 }
 
 void ia__wframe_release(ia__wframe *w) {
-  if (w->head && w->head != w->small)
-    free(w->head);
+  if (w->head && w->head != w->small) free(w->head);
   w->head = NULL;
 }
 
@@ -348,8 +324,7 @@ int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
   while (left > 0) {
     ssize_t r = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
     if (r < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return -1;
     }
     left -= (size_t)r;
@@ -390,8 +365,7 @@ bool ia__wframe_empty(ia__wframe *w, uint64_t id, unsigned kind) {
 bool ia__wframe_message(ia__wframe *w, uint64_t id, unsigned kind, const ProtobufCMessage *msg) {
   size_t n = protobuf_c_message_get_packed_size(msg);
   uint8_t *buf = malloc(n ? n : 1);
-  if (!buf)
-    return false;
+  if (!buf) return false;
   protobuf_c_message_pack(msg, buf);
   size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(n) + n;
   size_t total = IA_FRAME_HEADER + env;

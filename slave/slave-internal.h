@@ -31,6 +31,7 @@ struct ia_task_ctx {
   ia_slave *slave;
   uint64_t id;
   uint64_t conn_gen; /* the connection it arrived on */
+  void *conn;        /* that connection, kept alive while the task holds it */
   ia__slice body;    /* the Task body, inside the reader's input buffer */
   ia__slice payload;
   size_t frame_len; /* bytes of the frame at the head of that buffer */

@@ -62,6 +62,7 @@ typedef struct sconn {
   reader_t reader; /* (mu) */
   bool closing;    /* (mu) */
   bool lost;       /* (mu) fire lost_connection when freed */
+  int tasks;       /* (mu) tasks of this connection in the slot: it lives until they end */
   ia_code lost_code;
   char *master_name;
   pthread_mutex_t wmu; /* one writer at a time */
@@ -143,17 +144,14 @@ static const method_entry *find_method(const ia_slave *s, const char *method, si
 }
 
 ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, void *user) {
-  if (!s || !method || !fn || s->started)
-    return IA_INVALID_ARGUMENT;
+  if (!s || !method || !fn || s->started) return IA_INVALID_ARGUMENT;
   method_entry *e = (method_entry *)find_method(s, method, strlen(method));
   if (!e) {
     method_entry *m = realloc(s->methods, (s->n_methods + 1) * sizeof *m);
-    if (!m)
-      return IA_NO_MEMORY;
+    if (!m) return IA_NO_MEMORY;
     s->methods = m;
     e = &m[s->n_methods];
-    if (!(e->method = strdup(method)))
-      return IA_NO_MEMORY;
+    if (!(e->method = strdup(method))) return IA_NO_MEMORY;
     s->n_methods++;
   }
   e->fn = fn;
@@ -163,12 +161,10 @@ ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, voi
 
 void *ia_slave_alloc(ia_slave *s, size_t size) {
   void **a = realloc(s->allocs, (s->n_allocs + 1) * sizeof *a);
-  if (!a)
-    return NULL;
+  if (!a) return NULL;
   s->allocs = a;
   void *p = calloc(1, size ? size : 1);
-  if (p)
-    a[s->n_allocs++] = p;
+  if (p) a[s->n_allocs++] = p;
   return p;
 }
 
@@ -181,8 +177,7 @@ static void conn_close(sconn *c, bool lost, ia_code code);
 static bool send_status(sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
                         const void *data, size_t len) {
   ia__wframe w;
-  if (!ia__wframe_status(&w, id, kind, code, message, data, len))
-    return false;
+  if (!ia__wframe_status(&w, id, kind, code, message, data, len)) return false;
   bool ok = conn_send(c, &w);
   ia__wframe_release(&w);
   return ok;
@@ -228,8 +223,7 @@ static void conn_close(sconn *c, bool lost, ia_code code) {
   c->closing = true;
   c->lost = lost && s->master == c;
   c->lost_code = code;
-  if (s->master == c)
-    s->master = NULL;
+  if (s->master == c) s->master = NULL;
   if (s->slot && s->slot->conn_gen == c->gen) {
     /* Its master is gone: the handler is asked to stop, so that the slot
      * is free for the next master. */
@@ -256,8 +250,7 @@ static void conn_free(sconn *c) {
       *p = c->next;
       break;
     }
-  if (c->rev)
-    event_free(c->rev);
+  if (c->rev) event_free(c->rev);
   /* Read what the peer still sent, so that close() does not reset the
    * connection under the Goodbye we may just have written. */
   char sink[4096];
@@ -279,7 +272,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg) {
   while (c) {
     sconn *next = c->next;
     pthread_mutex_lock(&s->mu);
-    bool gone = c->closing && c->reader == RD_LOOP;
+    bool gone = c->closing && c->reader == RD_LOOP && c->tasks == 0;
     bool lost = c->lost;
     pthread_mutex_unlock(&s->mu);
     if (gone) {
@@ -290,8 +283,7 @@ static void close_cb(evutil_socket_t fd, short what, void *arg) {
     }
     c = next;
   }
-  if (s->finishing && !s->conns)
-    event_base_loopbreak(s->base);
+  if (s->finishing && !s->conns) event_base_loopbreak(s->base);
 }
 
 /* ---- the read side ---- */
@@ -340,7 +332,8 @@ static void on_hello(sconn *c, uint64_t id, ia__slice body) {
     snprintf(msg, sizeof msg, "no channel given");
   } else if (h->channel != s->cfg.channel) {
     code = IA_CHANNEL_INVALID;
-    snprintf(msg, sizeof msg, "channel %u does not match this slave's channel %u", h->channel, s->cfg.channel);
+    snprintf(msg, sizeof msg, "channel %u does not match this slave's channel %u", h->channel,
+             s->cfg.channel);
   } else if (atomic_load(&s->shutting_down)) {
     code = IA_SHUTTING_DOWN;
     snprintf(msg, sizeof msg, "the slave is shutting down");
@@ -382,8 +375,7 @@ static void on_hello(sconn *c, uint64_t id, ia__slice body) {
   pthread_mutex_unlock(&s->mu);
   bool sent = conn_send(c, &out);
   ia__wframe_release(&out);
-  if (sent)
-    IA_INFO("slave: master %s connected", c->master_name);
+  if (sent) IA_INFO("slave: master %s connected", c->master_name);
 }
 
 static void on_cancel(sconn *c, uint64_t id) {
@@ -450,10 +442,13 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
     refuse(c, env->id, IA_TASK_ERROR, "the slave is out of memory", NULL);
     return TAKE_DONE;
   }
+  ctx->conn = c;
   pthread_mutex_lock(&s->mu);
   bool busy = s->slot != NULL;
-  if (!busy)
+  if (!busy) {
     s->slot = ctx;
+    c->tasks++;
+  }
   pthread_mutex_unlock(&s->mu);
   if (busy) {
     refuse(c, env->id, IA_TASK_ALREADY_EXIST, "the slave's task slot is busy", NULL);
@@ -464,6 +459,7 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
   if (s->cfg.before_task && !s->cfg.before_task(ctx, &reply, s->cfg.user)) {
     pthread_mutex_lock(&s->mu);
     s->slot = NULL;
+    c->tasks--;
     pthread_mutex_unlock(&s->mu);
     refuse(c, env->id, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply);
     ia__hook_reply_release(&reply);
@@ -508,8 +504,7 @@ static int next_frame(sconn *c, ia__env *env, size_t *frame_len) {
   const uint8_t *body;
   uint32_t len;
   ia__frame_next_result r = ia__inbuf_next(&c->in, c->slave->max_frame, &body, &len);
-  if (r == IA_FRAME_NEED_MORE)
-    return 0;
+  if (r == IA_FRAME_NEED_MORE) return 0;
   if (r == IA_FRAME_OVERSIZE) {
     conn_fail(c, IA_FRAME_TOO_LARGE, "frame over max_frame");
     return -1;
@@ -554,8 +549,7 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   bool arm = !s->wd_armed;
   s->wd_armed = true;
   pthread_mutex_unlock(&s->mu);
-  if (arm)
-    arm_watchdog(s, IA_WATCHDOG_NS);
+  if (arm) arm_watchdog(s, IA_WATCHDOG_NS);
 
   run_handler(s, ctx);
   if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
@@ -575,11 +569,14 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
     conn_fail(c, IA_NO_MEMORY, "out of memory for a reply");
   else
     IA_INFO("slave: the master of task %llu is gone; its outcome is dropped", (unsigned long long)ctx->id);
-  if (built)
-    ia__wframe_release(&w);
-  if (mine && !ctx->hold)
-    ia__inbuf_consume(&c->in, ctx->frame_len);
+  if (built) ia__wframe_release(&w);
+  if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
   ia__task_ctx_free(ctx);
+  pthread_mutex_lock(&s->mu);
+  c->tasks--;
+  bool closing = c->closing;
+  pthread_mutex_unlock(&s->mu);
+  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
   return mine;
 }
 
@@ -593,14 +590,12 @@ static void worker_read(ia_slave *s, sconn *c) {
       if (env.kind == INTERACTION__V1__FRAME__BODY_TASK) {
         ia_task_ctx *ctx = NULL;
         task_take t = take_task(c, &env, flen, &ctx);
-        if (t == TAKE_CLOSED)
-          goto release;
+        if (t == TAKE_CLOSED) goto release;
         if (t == TAKE_DONE) {
           ia__inbuf_consume(&c->in, flen);
           continue;
         }
-        if (!run_task(s, c, ctx))
-          return; /* the loop took the socket over while the handler ran */
+        if (!run_task(s, c, ctx)) return; /* the loop took the socket over while the handler ran */
         continue;
       }
       if (env.kind == INTERACTION__V1__FRAME__BODY_HELLO) {
@@ -609,19 +604,15 @@ static void worker_read(ia_slave *s, sconn *c) {
       }
       bool open = on_master_frame(c, &env);
       ia__inbuf_consume(&c->in, flen);
-      if (!open)
-        goto release;
+      if (!open) goto release;
     }
-    if (r < 0)
-      goto release;
+    if (r < 0) goto release;
     pthread_mutex_lock(&s->mu);
     bool stop = c->closing || s->worker_stop;
     pthread_mutex_unlock(&s->mu);
-    if (stop)
-      goto release;
+    if (stop) goto release;
     ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
-      continue;
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) continue;
     if (n < 0 && errno == ENOMEM) {
       conn_fail(c, IA_NO_MEMORY, "out of memory for a frame");
       goto release;
@@ -644,12 +635,9 @@ static void *worker_main(void *arg) {
     if (s->to_run) {
       ia_task_ctx *ctx = s->to_run;
       s->to_run = NULL;
-      sconn *c = s->master;
+      sconn *c = ctx->conn; /* alive while the task holds the slot */
       pthread_mutex_unlock(&s->mu);
-      /* The loop handed task and read side over together, so c is the
-       * connection the task came on, and it cannot be freed meanwhile. */
-      if (c && c->gen == ctx->conn_gen && run_task(s, c, ctx))
-        worker_read(s, c);
+      if (run_task(s, c, ctx)) worker_read(s, c);
       pthread_mutex_lock(&s->mu);
       continue;
     }
@@ -660,8 +648,7 @@ static void *worker_main(void *arg) {
       pthread_mutex_lock(&s->mu);
       continue;
     }
-    if (s->worker_stop)
-      break;
+    if (s->worker_stop) break;
     pthread_cond_wait(&s->work_cond, &s->mu);
   }
   pthread_mutex_unlock(&s->mu);
@@ -685,16 +672,14 @@ static void loop_process(sconn *c) {
       on_hello(c, env.id, env.body);
       ia__inbuf_consume(&c->in, flen);
       pthread_mutex_lock(&s->mu);
-      if (!c->closing && s->master == c)
-        hand_to_worker_locked(s, c);
+      if (!c->closing && s->master == c) hand_to_worker_locked(s, c);
       pthread_mutex_unlock(&s->mu);
       return;
     }
     if (env.kind == INTERACTION__V1__FRAME__BODY_TASK) {
       ia_task_ctx *ctx = NULL;
       task_take t = take_task(c, &env, flen, &ctx);
-      if (t == TAKE_CLOSED)
-        return;
+      if (t == TAKE_CLOSED) return;
       if (t == TAKE_DONE) {
         ia__inbuf_consume(&c->in, flen);
         continue;
@@ -712,8 +697,7 @@ static void loop_process(sconn *c) {
     }
     bool open = on_master_frame(c, &env);
     ia__inbuf_consume(&c->in, flen);
-    if (!open)
-      return;
+    if (!open) return;
   }
 }
 
@@ -724,15 +708,13 @@ static void read_cb(evutil_socket_t fd, short what, void *arg) {
   pthread_mutex_lock(&s->mu);
   bool mine = c->reader == RD_LOOP && !c->closing;
   pthread_mutex_unlock(&s->mu);
-  if (!mine)
-    return;
+  if (!mine) return;
   if (what & EV_TIMEOUT) {
     conn_fail(c, IA_TIMEOUT, "no Hello within the hello timeout");
     return;
   }
   ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    return;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n < 0 && errno == ENOMEM) {
     conn_fail(c, IA_NO_MEMORY, "out of memory for a frame");
     return;
@@ -750,8 +732,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ia_slave *s = arg;
   uint64_t expirations;
-  if (read(fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN)
-    return;
+  if (read(fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
   pthread_mutex_lock(&s->mu);
   ia_task_ctx *ctx = s->slot;
   sconn *c = s->master;
@@ -798,8 +779,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
   sconn *c = calloc(1, sizeof *c);
-  if (c)
-    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+  if (c) c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, read_cb, c);
   if (!c || !c->rev) {
     IA_ERROR("slave: out of memory accepting a connection");
     free(c);
@@ -822,13 +802,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 /* Once no task runs: Goodbye to everyone, close, and leave the loop when the
  * last connection is gone (or after a bounded wait). */
 static void maybe_finish(ia_slave *s) {
-  if (!atomic_load(&s->shutting_down) || s->finishing)
-    return;
+  if (!atomic_load(&s->shutting_down) || s->finishing) return;
   pthread_mutex_lock(&s->mu);
   bool busy = s->slot != NULL || s->to_run != NULL;
   pthread_mutex_unlock(&s->mu);
-  if (busy)
-    return;
+  if (busy) return;
   s->finishing = true;
   for (sconn *c = s->conns; c; c = c->next) {
     if (c->handshaken)
@@ -854,8 +832,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
   pthread_mutex_unlock(&s->mu);
   /* Look again soon: the task ends when its handler sees the cancel. */
   struct timeval again = {0, 10000};
-  if (!s->finishing)
-    event_add(s->grace_ev, &again);
+  if (!s->finishing) event_add(s->grace_ev, &again);
   maybe_finish(s);
 }
 
@@ -882,12 +859,10 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg) {
 /* ---- lifecycle ---- */
 
 ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err) {
-  if (!config || !out)
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "config and out are required");
+  if (!config || !out) return ia__error_set(err, IA_INVALID_ARGUMENT, "config and out are required");
   ia__threads_init();
   ia_slave *s = calloc(1, sizeof *s);
-  if (!s)
-    return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
+  if (!s) return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
   s->cfg = *config;
   s->cfg.host = strdup(config->host ? config->host : "127.0.0.1");
   s->cfg.name = strdup(config->name ? config->name : "slave");
@@ -930,15 +905,13 @@ static void *loop_main(void *arg) {
 }
 
 ia_code ia_slave_start(ia_slave *s, ia_error *err) {
-  if (s->started)
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "the slave is already started");
+  if (s->started) return ia__error_set(err, IA_INVALID_ARGUMENT, "the slave is already started");
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *ai = NULL;
   char portstr[8];
   snprintf(portstr, sizeof portstr, "%u", (unsigned)s->cfg.port);
   int rc = getaddrinfo(s->cfg.host, portstr, &hints, &ai);
-  if (rc != 0)
-    return ia__error_set(err, IA_IO_ERROR, "cannot resolve %s: %s", s->cfg.host, gai_strerror(rc));
+  if (rc != 0) return ia__error_set(err, IA_IO_ERROR, "cannot resolve %s: %s", s->cfg.host, gai_strerror(rc));
   /* Accepted sockets stay blocking: the worker reads them with recv() and a
    * timeout; the loop passes MSG_DONTWAIT. */
   s->listener = evconnlistener_new_bind(s->base, accept_cb, s,
@@ -980,15 +953,12 @@ uint16_t ia_slave_port(const ia_slave *s) {
 }
 
 void ia_slave_shutdown(ia_slave *s) {
-  if (!s || atomic_exchange(&s->shutting_down, true))
-    return;
-  if (s->shutdown_ev)
-    event_active(s->shutdown_ev, EV_TIMEOUT, 0);
+  if (!s || atomic_exchange(&s->shutting_down, true)) return;
+  if (s->shutdown_ev) event_active(s->shutdown_ev, EV_TIMEOUT, 0);
 }
 
 void ia_slave_join(ia_slave *s) {
-  if (!s->started || s->joined)
-    return;
+  if (!s->started || s->joined) return;
   pthread_join(s->loop_thread, NULL);
   pthread_mutex_lock(&s->mu);
   s->worker_stop = true;
@@ -1009,26 +979,20 @@ void ia_slave_join(ia_slave *s) {
 }
 
 void ia_slave_free(ia_slave *s) {
-  if (!s)
-    return;
+  if (!s) return;
   if (s->started) {
     ia_slave_shutdown(s);
     ia_slave_join(s);
   }
-  if (s->listener)
-    evconnlistener_free(s->listener);
+  if (s->listener) evconnlistener_free(s->listener);
   while (s->conns)
     conn_free(s->conns);
-  if (s->to_run)
-    ia__task_ctx_free(s->to_run);
+  if (s->to_run) ia__task_ctx_free(s->to_run);
   struct event *evs[] = {s->wd_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
-    if (evs[i])
-      event_free(evs[i]);
-  if (s->base)
-    event_base_free(s->base);
-  if (s->wd_fd >= 0)
-    close(s->wd_fd);
+    if (evs[i]) event_free(evs[i]);
+  if (s->base) event_base_free(s->base);
+  if (s->wd_fd >= 0) close(s->wd_fd);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cond);
   pthread_cond_destroy(&s->cancel_cond);

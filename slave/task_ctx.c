@@ -9,8 +9,7 @@
 ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
                               ia__slice body, size_t frame_len) {
   ia_task_ctx *ctx = calloc(1, sizeof *ctx);
-  if (!ctx)
-    return NULL;
+  if (!ctx) return NULL;
   size_t mlen = view->method.n;
   ctx->method = mlen < sizeof ctx->method_small ? ctx->method_small : malloc(mlen + 1);
   if (!ctx->method) {
@@ -30,10 +29,8 @@ ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, c
 }
 
 void ia__task_ctx_free(ia_task_ctx *ctx) {
-  if (!ctx)
-    return;
-  if (ctx->method != ctx->method_small)
-    free(ctx->method);
+  if (!ctx) return;
+  if (ctx->method != ctx->method_small) free(ctx->method);
   while (ctx->md) {
     ia__md_copy *m = ctx->md;
     ctx->md = m->next;
@@ -42,8 +39,7 @@ void ia__task_ctx_free(ia_task_ctx *ctx) {
   }
   free(ctx->hold);
   free(ctx->message);
-  if (ctx->out_owned)
-    free(ctx->out);
+  if (ctx->out_owned) free(ctx->out);
   free(ctx);
 }
 
@@ -52,8 +48,7 @@ const char *ia_task_ctx_method(const ia_task_ctx *t) {
 }
 
 const uint8_t *ia_task_ctx_payload(const ia_task_ctx *t, size_t *len) {
-  if (len)
-    *len = t->payload.n;
+  if (len) *len = t->payload.n;
   return t->payload.p ? t->payload.p : (const uint8_t *)"";
 }
 
@@ -74,8 +69,7 @@ static bool md_match(ia__slice key, ia__slice value, void *user) {
 
 const char *ia_task_ctx_metadata(const ia_task_ctx *t, const char *key) {
   md_find f = {.key = key};
-  if (!key || !ia__task_metadata(t->body, md_match, &f) || !f.found)
-    return NULL;
+  if (!key || !ia__task_metadata(t->body, md_match, &f) || !f.found) return NULL;
   ia__md_copy *m = malloc(sizeof *m);
   char *v = malloc(f.value.n + 1);
   if (!m || !v) {
