@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-test}
 [ -d "$dir" ] || { echo "valgrind.sh: no build in $dir (run scripts/test.sh --quick first)" >&2; exit 2; }
-logdir="$dir/valgrind"
+logdir="$PWD/$dir/valgrind"
 rm -rf "$logdir"; mkdir -p "$logdir"
 mapfile -t tests < <(cd "$dir" && ctest --show-only=json-v1 | /usr/bin/python3 -c '
 import json, sys
@@ -22,7 +22,7 @@ for line in "${tests[@]}"; do
   if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
         --trace-children-skip='*/sh,*/bash' --child-silent-after-fork=yes \
         --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-        --log-file="$OLDPWD/$logdir/$name.%p.log" "${cmd[@]}" --jobs 2 >"$OLDPWD/$logdir/$name.out" 2>&1); then
+        --log-file="$logdir/$name.%p.log" "${cmd[@]}" --jobs 2 >"$logdir/$name.out" 2>&1); then
     echo "   FAILED (see $logdir/$name.*)"; tail -5 "$logdir/$name.out"; fail=1
   fi
   for f in "$logdir/$name".*.log; do
