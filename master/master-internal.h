@@ -20,6 +20,7 @@ struct ia_task {
   int refs;      /* (mu) the user's, and the pending list's while started */
   uint64_t id;
   bool is_disconnect; /* an internal Disconnect request, not a user task */
+  bool is_ping;       /* an internal Ping, answered by a Pong */
   bool blocking;      /* (mu) a caller blocks on it and may read for it */
   bool offered;       /* (mu) the previous reader passed the read side to this caller */
   char *method;

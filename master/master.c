@@ -282,8 +282,14 @@ static bool on_frame(ia_conn *c, const ia__env *env) {
     ia__wframe_empty(&w, env->id, INTERACTION__V1__FRAME__BODY_PONG);
     return ia__conn_send(c, &w) == IA_OK;
   }
-  case INTERACTION__V1__FRAME__BODY_PONG:
-    return true;
+  case INTERACTION__V1__FRAME__BODY_PONG: {
+    ia_task *t = take_pending(c, env->id);
+    if (t && t->is_ping)
+      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
+    else if (t)
+      ia__task_finish(t, IA_STATUS_LOST, IA_PROTOCOL_ERROR, "a Pong answered a task", NULL, 0, true);
+    return true; /* an unsolicited Pong is a sign of life, nothing more */
+  }
   default:
     conn_protocol_error(c, IA_PROTOCOL_ERROR, "unexpected frame from the slave");
     return false;
@@ -605,18 +611,24 @@ bool ia_conn_is_connected(const ia_conn *c) {
   return up;
 }
 
-ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t timeout_ms, ia_error *err) {
-  ia_master *m = c->m;
-  if (ia__master_on_loop(m))
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "ia_conn_disconnect would block the I/O thread");
+/* Sends an internal request (a Disconnect or a Ping) and waits
+ * for its answer. On IA_OK *out is the finished task, for the caller to free. */
+static ia_code internal_call(ia_conn *c, bool disconnect, const void *data, size_t len, uint32_t timeout_ms,
+                             ia_task **out, ia_error *err) {
+  if (ia__master_on_loop(c->m))
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the I/O thread");
   ia_task *t = ia_conn_new_task(c, "", NULL, 0);
-  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the disconnect");
-  t->is_disconnect = true;
+  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the request");
+  t->is_disconnect = disconnect;
+  t->is_ping = !disconnect;
   ia__field f = {.no = 1, .p = data, .n = data ? len : 0};
   ia__wframe w;
-  if (!ia__wframe_build(&w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, data && len ? 1 : 0)) {
+  bool built = disconnect ? ia__wframe_build(&w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f,
+                                             data && len ? 1 : 0)
+                          : ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_PING);
+  if (!built) {
     ia_task_free(t);
-    return ia__error_set(err, IA_NO_MEMORY, "no memory for the disconnect");
+    return ia__error_set(err, IA_NO_MEMORY, "no memory for the request");
   }
   ia_code rc = ia__conn_submit(c, t, &w, true);
   ia__wframe_release(&w);
@@ -625,18 +637,41 @@ ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t ti
     return ia__error_set(err, rc, "%s is not connected", c->name);
   }
   if (ia__conn_await(c, t, timeout_ms) != IA_OK) {
-    /* No answer in time: the connection is closed anyway. */
-    conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
     ia_task_free(t);
-    return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed",
-                         timeout_ms);
+    return ia__error_set(err, IA_TIMEOUT, "no answer from %s within %u ms", c->name, timeout_ms);
   }
-  rc = IA_OK;
   if (ia_task_status(t) != IA_STATUS_COMPLETED) {
     const ia_error *e = ia_task_error(t);
     if (err) ia__error_copy(err, e);
     rc = e->code;
+    ia_task_free(t);
+    return rc;
   }
+  *out = t;
+  return IA_OK;
+}
+
+ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t timeout_ms, ia_error *err) {
+  ia_task *t = NULL;
+  ia_code rc = internal_call(c, true, data, len, timeout_ms, &t, err);
+  if (rc == IA_TIMEOUT) {
+    /* No answer in time: the connection is closed anyway. */
+    conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
+    return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed",
+                         timeout_ms);
+  }
+  ia_task_free(t);
+  return rc;
+}
+
+ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error *err) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  ia_task *t = NULL;
+  ia_code rc = internal_call(c, false, NULL, 0, timeout_ms, &t, err);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  if (rc == IA_OK && rtt_us)
+    *rtt_us = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000);
   ia_task_free(t);
   return rc;
 }

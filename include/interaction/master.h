@@ -72,6 +72,10 @@ bool ia_conn_is_connected(const ia_conn *conn);
 IA_MUST_CHECK ia_code ia_conn_disconnect(ia_conn *conn, const void *data, size_t len, uint32_t timeout_ms,
                                          ia_error *err);
 
+/* Sends a Ping and waits up to timeout_ms for the Pong; *rtt_us (may be
+ * NULL) gets the round trip in microseconds. Blocking; thread-safe. */
+IA_MUST_CHECK ia_code ia_conn_ping(ia_conn *conn, uint32_t timeout_ms, uint64_t *rtt_us, ia_error *err);
+
 /* Drops the caller's handle. A still-live connection is closed at once
  * (pending tasks end LOST). NULL is allowed. */
 void ia_conn_free(ia_conn *conn);
