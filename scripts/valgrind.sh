@@ -22,7 +22,8 @@ for line in "${tests[@]}"; do
   if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
         --trace-children-skip='*/sh,*/bash' --child-silent-after-fork=yes \
         --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-        --log-file="$logdir/$name.%p.log" "${cmd[@]}" --jobs 2 >"$logdir/$name.out" 2>&1); then
+        --suppressions="$PWD/tests/valgrind.supp" \
+        --log-file="$logdir/$name.%p.log" "${cmd[@]}" >"$logdir/$name.out" 2>&1); then
     echo "   FAILED (see $logdir/$name.*)"; tail -5 "$logdir/$name.out"; fail=1
   fi
   for f in "$logdir/$name".*.log; do
