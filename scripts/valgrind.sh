@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-test}
+root=$PWD
 [ -d "$dir" ] || { echo "valgrind.sh: no build in $dir (run scripts/test.sh --quick first)" >&2; exit 2; }
 logdir="$PWD/$dir/valgrind"
 rm -rf "$logdir"; mkdir -p "$logdir"
@@ -22,7 +23,7 @@ for line in "${tests[@]}"; do
   if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
         --trace-children-skip='*/sh,*/bash' --child-silent-after-fork=yes \
         --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
-        --suppressions="$PWD/tests/valgrind.supp" \
+        --suppressions="$root/tests/valgrind.supp" \
         --log-file="$logdir/$name.%p.log" "${cmd[@]}" >"$logdir/$name.out" 2>&1); then
     echo "   FAILED (see $logdir/$name.*)"; tail -5 "$logdir/$name.out"; fail=1
   fi
