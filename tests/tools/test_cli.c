@@ -1,0 +1,468 @@
+/* The `interaction` command-line tool against a real sum-slave process: the
+ * exit status of each outcome, what goes to stdout (the raw reply, nothing
+ * else) and what goes to stderr (code, name and the slave's message). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tu_assert.h"
+
+#ifndef SUM_SLAVE_PATH
+#error "SUM_SLAVE_PATH must name the sum-slave executable"
+#endif
+#ifndef IA_CLI_PATH
+#error "IA_CLI_PATH must name the interaction executable"
+#endif
+
+#define CHANNEL 7
+/* Bound on one run of the tool; every run here takes milliseconds. */
+#define RUN_TIMEOUT_MS 10000u
+
+/* ---- running the tool ---- */
+
+typedef struct run {
+  int exit_code; /* -1 if it did not exit normally */
+  int signal;    /* the signal that ended it, or 0 */
+  bool timed_out;
+  uint8_t *out; /* stdout, raw */
+  size_t out_len;
+  char *err; /* stderr, NUL-terminated */
+  size_t err_len;
+} run;
+
+static void run_free(run *r) {
+  free(r->out);
+  free(r->err);
+  memset(r, 0, sizeof *r);
+}
+
+static bool append(uint8_t **buf, size_t *len, const uint8_t *data, size_t n) {
+  uint8_t *nbuf = realloc(*buf, *len + n + 1);
+  if (nbuf == NULL) return false;
+  memcpy(nbuf + *len, data, n);
+  *len += n;
+  nbuf[*len] = '\0';
+  *buf = nbuf;
+  return true;
+}
+
+/* Runs the tool with `args` (NULL-terminated, without argv[0]), feeding
+ * `in` on its stdin and capturing stdout and stderr, within RUN_TIMEOUT_MS;
+ * a tool still running then is killed. Always reaps the child. */
+static run run_cli(const char *const args[], const void *in, size_t in_len) {
+  run r = {.exit_code = -1};
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = (char *)IA_CLI_PATH;
+  for (int i = 0; args[i] != NULL && argc < 31; i++)
+    argv[argc++] = (char *)args[i];
+  argv[argc] = NULL;
+
+  int pin[2], pout[2], perr[2];
+  cr_assert_eq(pipe2(pin, O_CLOEXEC), 0);
+  cr_assert_eq(pipe2(pout, O_CLOEXEC), 0);
+  cr_assert_eq(pipe2(perr, O_CLOEXEC), 0);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    /* Only async-signal-safe calls until execv: criterion has threads. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(126);
+    if (dup2(pin[0], STDIN_FILENO) < 0 || dup2(pout[1], STDOUT_FILENO) < 0 ||
+        dup2(perr[1], STDERR_FILENO) < 0)
+      _exit(126);
+    close_range(3, ~0u, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  close(pin[0]);
+  close(pout[1]);
+  close(perr[1]);
+  fcntl(pin[1], F_SETFL, O_NONBLOCK);
+  signal(SIGPIPE, SIG_IGN); /* a tool that exits before reading stdin */
+
+  int fds[3] = {pin[1], pout[0], perr[0]};
+  size_t in_off = 0;
+  if (in_len == 0) {
+    close(fds[0]);
+    fds[0] = -1;
+  }
+  uint64_t deadline = tu_now_ms() + RUN_TIMEOUT_MS;
+  while (fds[1] >= 0 || fds[2] >= 0) {
+    uint64_t now = tu_now_ms();
+    if (now >= deadline) {
+      r.timed_out = true;
+      break;
+    }
+    struct pollfd p[3] = {{.fd = fds[0], .events = POLLOUT},
+                          {.fd = fds[1], .events = POLLIN},
+                          {.fd = fds[2], .events = POLLIN}};
+    int n = poll(p, 3, (int)(deadline - now));
+    if (n < 0 && errno == EINTR) continue;
+    cr_assert_geq(n, 0, "poll: %s", strerror(errno));
+    if (fds[0] >= 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = write(fds[0], (const uint8_t *)in + in_off, in_len - in_off);
+      if (w > 0) in_off += (size_t)w;
+      if (in_off == in_len || (w < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(fds[0]);
+        fds[0] = -1;
+      }
+    }
+    for (int i = 1; i <= 2; i++) {
+      if (fds[i] < 0 || !(p[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+      uint8_t buf[4096];
+      ssize_t got = read(fds[i], buf, sizeof buf);
+      if (got > 0) {
+        bool ok = i == 1 ? append(&r.out, &r.out_len, buf, (size_t)got)
+                         : append((uint8_t **)&r.err, &r.err_len, buf, (size_t)got);
+        cr_assert(ok, "no memory");
+      } else if (got == 0 || errno != EINTR) {
+        close(fds[i]);
+        fds[i] = -1;
+      }
+    }
+  }
+  for (int i = 0; i < 3; i++)
+    if (fds[i] >= 0) close(fds[i]);
+
+  /* The pipes are closed: the tool is exiting. Wait for it, bounded. */
+  int status = 0;
+  pid_t w = 0;
+  while (!r.timed_out && (w = waitpid(pid, &status, WNOHANG)) == 0) {
+    if (tu_now_ms() >= deadline) {
+      r.timed_out = true;
+      break;
+    }
+    tu_sleep_ms(5);
+  }
+  if (w != pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  if (r.err == NULL) r.err = calloc(1, 1);
+  /* The tool runs under the same sanitizers as the tests in sanitizer builds;
+   * their reports land on its stderr, not on ours. */
+  cr_assert_null(strstr(r.err, "Sanitizer"), "sanitizer report from the tool:\n%s", r.err);
+  cr_assert_null(strstr(r.err, "runtime error:"), "UBSan report from the tool:\n%s", r.err);
+  cr_assert_not(r.timed_out, "`interaction %s` did not exit within %u ms", args[0] ? args[0] : "",
+                RUN_TIMEOUT_MS);
+  return r;
+}
+
+/* Asserts the exit status, showing stderr when it is not the expected one. */
+#define ASSERT_EXIT(r, want)                                                                                 \
+  cr_assert_eq((r).exit_code, (want), "exit %d (signal %d), expected %d; stderr: %s", (r).exit_code,         \
+               (r).signal, (want), (r).err)
+
+#define ASSERT_STDERR_HAS(r, text)                                                                           \
+  cr_assert_not_null(strstr((r).err, (text)), "stderr lacks \"%s\": %s", (text), (r).err)
+
+/* ---- the slave ---- */
+
+static tu_proc slave = TU_PROC_INIT;
+static char address[64];
+
+static void start_slave(void) {
+  uint16_t port = tu_spawn_sum_slave(&slave, SUM_SLAVE_PATH, CHANNEL, NULL);
+  cr_assert_neq(port, 0, "sum-slave did not start: %s", slave.line);
+  snprintf(address, sizeof address, "%s:%u", TU_HOST, (unsigned)port);
+}
+
+static void stop_slave(void) {
+  tu_proc_kill(&slave);
+}
+
+/* A port nothing listens on: bound, then closed. */
+static uint16_t closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/* ---- tests ---- */
+
+TestSuite(cli, .init = start_slave, .fini = stop_slave, .timeout = 60);
+
+Test(cli, ping_succeeds_and_reports_handshake_and_round_trips) {
+  const char *args[] = {"ping", address, "--channel", "7", "--count", "3", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  char want[256];
+  snprintf(want, sizeof want, "connected to %s (channel 7) in ", address);
+  cr_assert_not_null(strstr((char *)r.out, want), "stdout: %s", (char *)r.out);
+  for (int seq = 1; seq <= 3; seq++) {
+    snprintf(want, sizeof want, "pong from %s: seq=%d rtt=", address, seq);
+    cr_assert_not_null(strstr((char *)r.out, want), "no \"%s\" in stdout: %s", want, (char *)r.out);
+  }
+  cr_assert_not_null(strstr((char *)r.out, "3 of 3 pings answered"), "stdout: %s", (char *)r.out);
+  cr_assert_eq(r.err_len, 0, "stderr: %s", r.err);
+  run_free(&r);
+}
+
+Test(cli, call_sum_from_stdin_writes_the_raw_reply) {
+  size_t len = 0;
+  uint8_t *req = tu_sum_task(2, 3, true, true, &len);
+  cr_assert_not_null(req);
+  const char *args[] = {"call", address, "--channel", "7", "sum.Adder/Sum", NULL};
+  run r = run_cli(args, req, len);
+  free(req);
+  ASSERT_EXIT(r, 0);
+  int64_t sum = 0;
+  cr_assert(tu_sum_result(r.out, r.out_len, &sum), "stdout (%zu bytes) is not a SumResult", r.out_len);
+  cr_assert_eq(sum, 5);
+  cr_assert_eq(r.err_len, 0, "stderr: %s", r.err);
+  run_free(&r);
+}
+
+Test(cli, call_sum_with_in_file) {
+  size_t len = 0;
+  uint8_t *req = tu_sum_task(40, 2, true, true, &len);
+  cr_assert_not_null(req);
+  char path[] = "/tmp/ia-cli-test-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+  cr_assert_eq(write(fd, req, len), (ssize_t)len);
+  close(fd);
+  free(req);
+  const char *args[] = {"call", "--in", path, "--channel=7", address, "sum.Adder/Sum", NULL};
+  run r = run_cli(args, NULL, 0);
+  unlink(path);
+  ASSERT_EXIT(r, 0);
+  int64_t sum = 0;
+  cr_assert(tu_sum_result(r.out, r.out_len, &sum), "stdout (%zu bytes) is not a SumResult", r.out_len);
+  cr_assert_eq(sum, 42);
+  run_free(&r);
+}
+
+Test(cli, call_with_a_missing_input_file_is_a_local_error) {
+  const char *args[] = {"call",          "--in", "/nonexistent/ia-cli-request", "--channel", "7", address,
+                        "sum.Adder/Sum", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 1);
+  ASSERT_STDERR_HAS(r, "/nonexistent/ia-cli-request");
+  cr_assert_eq(r.out_len, 0);
+  run_free(&r);
+}
+
+Test(cli, call_sum_without_b_exits_5_with_the_task_fail) {
+  size_t len = 0;
+  uint8_t *req = tu_sum_task(2, 0, true, false, &len);
+  cr_assert_not_null(req);
+  const char *args[] = {"call", address, "--channel", "7", "--in", "-", "sum.Adder/Sum", NULL};
+  run r = run_cli(args, req, len);
+  free(req);
+  ASSERT_EXIT(r, 5);
+  cr_assert_eq(r.out_len, 0, "stdout must stay empty on failure, got %zu bytes", r.out_len);
+  ASSERT_STDERR_HAS(r, "call failed: 603 TASK_FAILED: ");
+  ASSERT_STDERR_HAS(r, "A or B not found");
+  ASSERT_STDERR_HAS(r, "bytes of result data");
+  run_free(&r);
+}
+
+Test(cli, call_of_an_unknown_method_exits_6) {
+  const char *args[] = {"call", address, "--channel", "7", "sum.Adder/Nope", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 6);
+  cr_assert_eq(r.out_len, 0);
+  ASSERT_STDERR_HAS(r, "606 UNKNOWN_METHOD");
+  run_free(&r);
+}
+
+Test(cli, call_without_answer_in_time_exits_5_and_frees_the_slave) {
+  size_t len = 0;
+  uint8_t *req = tu_sleep_task(5000, &len);
+  cr_assert_not_null(req);
+  const char *args[] = {"call", address, "--channel", "7", "--timeout", "300", "sum.Adder/Sleep", NULL};
+  run r = run_cli(args, req, len);
+  free(req);
+  ASSERT_EXIT(r, 5);
+  cr_assert_eq(r.out_len, 0);
+  ASSERT_STDERR_HAS(r, "702 TIMEOUT");
+  run_free(&r);
+
+  /* The cancelled Sleep and the closed connection leave the slave usable. */
+  const char *ping[] = {"ping", address, "--channel", "7", "--count", "1", NULL};
+  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+  do {
+    r = run_cli(ping, NULL, 0);
+    if (r.exit_code == 0) break;
+    run_free(&r);
+    tu_sleep_ms(50);
+  } while (tu_now_ms() < deadline);
+  ASSERT_EXIT(r, 0);
+  run_free(&r);
+}
+
+static void *kill_slave_later(void *arg) {
+  (void)arg;
+  tu_sleep_ms(1000);
+  tu_proc_kill(&slave);
+  return NULL;
+}
+
+Test(cli, slave_killed_during_the_call_exits_7) {
+  size_t len = 0;
+  uint8_t *req = tu_sleep_task(8000, &len);
+  cr_assert_not_null(req);
+  /* The tool connects within milliseconds; the slave dies a second later,
+   * in the middle of the Sleep. */
+  pthread_t killer;
+  cr_assert_eq(pthread_create(&killer, NULL, kill_slave_later, NULL), 0);
+  const char *args[] = {"call", address, "--channel", "7", "--timeout", "9000", "sum.Adder/Sleep", NULL};
+  run r = run_cli(args, req, len);
+  pthread_join(killer, NULL);
+  free(req);
+  ASSERT_EXIT(r, 7);
+  cr_assert_eq(r.out_len, 0);
+  char want[256];
+  snprintf(want, sizeof want, "interaction: connection to %s lost during the call: 701 CONNECTION_LOST",
+           address);
+  ASSERT_STDERR_HAS(r, want);
+  run_free(&r);
+}
+
+Test(cli, wrong_channel_exits_4_with_the_slaves_202_message) {
+  const char *args[] = {"ping", address, "--channel", "8", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 4);
+  char want[256];
+  snprintf(want, sizeof want, "interaction: cannot connect to %s: 202 CHANNEL_INVALID: ", address);
+  ASSERT_STDERR_HAS(r, want);
+  ASSERT_STDERR_HAS(r, "does not match");
+  cr_assert_null(strstr((char *)(r.out ? r.out : (uint8_t *)""), "pong"));
+  run_free(&r);
+
+  const char *call[] = {"call", address, "--channel", "8", "sum.Adder/Sum", NULL};
+  r = run_cli(call, NULL, 0);
+  ASSERT_EXIT(r, 4);
+  ASSERT_STDERR_HAS(r, "202 CHANNEL_INVALID");
+  cr_assert_eq(r.out_len, 0);
+  run_free(&r);
+}
+
+Test(cli, a_slave_that_has_a_master_refuses_with_501) {
+  ia_error err = IA_ERROR_INIT;
+  ia_master *m = NULL;
+  ia_conn *conn = NULL;
+  TU_ASSERT_OK(tu_master_start("first-master", CHANNEL, &m, &err), &err);
+  char *colon = strrchr(address, ':');
+  TU_ASSERT_OK(tu_connect(m, "slave", (uint16_t)atoi(colon + 1), &conn, &err), &err);
+  const char *args[] = {"ping", address, "--channel", "7", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 4);
+  ASSERT_STDERR_HAS(r, "501 ALREADY_CONNECTED");
+  run_free(&r);
+  ia_conn_free(conn);
+  ia_master_free(m);
+}
+
+Test(cli, unreachable_port_exits_3) {
+  char unreachable[64];
+  snprintf(unreachable, sizeof unreachable, "%s:%u", TU_HOST, (unsigned)closed_port());
+  const char *args[] = {"ping", unreachable, "--channel", "7", "--timeout", "2000", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 3);
+  char want[256];
+  snprintf(want, sizeof want, "interaction: cannot connect to %s: 706 IO_ERROR: ", unreachable);
+  ASSERT_STDERR_HAS(r, want);
+  run_free(&r);
+
+  const char *call[] = {"call", unreachable, "sum.Adder/Sum", NULL};
+  r = run_cli(call, NULL, 0);
+  ASSERT_EXIT(r, 3);
+  cr_assert_eq(r.out_len, 0);
+  run_free(&r);
+}
+
+/* ---- the command line, without a slave ---- */
+
+Test(cli_usage, help_exits_0_on_stdout_for_the_tool_and_every_command, .timeout = 60) {
+  const char *const cases[][4] = {
+      {"--help", NULL, NULL},        {"-h", NULL, NULL},
+      {"ping", "--help", NULL},      {"ping", "-h", NULL},
+      {"call", "--help", NULL},      {"call", "-h", NULL},
+      {"help", NULL, NULL},          {"ping", "127.0.0.1:1", "-h"},
+      {"call", "127.0.0.1:1", "-h"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    run r = run_cli(cases[i], NULL, 0);
+    ASSERT_EXIT(r, 0);
+    cr_assert_not_null(r.out, "case %zu: no usage on stdout", i);
+    cr_assert_not_null(strstr((char *)r.out, "usage: interaction"), "case %zu: %s", i, (char *)r.out);
+    cr_assert_not_null(strstr((char *)r.out, "exit status:"), "case %zu: exit codes undocumented", i);
+    cr_assert_eq(r.err_len, 0, "case %zu: stderr: %s", i, r.err);
+    run_free(&r);
+  }
+}
+
+Test(cli_usage, bad_command_lines_exit_2_with_usage_on_stderr, .timeout = 60) {
+  const char *const cases[][6] = {
+      {NULL},
+      {"frobnicate", NULL},
+      {"ping", NULL},
+      {"ping", "127.0.0.1", NULL},
+      {"ping", "127.0.0.1:", NULL},
+      {"ping", ":5000", NULL},
+      {"ping", "127.0.0.1:0", NULL},
+      {"ping", "127.0.0.1:65536", NULL},
+      {"ping", "127.0.0.1:99999999999999999999", NULL},
+      {"ping", "127.0.0.1:50x0", NULL},
+      {"ping", "127.0.0.1:-1", NULL},
+      {"ping", "::1:5000", NULL},
+      {"ping", "[::1:5000", NULL},
+      {"ping", "127.0.0.1:5000", "--channel", "-1", NULL},
+      {"ping", "127.0.0.1:5000", "--channel", "4294967296", NULL},
+      {"ping", "127.0.0.1:5000", "--count", "0", NULL},
+      {"ping", "127.0.0.1:5000", "--timeout", "0", NULL},
+      {"ping", "127.0.0.1:5000", "--channel", NULL},
+      {"ping", "127.0.0.1:5000", "--bogus", NULL},
+      {"ping", "127.0.0.1:5000", "extra", NULL},
+      {"ping", "127.0.0.1:5000", "--in", "x", NULL},
+      {"call", "127.0.0.1:5000", NULL},
+      {"call", "127.0.0.1:5000", "--count", "2", "m", NULL},
+      {"call", "127.0.0.1:5000", "a", "b", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    run r = run_cli(cases[i], NULL, 0);
+    cr_assert_eq(r.exit_code, 2, "case %zu (%s %s): exit %d; stderr: %s", i, cases[i][0] ? cases[i][0] : "",
+                 cases[i][0] && cases[i][1] ? cases[i][1] : "", r.exit_code, r.err);
+    cr_assert_eq(r.out_len, 0, "case %zu: usage errors go to stderr only", i);
+    cr_assert_not_null(strstr(r.err, "usage: interaction"), "case %zu: no usage on stderr: %s", i, r.err);
+    run_free(&r);
+  }
+}
+
+Test(cli_usage, address_errors_say_what_is_wrong, .timeout = 30) {
+  const char *missing[] = {"ping", "127.0.0.1", NULL};
+  run r = run_cli(missing, NULL, 0);
+  ASSERT_EXIT(r, 2);
+  ASSERT_STDERR_HAS(r, "missing port");
+  run_free(&r);
+  const char *range[] = {"ping", "127.0.0.1:70000", NULL};
+  r = run_cli(range, NULL, 0);
+  ASSERT_EXIT(r, 2);
+  ASSERT_STDERR_HAS(r, "port must be a number from 1 to 65535");
+  run_free(&r);
+}

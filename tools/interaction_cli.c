@@ -1,0 +1,600 @@
+/*
+ * interaction: the command-line tool for the people operating a cluster.
+ *
+ *   interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]
+ *   interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD
+ *
+ * Each command is a short-lived master: it starts an ia_master, connects to one
+ * slave, does its work and disconnects gracefully, so that the slave is free
+ * for its real master again at once. It only uses the public API.
+ *
+ * What it must never do: write anything but the reply payload to stdout in
+ * `call` (scripts pipe it into a decoder), hold a slave's only connection
+ * while it waits for its own input, or leave a failure without a message that
+ * names the code, its name and what the peer said, and a distinct exit status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "interaction/interaction.h"
+
+/* Exit statuses; the help text below documents them and scripts rely on
+ * them, so never renumber. */
+enum {
+  CLI_OK = 0,
+  CLI_LOCAL = 1,        /* cannot read the request or write the reply, no memory */
+  CLI_USAGE = 2,        /* bad command line */
+  CLI_UNREACHABLE = 3,  /* cannot reach the slave: resolve, connect, I/O or timeout in the handshake */
+  CLI_CONN_REFUSED = 4, /* the slave answered the handshake with a refusal */
+  CLI_TASK_FAILED = 5,  /* the task ran and failed, or gave no answer in time */
+  CLI_TASK_REFUSED = 6, /* the slave did not run the task */
+  CLI_LOST = 7,         /* the connection went away after the handshake */
+};
+
+#define CLI_DEFAULT_NAME "interaction-cli"
+#define CLI_PING_TIMEOUT_MS 5000u
+#define CLI_COUNT_MAX 1000000ul
+/* The protocol's hard cap on a frame; a request can never be larger. */
+#define CLI_INPUT_MAX (1ul << 30)
+
+static const char exit_status_help[] =
+    "exit status:\n"
+    "  0  success\n"
+    "  1  local error: cannot read the request or write the reply, out of memory\n"
+    "  2  usage error\n"
+    "  3  cannot reach the slave: name resolution, connect, I/O error or timeout\n"
+    "     during the handshake (e.g. 706 IO_ERROR, 702 TIMEOUT)\n"
+    "  4  the slave refused the connection at the handshake (202 CHANNEL_INVALID,\n"
+    "     201 CHANNEL_NOT_FOUND, 301/302 token, 501 ALREADY_CONNECTED,\n"
+    "     503 CONNECTION_REFUSED, 705 VERSION_UNSUPPORTED, 101 SHUTTING_DOWN)\n"
+    "  5  the task failed: a TaskFail (603 TASK_FAILED or the handler's own code),\n"
+    "     604 TASK_ERROR, 607 DEADLINE_EXCEEDED, 608 CANCELLED, or no answer\n"
+    "     within --timeout (702 TIMEOUT)\n"
+    "  6  the slave refused the task and did not run it (601 TASK_ALREADY_EXIST,\n"
+    "     602 TASK_REFUSED, 605 QUEUE_FULL, 101 SHUTTING_DOWN, 703 FRAME_TOO_LARGE),\n"
+    "     or has no such method (606 UNKNOWN_METHOD, refused or failed)\n"
+    "  7  the connection was lost after the handshake (701 CONNECTION_LOST), or a\n"
+    "     ping got no answer\n";
+
+static void usage_main(FILE *out) {
+  fprintf(out,
+          "usage: interaction <command> [options]\n"
+          "\n"
+          "Talks to one Interaction slave as a short-lived master.\n"
+          "\n"
+          "commands:\n"
+          "  ping HOST:PORT         handshake, then round trips (Ping/Pong)\n"
+          "  call HOST:PORT METHOD  one task: request from a file or stdin, reply to stdout\n"
+          "\n"
+          "Run `interaction <command> --help` for the options of a command.\n"
+          "\n"
+          "%s",
+          exit_status_help);
+}
+
+static void usage_ping(FILE *out) {
+  fprintf(out,
+          "usage: interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]\n"
+          "\n"
+          "Connects to the slave at HOST:PORT (handshake), prints how long that took,\n"
+          "sends K pings one after the other and prints each round trip, then\n"
+          "disconnects gracefully.\n"
+          "\n"
+          "  --channel N    channel to present; must match the slave's (default 0)\n"
+          "  --count K      number of pings, 1..%lu (default 3)\n"
+          "  --timeout MS   bound on the handshake, on each ping and on the disconnect,\n"
+          "                 in milliseconds (default %u)\n"
+          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
+          "  -h, --help     this text\n"
+          "\n"
+          "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
+          "\n"
+          "%s",
+          CLI_COUNT_MAX, CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, exit_status_help);
+}
+
+static void usage_call(FILE *out) {
+  fprintf(
+      out,
+      "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD\n"
+      "\n"
+      "Runs one task on the slave at HOST:PORT: METHOD (e.g. sum.Adder/Sum) with\n"
+      "the request payload read as raw bytes (an encoded protobuf message) from\n"
+      "FILE, or from stdin without --in or with --in -. The whole request is read\n"
+      "before connecting. On success the reply payload is written raw to stdout and\n"
+      "nothing else is; on failure stdout stays empty and stderr says why, with the\n"
+      "code, its name, the slave's message and the size of any data it attached.\n"
+      "\n"
+      "  --channel N    channel to present; must match the slave's (default 0)\n"
+      "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
+      "                 in milliseconds (default %u)\n"
+      "  --in FILE      read the request from FILE; - means stdin (the default)\n"
+      "  --name NAME    master name sent in the handshake (default \"%s\")\n"
+      "  -h, --help     this text\n"
+      "\n"
+      "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
+      "\n"
+      "%s",
+      IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, exit_status_help);
+}
+
+/* ---- the command line ---- */
+
+typedef struct cli_args {
+  const char *address; /* HOST:PORT as given, for messages */
+  char host[256];
+  uint16_t port;
+  uint32_t channel;
+  uint32_t timeout_ms;
+  const char *name;
+  unsigned long count; /* ping */
+  const char *in;      /* call: NULL or "-" means stdin */
+  const char *method;  /* call */
+} cli_args;
+
+/* Parses a whole decimal number in [min, max]; false on anything else. */
+static bool parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out) {
+  if (text == NULL || *text < '0' || *text > '9') return false;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+/* Splits HOST:PORT (or [V6]:PORT) into args->host and args->port. On failure
+ * writes why into `why` and returns false. */
+static bool parse_address(const char *text, cli_args *args, char *why, size_t cap) {
+  const char *host = text, *colon;
+  size_t host_len;
+  if (text[0] == '[') {
+    const char *close = strchr(text, ']');
+    if (close == NULL) {
+      snprintf(why, cap, "'%s': missing ']' after the IPv6 address", text);
+      return false;
+    }
+    host = text + 1;
+    host_len = (size_t)(close - host);
+    colon = close[1] == ':' ? close + 1 : NULL;
+    if (close[1] != '\0' && close[1] != ':') {
+      snprintf(why, cap, "'%s': expected ':' after ']'", text);
+      return false;
+    }
+  } else {
+    colon = strrchr(text, ':');
+    if (colon != NULL && memchr(text, ':', (size_t)(colon - text)) != NULL) {
+      snprintf(why, cap, "'%s': an IPv6 address needs brackets, as in [::1]:5000", text);
+      return false;
+    }
+    host_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
+  }
+  if (colon == NULL || colon[1] == '\0') {
+    snprintf(why, cap, "'%s': missing port, expected HOST:PORT", text);
+    return false;
+  }
+  if (host_len == 0) {
+    snprintf(why, cap, "'%s': missing host, expected HOST:PORT", text);
+    return false;
+  }
+  if (host_len >= sizeof args->host) {
+    snprintf(why, cap, "'%.40s...': host name too long", text);
+    return false;
+  }
+  unsigned long port;
+  if (!parse_uint(colon + 1, 1, UINT16_MAX, &port)) {
+    snprintf(why, cap, "'%s': port must be a number from 1 to 65535", text);
+    return false;
+  }
+  memcpy(args->host, host, host_len);
+  args->host[host_len] = '\0';
+  args->port = (uint16_t)port;
+  args->address = text;
+  return true;
+}
+
+typedef enum command { CMD_PING, CMD_CALL } command;
+
+__attribute__((format(printf, 2, 3))) static int usage_error(command cmd, const char *fmt, ...) {
+  fprintf(stderr, "interaction %s: ", cmd == CMD_PING ? "ping" : "call");
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\n\n", stderr);
+  (cmd == CMD_PING ? usage_ping : usage_call)(stderr);
+  return CLI_USAGE;
+}
+
+/* Fills `args` from a command's arguments (argv[0] is the command name).
+ * Returns -1 to go on, or the exit status (0 after --help, 2 after a usage
+ * error, with the usage on stderr). */
+static int parse_args(command cmd, int argc, char **argv, cli_args *args) {
+  static const struct option options[] = {
+      {"channel", required_argument, NULL, 'c'},
+      {"count", required_argument, NULL, 'k'},
+      {"timeout", required_argument, NULL, 't'},
+      {"name", required_argument, NULL, 'n'},
+      {"in", required_argument, NULL, 'i'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  memset(args, 0, sizeof *args);
+  args->name = CLI_DEFAULT_NAME;
+  args->count = 3;
+  args->timeout_ms = cmd == CMD_PING ? CLI_PING_TIMEOUT_MS : IA_CALL_DEFAULT_TIMEOUT_MS;
+  opterr = 0;
+  optind = 1;
+  int opt;
+  unsigned long v;
+  /* The leading ':' makes a missing value come back as ':', not '?'. */
+  while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    switch (opt) {
+    case 'c':
+      if (!parse_uint(optarg, 0, UINT32_MAX, &v)) return usage_error(cmd, "bad --channel '%s'", optarg);
+      args->channel = (uint32_t)v;
+      break;
+    case 'k':
+      if (cmd != CMD_PING) return usage_error(cmd, "unknown option '--count'");
+      if (!parse_uint(optarg, 1, CLI_COUNT_MAX, &v))
+        return usage_error(cmd, "bad --count '%s' (1 to 1000000)", optarg);
+      args->count = v;
+      break;
+    case 't':
+      if (!parse_uint(optarg, 1, UINT32_MAX - 1, &v))
+        return usage_error(cmd, "bad --timeout '%s' (milliseconds, at least 1)", optarg);
+      args->timeout_ms = (uint32_t)v;
+      break;
+    case 'n':
+      if (optarg[0] == '\0') return usage_error(cmd, "empty --name");
+      args->name = optarg;
+      break;
+    case 'i':
+      if (cmd != CMD_CALL) return usage_error(cmd, "unknown option '--in'");
+      args->in = optarg;
+      break;
+    case 'h':
+      (cmd == CMD_PING ? usage_ping : usage_call)(stdout);
+      return CLI_OK;
+    case ':':
+      return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+    default:
+      return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  int want = cmd == CMD_PING ? 1 : 2;
+  int have = argc - optind;
+  if (have == 0) return usage_error(cmd, "missing HOST:PORT");
+  if (have < want) return usage_error(cmd, "missing METHOD");
+  if (have > want) return usage_error(cmd, "unexpected argument '%s'", argv[optind + want]);
+  char why[160];
+  if (!parse_address(argv[optind], args, why, sizeof why)) return usage_error(cmd, "%s", why);
+  if (cmd == CMD_CALL) {
+    args->method = argv[optind + 1];
+    if (args->method[0] == '\0') return usage_error(cmd, "empty METHOD");
+  }
+  return -1;
+}
+
+/* ---- messages ---- */
+
+/* The peer's message, or the code's own sentence when the peer sent none. */
+static const char *error_text(const ia_error *err) {
+  if (err->message[0] != '\0') return err->message;
+  const char *s = ia_strerror(err->code);
+  const char *sep = strstr(s, ": ");
+  return sep != NULL ? sep + 2 : s;
+}
+
+/* One line on stderr: `interaction: <what>: <code> <NAME>: <message>`, then
+ * the size of any attached data. `result_data` names it as a TaskFail's
+ * result (always shown) rather than a refusal's data (shown when present). */
+static void report(const char *what, const ia_error *err, bool result_data) {
+  fprintf(stderr, "interaction: %s: %d %s: %s", what, (int)err->code, ia_code_name(err->code),
+          error_text(err));
+  if (result_data)
+    fprintf(stderr, " (%zu bytes of result data)", err->data_len);
+  else if (err->data_len > 0)
+    fprintf(stderr, " (%zu bytes of data attached)", err->data_len);
+  fputc('\n', stderr);
+}
+
+/* A failure of the connection itself, as opposed to an answer of the slave. */
+static bool is_transport_code(ia_code code) {
+  switch (code) {
+  case IA_IO_ERROR:
+  case IA_TIMEOUT:
+  case IA_CONNECTION_LOST:
+  case IA_NOT_CONNECTED:
+  case IA_PROTOCOL_ERROR:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- the session: one master, one connection ---- */
+
+typedef struct session {
+  ia_master *master;
+  ia_conn *conn;
+  uint64_t handshake_us;
+} session;
+
+/* Starts a master and connects it. Returns CLI_OK, or the exit status after
+ * reporting why (nothing is left allocated then). */
+static int session_open(const cli_args *args, session *s) {
+  memset(s, 0, sizeof *s);
+  ia_error err = IA_ERROR_INIT;
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = args->name;
+  config.channel = args->channel;
+  char what[320];
+  snprintf(what, sizeof what, "cannot connect to %s", args->address);
+  ia_code rc = ia_master_new(&config, &s->master, &err);
+  if (rc == IA_OK) rc = ia_master_start(s->master, &err);
+  if (rc != IA_OK) {
+    report("cannot start the master", &err, false);
+    ia_error_clear(&err);
+    ia_master_free(s->master);
+    s->master = NULL;
+    return CLI_LOCAL;
+  }
+  uint64_t t0 = now_us();
+  rc = ia_master_connect(s->master, args->address, args->host, args->port, NULL, 0, args->timeout_ms,
+                         &s->conn, &err);
+  s->handshake_us = now_us() - t0;
+  if (rc == IA_OK) return CLI_OK;
+  report(what, &err, false);
+  ia_error_clear(&err);
+  ia_master_free(s->master);
+  s->master = NULL;
+  if (rc == IA_NO_MEMORY) return CLI_LOCAL;
+  return is_transport_code(rc) || rc == IA_FRAME_TOO_LARGE ? CLI_UNREACHABLE : CLI_CONN_REFUSED;
+}
+
+/* Disconnects gracefully. A refusal or a failure is only warned about: the
+ * work is done, and session_free() closes the socket anyway. */
+static void session_disconnect(const cli_args *args, session *s) {
+  if (!ia_conn_is_connected(s->conn)) return;
+  ia_error err = IA_ERROR_INIT;
+  if (ia_conn_disconnect(s->conn, NULL, 0, args->timeout_ms, &err) != IA_OK) {
+    char what[320];
+    snprintf(what, sizeof what, "warning: graceful disconnect from %s failed", args->address);
+    report(what, &err, false);
+  }
+  ia_error_clear(&err);
+}
+
+/* Frees the connection and the master; every task must be freed first. */
+static void session_free(session *s) {
+  ia_conn_free(s->conn);
+  ia_master_free(s->master);
+  s->conn = NULL;
+  s->master = NULL;
+}
+
+/* ---- ping ---- */
+
+static int cmd_ping(const cli_args *args) {
+  session s;
+  int status = session_open(args, &s);
+  if (status != CLI_OK) return status;
+  printf("connected to %s (channel %" PRIu32 ") in %.2f ms\n", args->address, args->channel,
+         (double)s.handshake_us / 1000.0);
+  fflush(stdout);
+  uint64_t min = UINT64_MAX, max = 0, total = 0;
+  unsigned long done = 0;
+  for (unsigned long seq = 1; seq <= args->count; seq++) {
+    ia_error err = IA_ERROR_INIT;
+    uint64_t rtt = 0;
+    if (ia_conn_ping(s.conn, args->timeout_ms, &rtt, &err) != IA_OK) {
+      char what[320];
+      snprintf(what, sizeof what, "ping %lu to %s failed", seq, args->address);
+      report(what, &err, false);
+      ia_error_clear(&err);
+      status = CLI_LOST;
+      break;
+    }
+    printf("pong from %s: seq=%lu rtt=%" PRIu64 " us\n", args->address, seq, rtt);
+    fflush(stdout);
+    done++;
+    total += rtt;
+    min = rtt < min ? rtt : min;
+    max = rtt > max ? rtt : max;
+  }
+  if (done > 0)
+    printf("%lu of %lu pings answered, rtt min/avg/max = %" PRIu64 "/%" PRIu64 "/%" PRIu64 " us\n", done,
+           args->count, min, total / done, max);
+  session_disconnect(args, &s);
+  session_free(&s);
+  return status;
+}
+
+/* ---- call ---- */
+
+/* Reads all of `path` ("-" or NULL: stdin) into a malloc'd buffer, refusing
+ * more than CLI_INPUT_MAX bytes. False with a message on stderr. */
+static bool read_input(const char *path, uint8_t **out, size_t *out_len) {
+  bool is_stdin = path == NULL || strcmp(path, "-") == 0;
+  const char *shown = is_stdin ? "stdin" : path;
+  int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "interaction: cannot open %s: %s\n", shown, strerror(errno));
+    return false;
+  }
+  uint8_t *buf = NULL;
+  size_t len = 0, cap = 0;
+  bool ok = true;
+  for (;;) {
+    if (len == cap) {
+      if (cap >= CLI_INPUT_MAX) {
+        fprintf(stderr, "interaction: %s: the request is larger than %lu bytes\n", shown, CLI_INPUT_MAX);
+        ok = false;
+        break;
+      }
+      size_t ncap = cap == 0 ? 4096 : cap * 2;
+      if (ncap > CLI_INPUT_MAX) ncap = CLI_INPUT_MAX;
+      /* One spare byte so that a request of exactly the cap is told apart
+       * from a longer one by the next read. */
+      uint8_t *nbuf = realloc(buf, ncap + 1);
+      if (nbuf == NULL) {
+        fprintf(stderr, "interaction: no memory for the request\n");
+        ok = false;
+        break;
+      }
+      buf = nbuf;
+      cap = ncap;
+    }
+    ssize_t n = read(fd, buf + len, cap + 1 - len);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "interaction: cannot read %s: %s\n", shown, strerror(errno));
+      ok = false;
+      break;
+    }
+    len += (size_t)n;
+    if (len > CLI_INPUT_MAX) {
+      fprintf(stderr, "interaction: %s: the request is larger than %lu bytes\n", shown, CLI_INPUT_MAX);
+      ok = false;
+      break;
+    }
+  }
+  if (!is_stdin) close(fd);
+  if (!ok) {
+    free(buf);
+    return false;
+  }
+  *out = buf;
+  *out_len = len;
+  return true;
+}
+
+static bool write_all(int fd, const uint8_t *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+/* The exit status of a call that did not return a reply. ia_call() gives
+ * the code only, so the code decides: the slave's refusal codes (the task was
+ * not run) are 6, a transport failure after the handshake is 7, and every
+ * other code, including whatever code a handler fails with, is a failed task.
+ * 606 is 6 whether the slave refused the method or a catch-all handler
+ * failed with it: an operator's script must not have to know which. */
+static int call_outcome(ia_code code) {
+  if (code == IA_TIMEOUT) return CLI_TASK_FAILED; /* no answer within --timeout; the task was cancelled */
+  if (is_transport_code(code)) return CLI_LOST;
+  switch (code) {
+  case IA_SHUTTING_DOWN:
+  case IA_TASK_ALREADY_EXIST:
+  case IA_TASK_REFUSED:
+  case IA_QUEUE_FULL:
+  case IA_UNKNOWN_METHOD:
+  case IA_FRAME_TOO_LARGE:
+    return CLI_TASK_REFUSED;
+  case IA_NO_MEMORY:
+  case IA_INVALID_ARGUMENT:
+    return CLI_LOCAL;
+  default: /* 603, 604, 607, 608, a handler's own code */
+    return CLI_TASK_FAILED;
+  }
+}
+
+/* One blocking ia_call(): the path the generated typed stubs take. */
+static int cmd_call(const cli_args *args) {
+  uint8_t *req = NULL;
+  size_t req_len = 0;
+  /* The whole request first: a slave serves one master at a time, and a
+   * slow pipe must not hold its connection. */
+  if (!read_input(args->in, &req, &req_len)) return CLI_LOCAL;
+  session s;
+  int status = session_open(args, &s);
+  if (status != CLI_OK) {
+    free(req);
+    return status;
+  }
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_error err = IA_ERROR_INIT;
+  ia_code rc = ia_call(s.conn, args->method, req, req_len, &reply, &reply_len, args->timeout_ms, &err);
+  free(req);
+  if (rc != IA_OK) {
+    status = call_outcome(rc);
+    char what[320];
+    if (status == CLI_LOST)
+      snprintf(what, sizeof what, "connection to %s lost during the call", args->address);
+    else
+      snprintf(what, sizeof what, "call %s", status == CLI_TASK_REFUSED ? "refused" : "failed");
+    /* A TaskFail's result is worth naming as such; a refusal's data too. */
+    report(what, &err, status == CLI_TASK_FAILED && rc != IA_TIMEOUT);
+  }
+  ia_error_clear(&err);
+  /* Disconnect before writing: the slave is free for others while our
+   * reader consumes the reply. */
+  session_disconnect(args, &s);
+  session_free(&s);
+  if (status == CLI_OK && !write_all(STDOUT_FILENO, reply, reply_len)) {
+    fprintf(stderr, "interaction: cannot write the reply to stdout: %s\n", strerror(errno));
+    status = CLI_LOCAL;
+  }
+  free(reply);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  /* A vanished reader of stdout becomes EPIPE and a message, not a silent
+   * death; the library's sockets never raise SIGPIPE either way. */
+  signal(SIGPIPE, SIG_IGN);
+  /* Library warnings would interleave with our own messages; IA_LOG still
+   * turns them on for debugging. */
+  if (getenv("IA_LOG") == NULL) ia_log_set_level(IA_LOG_ERROR);
+  if (argc < 2) {
+    fputs("interaction: missing command\n\n", stderr);
+    usage_main(stderr);
+    return CLI_USAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+    usage_main(stdout);
+    return CLI_OK;
+  }
+  command cmd;
+  if (strcmp(name, "ping") == 0) {
+    cmd = CMD_PING;
+  } else if (strcmp(name, "call") == 0) {
+    cmd = CMD_CALL;
+  } else {
+    fprintf(stderr, "interaction: unknown command '%s'\n\n", name);
+    usage_main(stderr);
+    return CLI_USAGE;
+  }
+  cli_args args;
+  int status = parse_args(cmd, argc - 1, argv + 1, &args);
+  if (status >= 0) return status;
+  return cmd == CMD_PING ? cmd_ping(&args) : cmd_call(&args);
+}
