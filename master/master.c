@@ -312,9 +312,9 @@ static bool process_frames(ia_conn *c) {
       conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed frame from the slave");
       return false;
     }
-    bool open = on_frame(c, &env);
+    /* A frame that ends the connection may have torn down c->in. */
+    if (!on_frame(c, &env)) return false;
     ia__inbuf_consume(&c->in, IA_FRAME_HEADER + len);
-    if (!open) return false;
   }
 }
 
@@ -343,7 +343,12 @@ static void read_cb(evutil_socket_t fd, short what, void *arg) {
     event_del(c->rev); /* a stale registration: somebody else reads now */
     return;
   }
+  /* Held across the frames: one of them may drop every other reference. */
+  pthread_mutex_lock(&m->mu);
+  ia__conn_ref(c);
+  pthread_mutex_unlock(&m->mu);
   if (read_some(c, MSG_DONTWAIT)) process_frames(c);
+  ia__conn_unref(c);
 }
 
 /* Lets go of the read side held by the caller of t: to a caller blocked on

@@ -98,13 +98,13 @@ struct ia_slave {
   pthread_mutex_t mu;
   pthread_cond_t work_cond;
   pthread_cond_t cancel_cond;
-  sconn *master;       /* (mu) the handshaken master */
-  ia_task_ctx *slot;   /* (mu) the running task */
-  ia_task_ctx *to_run; /* (mu) a task the loop read, for the worker */
-  bool in_handler;     /* (mu) */
-  bool wd_armed;       /* (mu) the watchdog timer is set */
+  sconn *master;        /* (mu) the handshaken master */
+  ia_task_ctx *slot;    /* (mu) the running task */
+  ia_task_ctx *to_run;  /* (mu) a task the loop read, for the worker */
+  bool in_handler;      /* (mu) */
+  bool wd_armed;        /* (mu) the watchdog timer is set */
   uint64_t last_end_ns; /* (mu) when the last handler returned */
-  bool worker_stop;    /* (mu) */
+  bool worker_stop;     /* (mu) */
 
   atomic_bool shutting_down;
   int wd_fd;
@@ -410,6 +410,11 @@ static void on_disconnect(sconn *c, uint64_t id, ia__slice body) {
   }
   ia__hook_reply_release(&reply);
   IA_INFO("slave: master %s disconnected", c->master_name);
+  /* The slave is free for the next master before that master can hear of
+   * it: a master that reconnects at once is not told ALREADY_CONNECTED. */
+  pthread_mutex_lock(&s->mu);
+  if (s->master == c) s->master = NULL;
+  pthread_mutex_unlock(&s->mu);
   send_status(c, id, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_OK, "disconnected", NULL, 0);
   conn_close(c, false, IA_OK);
 }
@@ -573,9 +578,9 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   bool mine = c->reader == RD_WORKER;
   bool open = !c->closing;
   pthread_mutex_unlock(&s->mu);
-  if (built && open)
-    conn_send(c, &w);
-  if (disarm) arm_watchdog(s, 0);
+  if (built && open) conn_send(c, &w);
+  if (disarm)
+    arm_watchdog(s, 0);
   else if (!built)
     conn_fail(c, IA_NO_MEMORY, "out of memory for a reply");
   else
