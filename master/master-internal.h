@@ -48,10 +48,11 @@ typedef enum ia__reader {
 struct ia_conn {
   ia_master *m;
   char *name;
-  int refs; /* (mu) the user's, each task's, and the socket's while open */
-  bool up;  /* (mu) handshaken and not yet closed */
-  int fd;   /* blocking socket; -1 once closed (by the loop) */
-  struct event *rev;
+  int refs;              /* (mu) the user's, each task's, and the socket's while open */
+  bool up;               /* (mu) handshaken and not yet closed */
+  int fd;                /* blocking socket; -1 once closed (by the loop) */
+  bool in_epoll;         /* (mu) in the loop's epoll set: the loop reads it */
+  bool loop_reading;     /* (mu) the loop is inside a read of it right now */
   ia__reader reader;     /* (mu) */
   bool teardown_pending; /* (mu) close the socket once the reader lets go */
   bool torn_down;        /* (mu) */
@@ -66,6 +67,9 @@ struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
   struct event_base *base;
+  int epfd;                   /* the sockets the loop reads, outside libevent */
+  struct event *ep_ev;        /* libevent's watch on epfd */
+  pthread_cond_t reader_cond; /* a caller waits for the loop to finish a read */
   pthread_t loop_thread;
   bool started;
   bool joined;

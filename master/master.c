@@ -9,7 +9,9 @@
  *  - a thread blocked in a call (ia_call, the typed stubs, disconnect) reads
  *    its own reply with recv(), and dispatches any other reply it meets;
  *  - otherwise the one libevent loop thread reads (async tasks, fan-out,
- *    Goodbye, a dead slave);
+ *    Goodbye, a dead slave). The loop's sockets sit in an epoll set of our
+ *    own that libevent watches, so handing a socket between a caller and the
+ *    loop is one epoll_ctl() and never wakes the loop;
  *  - between calls the read side is parked, and the loop's tick takes a
  *    parked socket back, so that an idle connection is still watched.
  *
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -51,7 +54,6 @@ void ia__conn_ref(ia_conn *c) {
 }
 
 static void conn_destroy(ia_conn *c) {
-  if (c->rev) event_free(c->rev);
   if (c->fd >= 0) close(c->fd);
   ia__inbuf_free(&c->in);
   pthread_mutex_destroy(&c->wmu);
@@ -74,6 +76,13 @@ void ia__conn_unref(ia_conn *c) {
   pthread_mutex_lock(&m->mu);
   if (--c->refs == 0) conn_destroy_locked(c);
   pthread_mutex_unlock(&m->mu);
+}
+
+/* Puts c's socket in or out of the loop's epoll set. (mu) */
+static void loop_reads_locked(ia_conn *c, bool on) {
+  if (on == c->in_epoll || c->fd < 0) return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  if (epoll_ctl(c->m->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->fd, &ev) == 0) c->in_epoll = on;
 }
 
 /* ---- teardown ---- */
@@ -114,8 +123,8 @@ static void conn_teardown(ia_conn *c) {
   }
   c->torn_down = true;
   c->reader = IA_RD_PARKED;
+  loop_reads_locked(c, false);
   pthread_mutex_unlock(&m->mu);
-  event_del(c->rev);
   pthread_mutex_lock(&c->wmu); /* a writer may still be inside send() */
   close(c->fd);
   c->fd = -1;
@@ -331,24 +340,36 @@ static bool read_some(ia_conn *c, int flags) {
   return false;
 }
 
-static void read_cb(evutil_socket_t fd, short what, void *arg) {
+#define EP_BATCH 64
+
+/* Reads every socket of the loop's epoll set that has data. Loop thread. */
+static void ep_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
-  ia_conn *c = arg;
-  ia_master *m = c->m;
+  ia_master *m = arg;
+  struct epoll_event evs[EP_BATCH];
+  int n = epoll_wait(m->epfd, evs, EP_BATCH, 0);
+  if (n <= 0) return;
+  /* Held across the batch: handling one connection's frames may drop every
+   * other reference to another. */
   pthread_mutex_lock(&m->mu);
-  bool mine = c->reader == IA_RD_LOOP && !c->torn_down;
+  for (int i = 0; i < n; i++)
+    ia__conn_ref(evs[i].data.ptr);
   pthread_mutex_unlock(&m->mu);
-  if (!mine) {
-    event_del(c->rev); /* a stale registration: somebody else reads now */
-    return;
+  for (int i = 0; i < n; i++) {
+    ia_conn *c = evs[i].data.ptr;
+    pthread_mutex_lock(&m->mu);
+    bool mine = c->reader == IA_RD_LOOP && !c->torn_down;
+    c->loop_reading = mine;
+    pthread_mutex_unlock(&m->mu);
+    if (mine && read_some(c, MSG_DONTWAIT)) process_frames(c);
+    pthread_mutex_lock(&m->mu);
+    c->loop_reading = false;
+    if (c->reader == IA_RD_TRANSFER) pthread_cond_broadcast(&m->reader_cond);
+    pthread_mutex_unlock(&m->mu);
   }
-  /* Held across the frames: one of them may drop every other reference. */
-  pthread_mutex_lock(&m->mu);
-  ia__conn_ref(c);
-  pthread_mutex_unlock(&m->mu);
-  if (read_some(c, MSG_DONTWAIT)) process_frames(c);
-  ia__conn_unref(c);
+  for (int i = 0; i < n; i++)
+    ia__conn_unref(evs[i].data.ptr);
 }
 
 /* Lets go of the read side held by the caller of t: to a caller blocked on
@@ -363,7 +384,6 @@ static void release_reader(ia_conn *c) {
     if (p->blocking && !next) next = p;
   }
   bool teardown = c->teardown_pending;
-  bool wake_loop = false;
   if (teardown || !c->up) {
     c->reader = IA_RD_PARKED;
   } else if (next) {
@@ -371,13 +391,12 @@ static void release_reader(ia_conn *c) {
     next->offered = true;
     pthread_cond_broadcast(&next->cond);
   } else if (any) {
-    c->reader = IA_RD_LOOP;
-    wake_loop = true;
+    c->reader = IA_RD_LOOP; /* async tasks wait: the loop reads for them */
+    loop_reads_locked(c, true);
   } else {
     c->reader = IA_RD_PARKED;
   }
   pthread_mutex_unlock(&m->mu);
-  if (wake_loop) event_add(c->rev, NULL);
   if (teardown) conn_request_teardown(c);
 }
 
@@ -393,16 +412,14 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   t->refs++; /* the pending list's */
   t->next = c->pending;
   c->pending = t;
-  bool wake_loop = false;
   if (!blocking && c->reader == IA_RD_PARKED) {
     c->reader = IA_RD_LOOP;
-    wake_loop = true;
+    loop_reads_locked(c, true);
   }
   pthread_mutex_unlock(&m->mu);
-  /* Registered before it is sent: a fast reply must find it. */
-  ia_code rc = ia__conn_send(c, w);
-  if (rc != IA_OK) return IA_OK; /* the connection went down and ended the task as LOST */
-  if (wake_loop) event_add(c->rev, NULL);
+  /* Registered before it is sent: a fast reply must find it. A send that
+   * fails ends the connection, and the task with it, as LOST. */
+  ia__conn_send(c, w);
   return IA_OK;
 }
 
@@ -413,26 +430,21 @@ ia_code ia__conn_await(ia_conn *c, ia_task *t, uint32_t timeout_ms) {
   while (!t->done) {
     bool take = false, steal = false;
     if (c->up && !c->torn_down && !c->teardown_pending) {
-      if (c->reader == IA_RD_PARKED) {
-        take = true;
-      } else if (c->reader == IA_RD_LOOP) {
-        /* The loop reads; take the socket if nothing else waits on it. */
-        bool others = false;
-        for (ia_task *p = c->pending; p; p = p->next)
-          others |= p != t && !p->blocking;
-        steal = !others;
-      }
+      take = c->reader == IA_RD_PARKED;
+      /* The loop reads: take the socket from it (one epoll_ctl), and read
+       * for any async task on the way. */
+      steal = c->reader == IA_RD_LOOP;
     }
     if (take || steal) {
-      c->reader = steal ? IA_RD_TRANSFER : IA_RD_CALLER;
+      if (steal) {
+        c->reader = IA_RD_TRANSFER;
+        while (c->loop_reading)
+          pthread_cond_wait(&m->reader_cond, &m->mu);
+        loop_reads_locked(c, false);
+      }
+      c->reader = IA_RD_CALLER;
       t->offered = false;
       pthread_mutex_unlock(&m->mu);
-      if (steal) {
-        event_del(c->rev); /* waits for a read callback under way */
-        pthread_mutex_lock(&m->mu);
-        c->reader = IA_RD_CALLER;
-        pthread_mutex_unlock(&m->mu);
-      }
       /* Read until our reply is in, the connection ends, or time is up. */
       bool open = process_frames(c);
       for (;;) {
@@ -473,7 +485,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
   for (ia_conn *c = m->conns; c; c = c->next)
     if (c->up && !c->torn_down && c->reader == IA_RD_PARKED) {
       c->reader = IA_RD_LOOP;
-      event_add(c->rev, NULL); /* on the loop: no wake-up, never blocks */
+      loop_reads_locked(c, true);
     }
   pthread_mutex_unlock(&m->mu);
 }
@@ -570,15 +582,8 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd);
   ia_conn *c = calloc(1, sizeof *c);
-  if (c) {
-    c->name = strdup(name);
-    c->rev = event_new(m->base, fd, EV_READ | EV_PERSIST, read_cb, c);
-  }
-  if (!c || !c->name || !c->rev) {
-    if (c) {
-      if (c->rev) event_free(c->rev);
-      free(c->name);
-    }
+  if (c) c->name = strdup(name);
+  if (!c || !c->name) {
     free(c);
     close(fd);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the connection");
@@ -774,18 +779,26 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   pthread_mutex_init(&m->mu, NULL);
   atomic_init(&m->next_id, 1);
   atomic_init(&m->shutting_down, false);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->reader_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  m->epfd = epoll_create1(EPOLL_CLOEXEC);
   m->base = event_base_new();
-  if (m->base) {
+  if (m->base && m->epfd >= 0) {
+    m->ep_ev = event_new(m->base, m->epfd, EV_READ | EV_PERSIST, ep_cb, m);
     m->shutdown_ev = event_new(m->base, -1, 0, shutdown_cb, m);
     m->tick_ev = event_new(m->base, -1, EV_PERSIST, tick_or_finish_cb, m);
     m->deadline_ev = evtimer_new(m->base, deadline_cb, m);
   }
-  if (!m->cfg.name || !m->base || !m->shutdown_ev || !m->tick_ev || !m->deadline_ev) {
+  if (!m->cfg.name || !m->base || !m->ep_ev || !m->shutdown_ev || !m->tick_ev || !m->deadline_ev) {
     ia_master_free(m);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the master");
   }
   struct timeval tick = {0, IA_TICK_MS * 1000};
   event_add(m->tick_ev, &tick);
+  event_add(m->ep_ev, NULL);
   *out = m;
   return IA_OK;
 }
@@ -835,10 +848,12 @@ void ia_master_free(ia_master *m) {
     m->conns = c->next;
     conn_destroy(c);
   }
-  struct event *evs[] = {m->shutdown_ev, m->tick_ev, m->deadline_ev};
+  struct event *evs[] = {m->ep_ev, m->shutdown_ev, m->tick_ev, m->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
   if (m->base) event_base_free(m->base);
+  if (m->epfd >= 0) close(m->epfd);
+  pthread_cond_destroy(&m->reader_cond);
   pthread_mutex_destroy(&m->mu);
   free((char *)m->cfg.name);
   free(m);

@@ -66,4 +66,13 @@ pthread_cond_t *ia__slave_cancel_cond(ia_slave *slave);
 
 void ia__hook_reply_release(ia_hook_reply *r);
 
+/* The process's shared watchdog (watchdog.c). */
+bool ia__watchdog_add(ia_slave *slave);
+void ia__watchdog_remove(ia_slave *slave);
+/* A handler starts: wakes the watchdog if it sleeps (an atomic load when not). */
+void ia__watchdog_poke(void);
+/* Looks at the slave's running handler (slave.c); true if one runs. Called
+ * by the watchdog thread only. */
+bool ia__slave_watchdog_check(ia_slave *slave, uint64_t now_ns);
+
 #endif

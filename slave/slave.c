@@ -9,12 +9,12 @@
  *  - Normally the worker holds it (lazy leader/follower): it recv()s a task,
  *    runs the handler itself, frees the slot and send()s the reply, with no
  *    thread hand-off at all.
- *  - A watchdog (a timerfd in the loop, armed by the worker at most once per
- *    period, never disarmed) lets the loop take the read side over once a
- *    handler has run longer than IA_WATCHDOG_NS: from then on the loop answers
- *    pings, refuses new tasks with TASK_ALREADY_EXIST, sees Cancel and
- *    notices a lost master, all while the handler runs. When the loop later
- *    reads a task into a free slot it hands task and read side back.
+ *  - Once a handler has run longer than IA_WATCHDOG_NS, the process's
+ *    watchdog (watchdog.c) has the loop take the read side over: the master
+ *    hears Accepted, and from then on the loop answers pings, refuses new
+ *    tasks with TASK_ALREADY_EXIST, sees Cancel and notices a lost master,
+ *    all while the handler runs. When the loop later reads a task into a free slot it
+ *    hands task and read side back. A short task pays nothing for this.
  *
  * The slot is taken and freed under the mutex; it is freed before the reply
  * is sent, so a master that holds a result always finds the slot free.
@@ -34,8 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,8 +44,7 @@
 
 #include "slave/slave-internal.h"
 
-#define IA_WATCHDOG_NS 200000u /* a handler running longer than this loses the socket to the loop */
-#define IA_DENSE_NS 100000u    /* tasks closer than this share one watchdog period */
+#define IA_WATCHDOG_NS 200000u /* a handler running longer than this is watched by the loop */
 #define IA_READ_TICK_MS 50     /* a reading worker looks at the slave's state this often */
 #define IA_SEND_TIMEOUT_S 10   /* a peer that takes nothing for this long is dropped */
 #define FINISH_BOUND_S 3       /* shutdown leaves the loop after this, whatever is left */
@@ -58,6 +57,7 @@ typedef struct sconn {
   uint64_t gen;
   struct event *rev; /* the loop's read event; pending iff the loop reads */
   bool rev_added;    /* loop only */
+  bool in_ep;        /* (mu) in the loop's epoll set (handshaken connections) */
   ia__inbuf in;      /* owned by the reader */
   bool handshaken;
   reader_t reader; /* (mu) */
@@ -98,17 +98,18 @@ struct ia_slave {
   pthread_mutex_t mu;
   pthread_cond_t work_cond;
   pthread_cond_t cancel_cond;
-  sconn *master;        /* (mu) the handshaken master */
-  ia_task_ctx *slot;    /* (mu) the running task */
-  ia_task_ctx *to_run;  /* (mu) a task the loop read, for the worker */
-  bool in_handler;      /* (mu) */
-  bool wd_armed;        /* (mu) the watchdog timer is set */
-  uint64_t last_end_ns; /* (mu) when the last handler returned */
-  bool worker_stop;     /* (mu) */
+  sconn *master;       /* (mu) the handshaken master */
+  ia_task_ctx *slot;   /* (mu) the running task */
+  ia_task_ctx *to_run; /* (mu) a task the loop read, for the worker */
+  bool in_handler;     /* (mu) */
+  bool watched;        /* (mu) the watchdog has seen the running handler */
+  bool worker_stop;    /* (mu) */
 
   atomic_bool shutting_down;
-  int wd_fd;
-  struct event *wd_ev;
+  bool in_watchdog;
+  struct event *long_ev; /* the watchdog asks the loop to take over */
+  int epfd;              /* handshaken sockets the loop watches or reads, outside libevent */
+  struct event *ep_ev;
   struct event *close_ev;
   struct event *shutdown_ev;
   struct event *grace_ev;
@@ -175,6 +176,7 @@ void *ia_slave_alloc(ia_slave *s, size_t size) {
 /* Sends a frame on c; false if the connection failed (it is then closing). */
 static bool conn_send(sconn *c, const ia__wframe *w);
 static void conn_close(sconn *c, bool lost, ia_code code);
+static void watch_locked(sconn *c, bool on);
 
 static bool send_status(sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
                         const void *data, size_t len) {
@@ -253,6 +255,9 @@ static void conn_free(sconn *c) {
       break;
     }
   if (c->rev) event_free(c->rev);
+  pthread_mutex_lock(&s->mu);
+  watch_locked(c, false);
+  pthread_mutex_unlock(&s->mu);
   /* Read what the peer still sent, so that close() does not reset the
    * connection under the Goodbye we may just have written. */
   char sink[4096];
@@ -290,22 +295,22 @@ static void close_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- the read side ---- */
 
+/* Puts a handshaken c in or out of the loop's epoll set. (mu) */
+static void watch_locked(sconn *c, bool on) {
+  if (on == c->in_ep) return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = c->gen};
+  if (epoll_ctl(c->slave->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->fd, &ev) == 0) c->in_ep = on;
+}
+
 /* Gives the read side of c (with what is buffered) to the worker. Loop, mu held. */
 static void hand_to_worker_locked(ia_slave *s, sconn *c) {
   if (c->rev_added) {
     event_del(c->rev);
     c->rev_added = false;
   }
+  watch_locked(c, false);
   c->reader = RD_WORKER;
   pthread_cond_signal(&s->work_cond);
-}
-
-/* Takes the read side of c on the loop. Loop. */
-static void loop_reads(sconn *c) {
-  if (!c->rev_added) {
-    event_add(c->rev, NULL);
-    c->rev_added = true;
-  }
 }
 
 /* ---- frames ---- */
@@ -539,29 +544,18 @@ static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
   }
 }
 
-static void arm_watchdog(ia_slave *s, uint64_t ns) {
-  struct itimerspec it = {.it_value = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}};
-  timerfd_settime(s->wd_fd, 0, &it, NULL);
-}
-
 /*
  * Runs a task that holds the slot and whose frame is at the head of c->in,
  * then frees the slot, replies, and drops the frame. Worker thread. Returns
  * whether the worker still holds c's read side.
  */
 static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
-  /* The watchdog is armed whenever a handler runs. In a dense stream of
-   * tasks one period covers many of them; a task that comes alone disarms
-   * it again when it ends, which costs a syscall instead of a wake-up of the
-   * loop. */
   pthread_mutex_lock(&s->mu);
   s->in_handler = true;
+  s->watched = false;
   ctx->started_ns = now_ns();
-  bool dense = ctx->started_ns - s->last_end_ns < IA_DENSE_NS;
-  bool arm = !s->wd_armed;
-  s->wd_armed = true;
   pthread_mutex_unlock(&s->mu);
-  if (arm) arm_watchdog(s, IA_WATCHDOG_NS);
+  ia__watchdog_poke();
 
   run_handler(s, ctx);
   if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
@@ -572,15 +566,11 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   pthread_mutex_lock(&s->mu);
   s->in_handler = false;
   s->slot = NULL; /* freed before the reply goes out: see the top comment */
-  s->last_end_ns = now_ns();
-  bool disarm = !dense && s->wd_armed;
-  if (disarm) s->wd_armed = false;
   bool mine = c->reader == RD_WORKER;
   bool open = !c->closing;
   pthread_mutex_unlock(&s->mu);
-  if (built && open) conn_send(c, &w);
-  if (disarm)
-    arm_watchdog(s, 0);
+  if (built && open)
+    conn_send(c, &w);
   else if (!built)
     conn_fail(c, IA_NO_MEMORY, "out of memory for a reply");
   else
@@ -717,18 +707,9 @@ static void loop_process(sconn *c) {
   }
 }
 
-static void read_cb(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  sconn *c = arg;
+/* One recv() by the loop on a socket it holds, and the frames it completes. */
+static void loop_read(sconn *c) {
   ia_slave *s = c->slave;
-  pthread_mutex_lock(&s->mu);
-  bool mine = c->reader == RD_LOOP && !c->closing;
-  pthread_mutex_unlock(&s->mu);
-  if (!mine) return;
-  if (what & EV_TIMEOUT) {
-    conn_fail(c, IA_TIMEOUT, "no Hello within the hello timeout");
-    return;
-  }
   ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n < 0 && errno == ENOMEM) {
@@ -743,44 +724,87 @@ static void read_cb(evutil_socket_t fd, short what, void *arg) {
   loop_process(c);
 }
 
-/* The watchdog: a handler has run for a while; take the socket if it still runs. */
-static void watchdog_cb(evutil_socket_t fd, short what, void *arg) {
-  (void)what;
-  ia_slave *s = arg;
-  uint64_t expirations;
-  if (read(fd, &expirations, sizeof expirations) < 0 && errno == EAGAIN) return;
+/* A connection still in its handshake (the loop holds it). */
+static void read_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  sconn *c = arg;
+  ia_slave *s = c->slave;
   pthread_mutex_lock(&s->mu);
-  ia_task_ctx *ctx = s->slot;
-  sconn *c = s->master;
-  if (!ctx || !s->in_handler || !c || c->gen != ctx->conn_gen || c->reader != RD_WORKER || c->closing) {
-    s->wd_armed = false;
-    pthread_mutex_unlock(&s->mu);
+  bool mine = c->reader == RD_LOOP && !c->closing;
+  pthread_mutex_unlock(&s->mu);
+  if (!mine) return;
+  if (what & EV_TIMEOUT) {
+    conn_fail(c, IA_TIMEOUT, "no Hello within the hello timeout");
     return;
   }
-  uint64_t ran = now_ns() - ctx->started_ns;
-  if (ran < IA_WATCHDOG_NS) {
-    pthread_mutex_unlock(&s->mu);
-    arm_watchdog(s, IA_WATCHDOG_NS - ran);
-    return;
-  }
-  /* The task's frame stays where the handler reads it: the rest of the
-   * buffer moves to a new one that the loop reads into. */
+  loop_read(c);
+}
+
+/* The loop takes the read side of c while ctx's handler runs: the task's
+ * frame stays where the handler reads it, the rest of the buffer moves to a
+ * new one that the loop reads into. (mu) */
+static bool take_over_locked(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
+  (void)s;
   ia__inbuf rest;
-  if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) {
-    pthread_mutex_unlock(&s->mu);
-    arm_watchdog(s, IA_WATCHDOG_NS);
-    return;
-  }
+  if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) return false;
   ctx->hold = c->in.buf;
   c->in = rest;
   c->reader = RD_LOOP;
-  s->wd_armed = false;
-  uint64_t id = ctx->id;
+  watch_locked(c, true);
+  return true;
+}
+
+bool ia__slave_watchdog_check(ia_slave *s, uint64_t now) {
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *ctx = s->slot;
+  bool running = s->in_handler && ctx;
+  bool act = running && !s->watched && now - ctx->started_ns >= IA_WATCHDOG_NS;
+  if (act) s->watched = true;
   pthread_mutex_unlock(&s->mu);
+  if (act) event_active(s->long_ev, EV_TIMEOUT, 0);
+  return running;
+}
+
+/* A handler runs long: the loop takes the read side, with whatever is
+ * already buffered behind the task's frame. */
+static void long_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia_slave *s = arg;
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *ctx = s->slot;
+  sconn *c = ctx && s->in_handler ? ctx->conn : NULL;
+  bool take = c && c->reader == RD_WORKER && !c->closing && take_over_locked(s, c, ctx);
+  uint64_t id = take ? ctx->id : 0;
+  pthread_mutex_unlock(&s->mu);
+  if (!take) return;
   IA_DEBUG("slave: task %llu runs long: the loop takes the socket", (unsigned long long)id);
   send_empty(c, id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
-  loop_reads(c);
   loop_process(c);
+}
+
+static sconn *find_conn(ia_slave *s, uint64_t gen) {
+  for (sconn *c = s->conns; c; c = c->next)
+    if (c->gen == gen) return c;
+  return NULL;
+}
+
+/* The handshaken sockets the loop holds (their handler ran long). */
+static void ep_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia_slave *s = arg;
+  struct epoll_event evs[8];
+  int n = epoll_wait(s->epfd, evs, 8, 0);
+  for (int i = 0; i < n; i++) {
+    sconn *c = find_conn(s, evs[i].data.u64);
+    if (!c) continue;
+    pthread_mutex_lock(&s->mu);
+    bool mine = c->reader == RD_LOOP && !c->closing;
+    if (!mine) watch_locked(c, false); /* a stale registration */
+    pthread_mutex_unlock(&s->mu);
+    if (mine) loop_read(c);
+  }
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,
@@ -883,7 +907,7 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   s->cfg.host = strdup(config->host ? config->host : "127.0.0.1");
   s->cfg.name = strdup(config->name ? config->name : "slave");
   s->max_frame = ia__max_frame(config->max_frame);
-  s->wd_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  s->epfd = epoll_create1(EPOLL_CLOEXEC);
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -893,19 +917,20 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   pthread_condattr_destroy(&ca);
   atomic_init(&s->shutting_down, false);
   s->base = event_base_new();
-  if (s->base && s->wd_fd >= 0) {
-    s->wd_ev = event_new(s->base, s->wd_fd, EV_READ | EV_PERSIST, watchdog_cb, s);
+  if (s->base && s->epfd >= 0) {
+    s->ep_ev = event_new(s->base, s->epfd, EV_READ | EV_PERSIST, ep_cb, s);
+    s->long_ev = event_new(s->base, -1, 0, long_cb, s);
     s->close_ev = event_new(s->base, -1, 0, close_cb, s);
     s->shutdown_ev = event_new(s->base, -1, 0, shutdown_cb, s);
     s->grace_ev = evtimer_new(s->base, grace_cb, s);
     s->deadline_ev = evtimer_new(s->base, deadline_cb, s);
   }
-  if (!s->cfg.host || !s->cfg.name || !s->base || !s->wd_ev || !s->close_ev || !s->shutdown_ev ||
-      !s->grace_ev || !s->deadline_ev) {
+  if (!s->cfg.host || !s->cfg.name || !s->base || !s->ep_ev || !s->long_ev || !s->close_ev ||
+      !s->shutdown_ev || !s->grace_ev || !s->deadline_ev) {
     ia_slave_free(s);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
   }
-  event_add(s->wd_ev, NULL);
+  event_add(s->ep_ev, NULL);
   *out = s;
   return IA_OK;
 }
@@ -944,7 +969,15 @@ ia_code ia_slave_start(ia_slave *s, ia_error *err) {
   uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&ss)->sin_port);
   atomic_store(&s->port, port);
+  if (!ia__watchdog_add(s)) {
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
+    return ia__error_set(err, IA_NO_MEMORY, "cannot start the watchdog");
+  }
+  s->in_watchdog = true;
   if (ia__thread_create(&s->worker, worker_main, s) != 0) {
+    ia__watchdog_remove(s);
+    s->in_watchdog = false;
     evconnlistener_free(s->listener);
     s->listener = NULL;
     return ia__error_set(err, IA_NO_MEMORY, "cannot start the worker thread");
@@ -955,6 +988,8 @@ ia_code ia_slave_start(ia_slave *s, ia_error *err) {
     pthread_cond_broadcast(&s->work_cond);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->worker, NULL);
+    ia__watchdog_remove(s);
+    s->in_watchdog = false;
     evconnlistener_free(s->listener);
     s->listener = NULL;
     return ia__error_set(err, IA_NO_MEMORY, "cannot start the I/O thread");
@@ -989,6 +1024,8 @@ void ia_slave_join(ia_slave *s) {
   for (sconn *c = s->conns; c; c = c->next)
     shutdown(c->fd, SHUT_RDWR);
   pthread_join(s->worker, NULL);
+  if (s->in_watchdog) ia__watchdog_remove(s);
+  s->in_watchdog = false;
   while (s->conns)
     conn_free(s->conns);
   s->joined = true;
@@ -1004,11 +1041,11 @@ void ia_slave_free(ia_slave *s) {
   while (s->conns)
     conn_free(s->conns);
   if (s->to_run) ia__task_ctx_free(s->to_run);
-  struct event *evs[] = {s->wd_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev};
+  struct event *evs[] = {s->ep_ev, s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
   if (s->base) event_base_free(s->base);
-  if (s->wd_fd >= 0) close(s->wd_fd);
+  if (s->epfd >= 0) close(s->epfd);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cond);
   pthread_cond_destroy(&s->cancel_cond);

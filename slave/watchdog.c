@@ -1,0 +1,123 @@
+/*
+ * The watchdog: one thread per process, shared by every slave in it, that
+ * looks at the running handlers every IA_WATCHDOG_TICK_NS while any slave is
+ * busy, and sleeps otherwise. A handler that has run longer than
+ * IA_WATCHDOG_NS gets its socket watched by its slave's loop (and its master
+ * an Accepted): see slave.c.
+ *
+ * Why a shared periodic thread: arming a per-task timer costs a timerfd
+ * syscall and a VM exit (4 us here, a third of a whole round trip), paid by
+ * every task; a shared tick costs one wake-up per period per process, paid
+ * by nobody's latency. Never: block, or hold the registry lock while it
+ * takes a slave's lock the other way round.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "slave/slave-internal.h"
+
+#define IA_WATCHDOG_TICK_NS 500000u /* 0.5 ms */
+#define IDLE_TICKS 200              /* ~100 ms without a running handler: sleep */
+
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static ia_slave **wd_slaves; /* (wd_mu) */
+static size_t wd_n, wd_cap;  /* (wd_mu) */
+static bool wd_running;      /* (wd_mu) the thread exists */
+static bool wd_stop;         /* (wd_mu) */
+static pthread_t wd_thread;
+static atomic_bool wd_asleep; /* the thread waits for a poke */
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *wd_main(void *arg) {
+  (void)arg;
+  unsigned idle = 0;
+  pthread_mutex_lock(&wd_mu);
+  while (!wd_stop) {
+    if (idle >= IDLE_TICKS) {
+      atomic_store(&wd_asleep, true);
+      pthread_cond_wait(&wd_cond, &wd_mu);
+      atomic_store(&wd_asleep, false);
+      idle = 0;
+      continue;
+    }
+    pthread_mutex_unlock(&wd_mu);
+    struct timespec tick = {0, IA_WATCHDOG_TICK_NS};
+    nanosleep(&tick, NULL);
+    pthread_mutex_lock(&wd_mu);
+    /* The registry lock is held while slaves are checked, so none of them
+     * can be removed (and freed) meanwhile; a slave's check never takes the
+     * registry lock. */
+    uint64_t now = mono_ns();
+    bool busy = false;
+    for (size_t i = 0; i < wd_n; i++)
+      busy |= ia__slave_watchdog_check(wd_slaves[i], now);
+    idle = busy ? 0 : idle + 1;
+  }
+  pthread_mutex_unlock(&wd_mu);
+  return NULL;
+}
+
+bool ia__watchdog_add(ia_slave *s) {
+  pthread_mutex_lock(&wd_mu);
+  bool ok = true;
+  if (wd_n == wd_cap) {
+    size_t cap = wd_cap ? wd_cap * 2 : 8;
+    ia_slave **a = realloc(wd_slaves, cap * sizeof *a);
+    if (a) {
+      wd_slaves = a;
+      wd_cap = cap;
+    } else {
+      ok = false;
+    }
+  }
+  if (ok && !wd_running) {
+    wd_stop = false;
+    atomic_store(&wd_asleep, false);
+    ok = ia__thread_create(&wd_thread, wd_main, NULL) == 0;
+    wd_running = ok;
+  }
+  if (ok) wd_slaves[wd_n++] = s;
+  pthread_mutex_unlock(&wd_mu);
+  return ok;
+}
+
+void ia__watchdog_remove(ia_slave *s) {
+  pthread_mutex_lock(&wd_mu);
+  for (size_t i = 0; i < wd_n; i++)
+    if (wd_slaves[i] == s) {
+      wd_slaves[i] = wd_slaves[--wd_n];
+      break;
+    }
+  bool last = wd_n == 0 && wd_running;
+  if (last) {
+    wd_stop = true;
+    wd_running = false;
+    pthread_cond_signal(&wd_cond);
+  }
+  pthread_mutex_unlock(&wd_mu);
+  if (last) {
+    pthread_join(wd_thread, NULL);
+    pthread_mutex_lock(&wd_mu);
+    if (wd_n == 0) {
+      free(wd_slaves);
+      wd_slaves = NULL;
+      wd_cap = 0;
+    }
+    pthread_mutex_unlock(&wd_mu);
+  }
+}
+
+void ia__watchdog_poke(void) {
+  if (!atomic_load(&wd_asleep)) return;
+  pthread_mutex_lock(&wd_mu);
+  pthread_cond_signal(&wd_cond);
+  pthread_mutex_unlock(&wd_mu);
+}
