@@ -5,8 +5,8 @@
  *   sum-demo --channel C HOST:PORT [HOST:PORT...]
  *
  * It connects to every slave (slave-0, slave-1, ...), then:
- *   1. fans one Sum out to every slave at once (async tasks with callbacks),
- *      and makes one blocking ia_call;
+ *   1. fans one Sum out to every slave at once (async typed tasks with
+ *      callbacks), and makes one blocking typed call;
  *   2. sends a Sum without `b`: the slave fails it on purpose (603) and the
  *      master reads the message and the FailInfo the slave attached;
  *   3. starts a long Sleep on slave-0 and, while it runs, sends a Sum there:
@@ -16,6 +16,10 @@
  *   5. disconnects every slave gracefully.
  * Every step checks what it sees; the exit status is 0 only if all did what
  * they should, so the demo doubles as an end-to-end test.
+ *
+ * Tasks go through the typed stubs generated from sum.proto (sum.ia.h):
+ * sum_adder_sum() blocks, sum_adder_sum_task()/_start() make an ia_task and
+ * sum_adder_sum_reply() decodes its result. No payload is packed by hand.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,10 +32,8 @@
 #include <time.h>
 
 #include "interaction/interaction.h"
-#include "sum.pb-c.h"
+#include "sum.ia.h"
 
-#define METHOD_SUM "sum.Adder/Sum"
-#define METHOD_SLEEP "sum.Adder/Sleep"
 #define CONNECT_TIMEOUT_MS 5000
 #define JOIN_TIMEOUT_MS 10000
 #define SLEEP_MS 1500
@@ -67,30 +69,12 @@ static void print_error(const char *indent, const ia_error *err) {
          err->message[0] ? err->message : "(no message)");
 }
 
-/* A SumTask fits in a few bytes; `a`/`b` are left out when has_* is false. */
-static size_t pack_sum(bool has_a, int64_t a, bool has_b, int64_t b, uint8_t buf[32]) {
-  Sum__SumTask req = SUM__SUM_TASK__INIT;
-  req.has_a = has_a;
-  req.a = a;
-  req.has_b = has_b;
-  req.b = b;
-  return sum__sum_task__pack(&req, buf); /* at most 2 * (1 + 10) bytes */
-}
-
-/* Decodes a SumResult payload; false if it is not one or has no sum. */
-static bool unpack_sum(const uint8_t *data, size_t len, int64_t *sum) {
-  Sum__SumResult *res = sum__sum_result__unpack(NULL, len, data ? data : (const uint8_t *)"");
-  if (res == NULL) return false;
-  bool ok = res->has_sum;
-  *sum = res->sum;
-  sum__sum_result__free_unpacked(res, NULL);
-  return ok;
-}
+static const ia_call_opts call_opts = {.timeout_ms = JOIN_TIMEOUT_MS};
 
 /* ---- step 1: fan-out ---- */
 
 typedef struct fanout {
-  int64_t a, b;
+  Sum__SumTask req;
   bool decoded;
   int64_t sum;
 } fanout;
@@ -101,9 +85,12 @@ static atomic_int fanout_completed;
  * so it only decodes the result and leaves the printing to main. */
 static void on_sum_complete(ia_task *task, void *user) {
   fanout *f = user;
-  size_t len;
-  const uint8_t *data = ia_task_result(task, &len);
-  f->decoded = unpack_sum(data, len, &f->sum);
+  Sum__SumResult *res = NULL;
+  if (sum_adder_sum_reply(task, &res) == IA_OK) {
+    f->decoded = res->has_sum;
+    f->sum = res->sum;
+    sum__sum_result__free_unpacked(res, NULL);
+  }
   atomic_fetch_add(&fanout_completed, 1);
 }
 
@@ -119,11 +106,13 @@ static void step_fanout(endpoint *eps, int n) {
   }
   atomic_store(&fanout_completed, 0);
   for (int i = 0; i < n; i++) {
-    uint8_t buf[32];
-    slots[i] = (fanout){.a = 1000 + i, .b = 2000 + 2 * i};
-    size_t len = pack_sum(true, slots[i].a, true, slots[i].b, buf);
-    tasks[i] = ia_conn_new_task(eps[i].conn, METHOD_SUM, buf, len);
-    if (!check(tasks[i] != NULL, "ia_conn_new_task returned a task")) continue;
+    sum__sum_task__init(&slots[i].req);
+    slots[i].req.has_a = slots[i].req.has_b = 1;
+    slots[i].req.a = 1000 + i;
+    slots[i].req.b = 2000 + 2 * i;
+    /* The IDLE form, so the callback is attached before the task can end. */
+    tasks[i] = sum_adder_sum_task(eps[i].conn, &slots[i].req);
+    if (!check(tasks[i] != NULL, "sum_adder_sum_task returned a task")) continue;
     if (ia_task_on_complete(tasks[i], on_sum_complete, &slots[i]) != IA_OK)
       check(false, "ia_task_on_complete accepted the callback");
   }
@@ -138,10 +127,10 @@ static void step_fanout(endpoint *eps, int n) {
   for (int i = 0; i < n; i++) {
     if (tasks[i] == NULL) continue;
     ia_status st = ia_task_status(tasks[i]);
+    const Sum__SumTask *req = &slots[i].req;
     if (st == IA_STATUS_COMPLETED && slots[i].decoded) {
-      printf("    %s: %" PRId64 " + %" PRId64 " = %" PRId64 "\n", eps[i].name, slots[i].a, slots[i].b,
-             slots[i].sum);
-      check(slots[i].sum == slots[i].a + slots[i].b, "the sum is right");
+      printf("    %s: %" PRId64 " + %" PRId64 " = %" PRId64 "\n", eps[i].name, req->a, req->b, slots[i].sum);
+      check(slots[i].sum == req->a + req->b, "the sum is right");
     } else {
       printf("    %s: %s\n", eps[i].name, ia_status_name(st));
       if (st != IA_STATUS_COMPLETED) print_error("      ", ia_task_error(tasks[i]));
@@ -156,22 +145,22 @@ static void step_fanout(endpoint *eps, int n) {
   free(slots);
 
   /* The same call, blocking: no task object to manage. */
-  uint8_t buf[32];
-  size_t len = pack_sum(true, 1, true, 2, buf);
-  void *reply = NULL;
-  size_t reply_len = 0;
+  Sum__SumTask req = SUM__SUM_TASK__INIT;
+  req.has_a = req.has_b = 1;
+  req.a = 1;
+  req.b = 2;
+  Sum__SumResult *res = NULL;
   ia_error err = IA_ERROR_INIT;
-  ia_code code = ia_call(eps[0].conn, METHOD_SUM, buf, len, &reply, &reply_len, JOIN_TIMEOUT_MS, &err);
-  int64_t sum = 0;
-  if (code == IA_OK && unpack_sum(reply, reply_len, &sum)) {
-    printf("    ia_call on %s (blocking): 1 + 2 = %" PRId64 "\n", eps[0].name, sum);
-    check(sum == 3, "ia_call's sum is right");
+  ia_code code = sum_adder_sum(eps[0].conn, &req, &res, &call_opts, &err);
+  if (code == IA_OK && res->has_sum) {
+    printf("    sum_adder_sum on %s (blocking): 1 + 2 = %" PRId64 "\n", eps[0].name, res->sum);
+    check(res->sum == 3, "the blocking call's sum is right");
   } else {
-    printf("    ia_call on %s: %s\n", eps[0].name, ia_code_name(code));
+    printf("    sum_adder_sum on %s: %s\n", eps[0].name, ia_code_name(code));
     print_error("      ", &err);
-    check(false, "ia_call returned a SumResult");
+    check(false, "the blocking call returned a SumResult");
   }
-  free(reply);
+  if (res != NULL) sum__sum_result__free_unpacked(res, NULL);
   ia_error_clear(&err);
 }
 
@@ -179,11 +168,11 @@ static void step_fanout(endpoint *eps, int n) {
 
 static void step_task_fail(endpoint *ep) {
   printf("\n[2] a Sum without `b` on %s: the handler fails it on purpose (TaskFail)\n", ep->name);
-  uint8_t buf[32];
-  size_t len = pack_sum(true, 1, false, 0, buf);
-  ia_task *task = ia_conn_new_task(ep->conn, METHOD_SUM, buf, len);
-  if (!check(task != NULL, "ia_conn_new_task returned a task")) return;
-  (void)ia_task_start(task);
+  Sum__SumTask req = SUM__SUM_TASK__INIT;
+  req.has_a = 1;
+  req.a = 1;
+  ia_task *task = sum_adder_sum_start(ep->conn, &req);
+  if (!check(task != NULL, "sum_adder_sum_start returned a task")) return;
   check(ia_task_join(task, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
   ia_status st = ia_task_status(task);
   const ia_error *err = ia_task_error(task);
@@ -192,9 +181,14 @@ static void step_task_fail(endpoint *ep) {
   check(st == IA_STATUS_FAILED, "status is FAILED");
   check(err->code == IA_TASK_FAILED, "code is 603 TASK_FAILED");
   check(strcmp(err->message, "A or B not found in task data.") == 0, "the slave's message travelled");
+  Sum__SumResult *res = NULL;
+  check(sum_adder_sum_reply(task, &res) == IA_TASK_FAILED && res == NULL, "the typed reply says 603 too");
 
-  Sum__FailInfo *info =
-      sum__fail_info__unpack(NULL, err->data_len, err->data ? err->data : (const uint8_t *)"");
+  /* A TaskFail's result is the slave's FailInfo, encoded. */
+  ProtobufCMessage *msg = NULL;
+  Sum__FailInfo *info = NULL;
+  if (ia_pb_decode(&sum__fail_info__descriptor, err->data, err->data_len, &msg) == IA_OK)
+    info = (Sum__FailInfo *)msg;
   if (info != NULL && info->message != NULL) {
     printf("    FailInfo.message = \"%s\" (%zu bytes of data)\n", info->message, err->data_len);
     check(strcmp(info->message, "ab not found") == 0, "FailInfo.message is \"ab not found\"");
@@ -210,23 +204,22 @@ static void step_task_fail(endpoint *ep) {
 static void step_busy(endpoint *ep) {
   printf("\n[3] a %d ms Sleep on %s, and a Sum sent to it meanwhile (non-blocking single mode)\n", SLEEP_MS,
          ep->name);
-  uint8_t buf[32];
   Sum__SleepTask sleep_req = SUM__SLEEP_TASK__INIT;
   sleep_req.has_ms = 1;
   sleep_req.ms = SLEEP_MS;
-  size_t len = sum__sleep_task__pack(&sleep_req, buf);
-  ia_task *sleeper = ia_conn_new_task(ep->conn, METHOD_SLEEP, buf, len);
-  if (!check(sleeper != NULL, "ia_conn_new_task returned a task")) return;
   double t0 = now_ms();
-  (void)ia_task_start(sleeper);
+  ia_task *sleeper = sum_adder_sleep_start(ep->conn, &sleep_req);
+  if (!check(sleeper != NULL, "sum_adder_sleep_start returned a task")) return;
   printf("    Sleep started: %s\n", ia_status_name(ia_task_status(sleeper)));
 
   /* Frames on one connection arrive in order, so the Sleep holds the slot by
    * the time the slave reads this Sum. */
-  len = pack_sum(true, 5, true, 6, buf);
-  ia_task *extra = ia_conn_new_task(ep->conn, METHOD_SUM, buf, len);
-  if (check(extra != NULL, "ia_conn_new_task returned a task")) {
-    (void)ia_task_start(extra);
+  Sum__SumTask req = SUM__SUM_TASK__INIT;
+  req.has_a = req.has_b = 1;
+  req.a = 5;
+  req.b = 6;
+  ia_task *extra = sum_adder_sum_start(ep->conn, &req);
+  if (check(extra != NULL, "sum_adder_sum_start returned a task")) {
     check(ia_task_join(extra, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
     ia_status st = ia_task_status(extra);
     printf("    Sum while busy: %s after %.1f ms\n", ia_status_name(st), now_ms() - t0);
@@ -239,12 +232,8 @@ static void step_busy(endpoint *ep) {
 
   check(ia_task_join(sleeper, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
   ia_status st = ia_task_status(sleeper);
-  size_t rlen = 0;
-  const uint8_t *data = ia_task_result(sleeper, &rlen);
-  Sum__SleepResult *res = st == IA_STATUS_COMPLETED
-                              ? sum__sleep_result__unpack(NULL, rlen, data ? data : (const uint8_t *)"")
-                              : NULL;
-  if (res != NULL && res->has_slept_ms) {
+  Sum__SleepResult *res = NULL;
+  if (sum_adder_sleep_reply(sleeper, &res) == IA_OK && res->has_slept_ms) {
     printf("    Sleep: %s, slept_ms = %" PRIu32 " (joined after %.1f ms)\n", ia_status_name(st),
            res->slept_ms, now_ms() - t0);
     check(res->slept_ms == SLEEP_MS, "slept_ms is what was asked");

@@ -1,5 +1,7 @@
 /*
- * sum-slave: serves the sum example's handler until SIGINT or SIGTERM.
+ * sum-slave: serves the sum example's typed handlers (sum.Adder, see
+ * sum_handlers.h) until SIGINT or SIGTERM. Any other method is refused with
+ * 606 UNKNOWN_METHOD.
  *
  *   sum-slave --host H --port P --channel C [--grace-ms N] [--name NAME]
  *
@@ -110,7 +112,6 @@ int main(int argc, char **argv) {
   ia_slave_config_init(&config);
   config.host = "127.0.0.1";
   config.name = "sum-slave";
-  config.handler = sum_handler;
   int rc = parse_args(argc, argv, &config);
   if (rc >= 0) return rc;
 
@@ -130,6 +131,13 @@ int main(int argc, char **argv) {
   if (code != IA_OK) {
     rc = fail("cannot create the slave", code, &err);
     ia_error_clear(&err);
+    return rc;
+  }
+  /* The generated sum_adder_serve() registers one handler per method. */
+  code = sum_serve(slave);
+  if (code != IA_OK) {
+    rc = fail("cannot register the handlers", code, NULL);
+    ia_slave_free(slave);
     return rc;
   }
   code = ia_slave_start(slave, &err);
