@@ -570,14 +570,14 @@ static void source_method(gen_text *t, const service_names *s, const method_name
   gen_text_printf(t,
                   "static void %s(ia_task_ctx *task, void *binding) {\n"
                   "  const %s *b = binding;\n"
-                  "  ProtobufCMessage *req = NULL;\n"
-                  "  if (ia_pb_request(task, &%s__descriptor, &req) != IA_OK) {\n"
+                  "  ia_pb_view req;\n"
+                  "  if (ia_pb_request_view(task, &%s__descriptor, &req) != IA_OK) {\n"
                   "    ia_task_ctx_fail(task, IA_TASK_ERROR,\n"
                   "                     \"the payload of %s is not an encoded %s\", NULL, 0);\n"
                   "    return;\n"
                   "  }\n"
-                  "  b->handlers.%s(task, (const %s *)req, b->user);\n"
-                  "  protobuf_c_message_free_unpacked(req, NULL);\n"
+                  "  b->handlers.%s(task, (const %s *)req.msg, b->user);\n"
+                  "  ia_pb_view_release(&req);\n"
                   "}\n\n",
                   m->run, s->binding, m->req_lower, m->wire, m->req_name, m->member, m->req_type);
 }

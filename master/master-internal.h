@@ -26,6 +26,10 @@ struct ia_task {
   char *method;
   uint8_t *payload;
   size_t len;
+  const struct iovec *piov; /* a borrowed payload (ia__call_vec), used while sending */
+  int pniov;
+  const ia__decoder *dec; /* decodes the result where it lies, instead of a copy */
+  void *decoded;          /* what dec made of it, until the caller takes it */
   ia_status status; /* (mu) */
   bool done;        /* (mu) terminal and every callback run */
   uint8_t *result;

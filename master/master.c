@@ -242,7 +242,15 @@ static bool on_frame(ia_conn *c, const ia__env *env) {
       conn_protocol_error(c, IA_PROTOCOL_ERROR, "a reply to an id that was never sent");
       return false;
     }
-    ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, payload.p, payload.n, true);
+    /* The task is ours now (out of the pending list): nobody else writes
+     * t->decoded until it is finished. */
+    if (t->dec) t->decoded = t->dec->decode(payload.p, payload.n, t->dec->arg);
+    if (t->dec && !t->decoded)
+      ia__task_finish(t, IA_STATUS_FAILED, IA_PROTOCOL_ERROR, "the reply does not decode", NULL, 0, true);
+    else if (t->dec)
+      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true); /* decoded where it lay */
+    else
+      ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, payload.p, payload.n, true);
     return true;
   }
   case INTERACTION__V1__FRAME__BODY_FAIL:

@@ -107,8 +107,15 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
 
 bool ia__task_frame(const ia_task *t, ia__wframe *w) {
   ia__field f[2] = {{.no = 1, .p = t->method, .n = strlen(t->method)},
-                    {.no = 2, .p = t->payload, .n = t->len}};
+                    {.no = 2, .p = t->payload, .n = t->len, .iov = t->piov, .niov = t->pniov}};
   return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, 2);
+}
+
+static size_t task_payload_len(const ia_task *t) {
+  size_t n = t->len;
+  for (int i = 0; i < t->pniov; i++)
+    n += t->piov[i].iov_len;
+  return n;
 }
 
 /* Checks and sends t; on failure ends it in START_FAILED (callbacks run). */
@@ -122,7 +129,7 @@ static ia_code task_send(ia_task *t, bool blocking) {
   ia_code rc = IA_OK;
   const char *why = NULL;
   ia__wframe w;
-  if (t->len > c->peer_max_frame) {
+  if (task_payload_len(t) > c->peer_max_frame) {
     rc = IA_FRAME_TOO_LARGE;
     why = "the task is larger than the slave's max_frame";
   } else if (!ia__task_frame(t, &w)) {
@@ -197,6 +204,7 @@ static void task_destroy(ia_task *t) {
   free(t->payload);
   free(t->result);
   free(t->cbs);
+  if (t->decoded) t->dec->release(t->decoded);
   ia_error_clear(&t->error);
   pthread_cond_destroy(&t->cond);
   free(t);
@@ -217,6 +225,36 @@ void ia_task_free(ia_task *t) {
 
 uint32_t ia_call_opts_timeout(const ia_call_opts *opts) {
   return opts && opts->timeout_ms ? opts->timeout_ms : IA_CALL_DEFAULT_TIMEOUT_MS;
+}
+
+ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
+                     const ia__decoder *dec, void **object, ia_error *err) {
+  *object = NULL;
+  if (ia__master_on_loop(c->m))
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the I/O thread");
+  ia_task *t = ia_conn_new_task(c, method, NULL, 0);
+  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
+  t->piov = iov;
+  t->pniov = niov;
+  t->dec = dec;
+  ia_code rc = task_send(t, true);
+  t->piov = NULL; /* the caller's memory: never used after the send */
+  t->pniov = 0;
+  if (rc == IA_OK && ia__conn_await(c, t, timeout_ms) != IA_OK) {
+    ia_task_cancel(t);
+    ia_task_free(t); /* a reply that still comes is released with the task */
+    return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);
+  }
+  rc = IA_OK;
+  if (ia_task_status(t) == IA_STATUS_COMPLETED) {
+    *object = t->decoded;
+    t->decoded = NULL;
+  } else {
+    if (err) ia__error_copy(err, &t->error);
+    rc = t->error.code;
+  }
+  ia_task_free(t);
+  return rc;
 }
 
 ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,

@@ -11,8 +11,11 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
 
 #include "runtime/runtime-internal.h"
+#include "runtime/wire.h"
 
 /* Small messages (the common case for control tasks) are packed on the
  * stack: the byte-level API copies the bytes anyway, so a heap buffer would
@@ -48,6 +51,93 @@ static void pb_packed_release(pb_packed *p) {
   p->heap = NULL;
 }
 
+/* ---- packing into pieces, without copying large bytes fields ---- */
+
+/* bytes fields this large are sent from where they lie */
+#define PB_REF_MIN 4096
+
+/* A ProtobufCBuffer that keeps what protobuf-c appends as pieces: small
+ * appends are copied into `scratch`, large ones (a bytes field's contents)
+ * are referenced where they lie, if they lie inside [lo, hi) (or anywhere
+ * when `anywhere`). */
+typedef struct pb_vec {
+  ProtobufCBuffer base;
+  bool anywhere;
+  const uint8_t *lo, *hi;
+  uint8_t *scratch;
+  size_t used, cap;
+  struct {
+    const uint8_t *ref; /* NULL: scratch + off */
+    size_t off, len;
+  } piece[IA_WFRAME_MAX_IOV];
+  int n;
+  bool failed;
+} pb_vec;
+
+static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
+  pb_vec *v = (pb_vec *)b;
+  if (v->failed || len == 0) return;
+  /* Two pieces are kept back: a reference may need a scratch piece after it. */
+  bool ref = len >= PB_REF_MIN && v->n < IA_WFRAME_MAX_IOV - 2 &&
+             (v->anywhere || (data >= v->lo && data + len <= v->hi));
+  if (ref) {
+    v->piece[v->n].ref = data;
+    v->piece[v->n].len = len;
+    v->n++;
+    return;
+  }
+  if (v->used + len > v->cap) {
+    size_t cap = v->cap ? v->cap : 256;
+    while (cap < v->used + len)
+      cap *= 2;
+    uint8_t *nb = realloc(v->scratch, cap);
+    if (!nb) {
+      v->failed = true;
+      return;
+    }
+    v->scratch = nb;
+    v->cap = cap;
+  }
+  memcpy(v->scratch + v->used, data, len);
+  if (v->n > 0 && v->piece[v->n - 1].ref == NULL) {
+    v->piece[v->n - 1].len += len; /* extends the scratch piece before it */
+  } else {
+    v->piece[v->n].ref = NULL;
+    v->piece[v->n].off = v->used;
+    v->piece[v->n].len = len;
+    v->n++;
+  }
+  v->used += len;
+}
+
+/* Packs msg into v; false if out of memory. */
+static bool vec_pack(pb_vec *v, const ProtobufCMessage *msg, bool anywhere, const uint8_t *lo, size_t n) {
+  memset(v, 0, sizeof *v);
+  v->base.append = vec_append;
+  v->anywhere = anywhere;
+  v->lo = lo;
+  v->hi = lo ? lo + n : NULL;
+  protobuf_c_message_pack_to_buffer(msg, &v->base);
+  return !v->failed;
+}
+
+/* The pieces as iovecs (valid while v's scratch is). */
+static int vec_iov(const pb_vec *v, struct iovec *iov) {
+  for (int i = 0; i < v->n; i++)
+    iov[i] = (struct iovec){(void *)(v->piece[i].ref ? v->piece[i].ref : v->scratch + v->piece[i].off),
+                            v->piece[i].len};
+  return v->n;
+}
+
+static void *decode_message(const uint8_t *data, size_t len, const void *desc) {
+  static const uint8_t empty[1];
+  return protobuf_c_message_unpack(desc, NULL, len, data ? data : empty);
+}
+
+static void release_message(void *msg) {
+  protobuf_c_message_free_unpacked(msg, NULL);
+}
+
 ia_code ia_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                      ProtobufCMessage **out) {
   if (out != NULL) *out = NULL;
@@ -66,21 +156,24 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
   if (conn == NULL || method == NULL || req == NULL || reply_desc == NULL || reply == NULL)
     return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, req, reply_desc and reply are required");
 
-  uint8_t stack[PB_STACK_BYTES];
-  pb_packed packed;
-  if (!pb_pack(req, stack, sizeof stack, &packed))
+  /* The request's large bytes fields go out from where they lie (the call
+   * blocks until they are sent), and the reply is decoded where it lies in
+   * the receive buffer: a blob is copied by the kernel only. */
+  pb_vec v;
+  if (!vec_pack(&v, req, true, NULL, 0)) {
+    free(v.scratch);
     return ia__error_set(err, IA_NO_MEMORY, "no memory to pack the request of %s", method);
-  void *buf = NULL;
-  size_t len = 0;
-  ia_code rc = ia_call(conn, method, packed.data, packed.len, &buf, &len, ia_call_opts_timeout(opts), err);
-  pb_packed_release(&packed);
+  }
+  struct iovec iov[IA_WFRAME_MAX_IOV];
+  int n = vec_iov(&v, iov);
+  const ia__decoder dec = {decode_message, release_message, reply_desc};
+  void *msg = NULL;
+  ia_code rc = ia__call_vec(conn, method, iov, n, ia_call_opts_timeout(opts), &dec, &msg, err);
+  free(v.scratch);
+  if (rc == IA_PROTOCOL_ERROR && err && strstr(err->message, "does not decode"))
+    ia__error_set(err, IA_PROTOCOL_ERROR, "the reply to %s is not a %s", method, reply_desc->name);
   if (rc != IA_OK) return rc;
-
-  rc = ia_pb_decode(reply_desc, buf, len, reply);
-  free(buf);
-  if (rc != IA_OK)
-    return ia__error_set(err, IA_PROTOCOL_ERROR, "the reply to %s (%zu bytes) is not a %s", method, len,
-                         reply_desc->name);
+  *reply = msg;
   return IA_OK;
 }
 
@@ -120,18 +213,138 @@ ia_code ia_pb_request(const ia_task_ctx *task, const ProtobufCMessageDescriptor 
   return ia_pb_decode(desc, data, len, req);
 }
 
+/* ---- decoding a request without copying its large bytes fields ---- */
+
+typedef struct alias_field {
+  const ProtobufCFieldDescriptor *fd;
+  size_t start, end; /* the whole field (key, length, contents) in the encoding */
+  const uint8_t *data;
+  size_t len;
+} alias_field;
+
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t c = *(*p)++;
+    r |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Finds the top-level, singular, non-oneof, optional bytes fields of at
+ * least PB_REF_MIN bytes; false if there is none or the encoding is odd
+ * (then the plain decoder decides). */
+static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                         alias_field *out, unsigned max, unsigned *n) {
+  const uint8_t *p = data, *end = data + len;
+  *n = 0;
+  while (p < end) {
+    const uint8_t *field_start = p;
+    uint64_t key, v;
+    if (!get_varint(&p, end, &key)) return false;
+    switch (key & 7) {
+    case 0:
+      if (!get_varint(&p, end, &v)) return false;
+      continue;
+    case 1:
+      if (end - p < 8) return false;
+      p += 8;
+      continue;
+    case 5:
+      if (end - p < 4) return false;
+      p += 4;
+      continue;
+    case 2:
+      break;
+    default:
+      return false;
+    }
+    if (!get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
+    bool alias = fd && fd->type == PROTOBUF_C_TYPE_BYTES && v >= PB_REF_MIN &&
+                 (fd->label == PROTOBUF_C_LABEL_OPTIONAL || fd->label == PROTOBUF_C_LABEL_NONE) &&
+                 !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF);
+    if (alias) {
+      for (unsigned i = 0; i < *n; i++)
+        if (out[i].fd == fd) return false; /* repeated occurrences merge: leave it to protobuf-c */
+      if (*n == max) return false;
+      out[(*n)++] = (alias_field){fd, (size_t)(field_start - data), (size_t)(p - data) + v, p, v};
+    }
+    p += v;
+  }
+  return *n > 0;
+}
+
+ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescriptor *desc,
+                           ia_pb_view *view) {
+  if (view != NULL) memset(view, 0, sizeof *view);
+  if (task == NULL || desc == NULL || view == NULL) return IA_INVALID_ARGUMENT;
+  size_t len = 0;
+  const uint8_t *data = ia_task_ctx_payload(task, &len);
+  alias_field f[IA_PB_VIEW_MAX];
+  unsigned n = 0;
+  if (!find_aliases(desc, data, len, f, IA_PB_VIEW_MAX, &n)) return ia_pb_decode(desc, data, len, &view->msg);
+  /* Decode the encoding without those fields, then point them at the frame. */
+  size_t removed = 0;
+  for (unsigned i = 0; i < n; i++)
+    removed += f[i].end - f[i].start;
+  uint8_t *rest = malloc(len - removed + 1);
+  if (!rest) return IA_NO_MEMORY;
+  size_t at = 0, from = 0;
+  for (unsigned i = 0; i < n; i++) {
+    memcpy(rest + at, data + from, f[i].start - from);
+    at += f[i].start - from;
+    from = f[i].end;
+  }
+  memcpy(rest + at, data + from, len - from);
+  at += len - from;
+  view->msg = protobuf_c_message_unpack(desc, NULL, at, rest);
+  free(rest);
+  if (!view->msg) return IA_PROTOCOL_ERROR;
+  for (unsigned i = 0; i < n; i++) {
+    ProtobufCBinaryData *bd = (ProtobufCBinaryData *)((uint8_t *)view->msg + f[i].fd->offset);
+    bd->data = (uint8_t *)f[i].data;
+    bd->len = f[i].len;
+    if (f[i].fd->label == PROTOBUF_C_LABEL_OPTIONAL && f[i].fd->quantifier_offset)
+      *(protobuf_c_boolean *)((uint8_t *)view->msg + f[i].fd->quantifier_offset) = 1;
+    view->aliased[view->n++] = f[i].fd;
+  }
+  return IA_OK;
+}
+
+void ia_pb_view_release(ia_pb_view *view) {
+  if (view == NULL || view->msg == NULL) return;
+  for (unsigned i = 0; i < view->n; i++) {
+    ProtobufCBinaryData *bd = (ProtobufCBinaryData *)((uint8_t *)view->msg + view->aliased[i]->offset);
+    bd->data = NULL; /* the frame's, not protobuf-c's to free */
+    bd->len = 0;
+  }
+  protobuf_c_message_free_unpacked(view->msg, NULL);
+  view->msg = NULL;
+  view->n = 0;
+}
+
 ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   if (task == NULL || reply == NULL) return IA_INVALID_ARGUMENT;
-  uint8_t stack[PB_STACK_BYTES];
-  pb_packed packed;
-  if (!pb_pack(reply, stack, sizeof stack, &packed)) {
+  /* Large bytes fields that point into the request (an echo, a slice of
+   * the input) are sent from there: the request outlives the reply's send.
+   * Anything else is copied now, since the handler may free it on return. */
+  size_t plen = 0;
+  const uint8_t *payload = ia_task_ctx_payload(task, &plen);
+  pb_vec v;
+  if (!vec_pack(&v, reply, false, payload, plen)) {
+    free(v.scratch);
     /* The master must still learn that this task ended. */
     ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory packing the result", NULL, 0);
     return IA_NO_MEMORY;
   }
-  ia_code rc = ia_task_ctx_reply(task, packed.data, packed.len);
-  pb_packed_release(&packed);
-  return rc;
+  struct iovec iov[IA_WFRAME_MAX_IOV];
+  int n = vec_iov(&v, iov);
+  return ia__task_ctx_reply_vec(task, v.scratch, iov, n);
 }
 
 ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result) {

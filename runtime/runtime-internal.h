@@ -93,7 +93,33 @@ ia_code ia__fd_write_all(int fd, const uint8_t *buf, size_t len, uint64_t deadli
 /* Reads exactly one frame (no byte more) from a non-blocking fd. */
 ia_code ia__fd_read_frame(int fd, uint32_t max_frame, uint64_t deadline_ms, ia__frame **out, ia_error *err);
 
-#endif
+
+/* ---- between the parts: the zero-copy paths of the protobuf glue ---- */
+
+#include "interaction/master.h"
+#include "interaction/slave.h"
+
+struct iovec;
+/* Decodes a reply where it lies (in the reader's buffer) into a new object;
+ * NULL if it does not decode. Runs on whichever thread reads the reply, so
+ * `arg` must outlive the call (a message descriptor). */
+typedef struct ia__decoder {
+  void *(*decode)(const uint8_t *data, size_t len, const void *arg);
+  void (*release)(void *object); /* frees an object nobody took */
+  const void *arg;
+} ia__decoder;
+
+/* A blocking call whose request is the concatenation of `iov` (read only
+ * while the call sends it) and whose reply is decoded by `dec` without being
+ * copied first; on IA_OK *object is the caller's. IA_PROTOCOL_ERROR if the
+ * reply does not decode. */
+ia_code ia__call_vec(ia_conn *conn, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
+                     const ia__decoder *dec, void **object, ia_error *err);
+
+/* The handler's result as pieces: `scratch` (malloc'd, taken over) and
+ * `iov`, which point into scratch or into the task's own request payload
+ * (both live until the reply is sent). */
+ia_code ia__task_ctx_reply_vec(ia_task_ctx *task, uint8_t *scratch, const struct iovec *iov, int niov);
 
 /* ---- threads ---- */
 
@@ -103,3 +129,5 @@ void ia__threads_init(void);
 /* pthread_create with every signal blocked in the new thread, so that
  * SIGINT/SIGTERM reach the program's own threads (ia_slave_run), never ours. */
 int ia__thread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+
+#endif

@@ -8,7 +8,8 @@
 #include "runtime/wire.h"
 
 #define INBUF_MIN (64u * 1024u)
-#define INBUF_KEEP_MAX (1u << 20) /* larger buffers are given back once empty */
+#define INBUF_KEEP_MAX (64u << 20) /* larger buffers are given back once empty; smaller ones are
+                                      reused, so that a stream of big frames faults no pages */
 
 /* ---- input ---- */
 
@@ -277,9 +278,17 @@ static uint8_t *put_env_head(uint8_t *p, size_t env, uint64_t id, unsigned kind,
   return put_varint(p, body);
 }
 
+static size_t field_len(const ia__field *f) {
+  if (f->niov <= 0) return f->n;
+  size_t n = 0;
+  for (int i = 0; i < f->niov; i++)
+    n += f->iov[i].iov_len;
+  return n;
+}
+
 static size_t field_size(const ia__field *f) {
   size_t key = varint_size((uint64_t)f->no << 3);
-  return f->varint ? key + varint_size(f->v) : key + varint_size(f->n) + f->n;
+  return f->varint ? key + varint_size(f->v) : key + varint_size(field_len(f)) + field_len(f);
 }
 
 bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
@@ -287,7 +296,8 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   for (size_t i = 0; i < n; i++)
     body += field_size(&fields[i]);
   bool has_tail = n > 0 && !fields[n - 1].varint;
-  size_t tail = has_tail ? fields[n - 1].n : 0;
+  size_t tail = has_tail ? field_len(&fields[n - 1]) : 0;
+  if (has_tail && fields[n - 1].niov > IA_WFRAME_MAX_IOV) return false;
   size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(body) + body;
   size_t head = IA_FRAME_HEADER + env - tail;
   w->head = head <= sizeof w->small ? w->small : malloc(head);
@@ -300,15 +310,21 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
       p = put_varint(p, f->v);
       continue;
     }
-    p = put_varint(p, f->n);
+    p = put_varint(p, field_len(f));
     if (i + 1 < n && f->n) {
       memcpy(p, f->p, f->n);
       p += f->n;
     }
   }
   w->head_len = (size_t)(p - w->head);
-  w->tail = has_tail ? fields[n - 1].p : NULL;
+  w->ntail = 0;
   w->tail_len = tail;
+  if (has_tail && fields[n - 1].niov > 0) {
+    for (int i = 0; i < fields[n - 1].niov; i++)
+      if (fields[n - 1].iov[i].iov_len) w->tail[w->ntail++] = fields[n - 1].iov[i];
+  } else if (tail) {
+    w->tail[w->ntail++] = (struct iovec){(void *)fields[n - 1].p, tail};
+  }
   return true;
 }
 
@@ -318,8 +334,11 @@ void ia__wframe_release(ia__wframe *w) {
 }
 
 int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
-  struct iovec iov[2] = {{w->head, w->head_len}, {(void *)w->tail, w->tail_len}};
-  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = w->tail_len ? 2 : 1};
+  struct iovec iov[IA_WFRAME_MAX_IOV + 1];
+  iov[0] = (struct iovec){w->head, w->head_len};
+  for (int i = 0; i < w->ntail; i++)
+    iov[i + 1] = w->tail[i];
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)w->ntail + 1};
   size_t left = ia__wframe_len(w);
   while (left > 0) {
     ssize_t r = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
@@ -345,8 +364,16 @@ int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
 }
 
 int ia__send_all(int fd, const void *p, size_t n, int flags) {
-  ia__wframe w = {.head = (uint8_t *)p, .head_len = n};
-  return ia__wframe_send(fd, &w, flags);
+  struct iovec iov = {(void *)p, n};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+  while (iov.iov_len > 0) {
+    ssize_t r = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    iov.iov_base = (uint8_t *)iov.iov_base + r;
+    iov.iov_len -= (size_t)r;
+  }
+  return 0;
 }
 
 bool ia__wframe_status(ia__wframe *w, uint64_t id, unsigned kind, ia_code code, const char *message,
@@ -379,7 +406,7 @@ bool ia__wframe_message(ia__wframe *w, uint64_t id, unsigned kind, const Protobu
   p += n;
   free(buf);
   w->head_len = (size_t)(p - w->head);
-  w->tail = NULL;
+  w->ntail = 0;
   w->tail_len = 0;
   return true;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "runtime/runtime-internal.h"
 
@@ -74,21 +75,29 @@ bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value
 
 /* ---- building and sending ---- */
 
+/* One field to encode. A bytes field is `p`/`n`, or, for the last field
+ * only, the concatenation of `iov` (then `n` is ignored). */
 typedef struct ia__field {
   uint8_t no;
   bool varint;
   uint64_t v;
   const void *p;
   size_t n;
+  const struct iovec *iov;
+  int niov;
 } ia__field;
 
+#define IA_WFRAME_MAX_IOV 32
+
 /* A frame as a head (length prefix, envelope and every field but the last
- * bytes field) and a tail (that field's bytes, referenced, not copied). */
+ * bytes field) and a tail (that field's bytes, referenced, not copied, as
+ * one or more pieces). */
 typedef struct ia__wframe {
   uint8_t small[192];
   uint8_t *head;
   size_t head_len;
-  const void *tail;
+  struct iovec tail[IA_WFRAME_MAX_IOV];
+  int ntail;
   size_t tail_len;
 } ia__wframe;
 

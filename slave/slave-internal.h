@@ -46,6 +46,8 @@ struct ia_task_ctx {
   uint8_t *out;
   size_t out_len;
   bool out_owned; /* out is ours to free */
+  struct iovec out_iov[IA_WFRAME_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
+  int out_niov;
   atomic_bool cancelled;
 };
 

@@ -161,10 +161,28 @@ ia_code ia__task_ctx_reply_take(ia_task_ctx *t, uint8_t *buf, size_t len) {
   return IA_OK;
 }
 
+ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct iovec *iov, int niov) {
+  if (niov < 0 || niov > IA_WFRAME_MAX_IOV) {
+    free(scratch);
+    return IA_INVALID_ARGUMENT;
+  }
+  ia_code rc = set_outcome(t, IA_OUTCOME_RESULT, IA_OK, NULL, NULL, 0);
+  if (rc != IA_OK) {
+    free(scratch);
+    return rc;
+  }
+  t->out = scratch;
+  t->out_owned = true;
+  for (int i = 0; i < niov; i++)
+    t->out_iov[i] = iov[i];
+  t->out_niov = niov;
+  return IA_OK;
+}
+
 bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, ia__wframe *w) {
   switch (t->outcome) {
   case IA_OUTCOME_RESULT: {
-    ia__field f = {.no = 1, .p = t->out, .n = t->out_len};
+    ia__field f = {.no = 1, .p = t->out, .n = t->out_len, .iov = t->out_iov, .niov = t->out_niov};
     return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
   }
   case IA_OUTCOME_FAIL:

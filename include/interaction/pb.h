@@ -105,6 +105,28 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply);
  */
 ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result);
 
+/*
+ * A decoded request whose large bytes fields (singular, not in a oneof, 4 KiB
+ * or more) point into the received frame instead of into copies. The
+ * generated trampolines use it: a handler's request is valid until the
+ * handler returns, and its bytes fields are read-only. Release with
+ * ia_pb_view_release(), never with protobuf-c's free.
+ */
+#define IA_PB_VIEW_MAX 8
+typedef struct ia_pb_view {
+  ProtobufCMessage *msg;
+  unsigned n;
+  const ProtobufCFieldDescriptor *aliased[IA_PB_VIEW_MAX];
+} ia_pb_view;
+
+/* Decodes the task's request as `desc` into `view` (see above): IA_OK,
+ * IA_PROTOCOL_ERROR if it is not such a message, IA_NO_MEMORY. Only inside
+ * the handler of that task. */
+IA_MUST_CHECK ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescriptor *desc,
+                                         ia_pb_view *view);
+/* Frees what ia_pb_request_view() decoded. NULL and an empty view are allowed. */
+void ia_pb_view_release(ia_pb_view *view);
+
 #ifdef __cplusplus
 }
 #endif
