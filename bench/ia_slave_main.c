@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
     ia_code rc = ia_slave_new(&cfg, &slaves[i], &err);
     if (rc != IA_OK) {
       status = fail("ia_slave_new", rc, &err);
-    } else if ((rc = bench_ia_serve(slaves[i])) != IA_OK) {
+    } else if ((rc = bench_bench_serve(slaves[i], &bench_ia_handlers, NULL)) != IA_OK) {
       status = fail("register", rc, NULL);
     } else if ((rc = ia_slave_start(slaves[i], &err)) != IA_OK) {
       status = fail("ia_slave_start", rc, &err);

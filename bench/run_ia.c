@@ -3,7 +3,10 @@
  * sequential workloads, async tasks restarted from their on_complete
  * callback (on the master's I/O thread) for fan-out, and connect +
  * handshake + graceful disconnect for `connect`. Every call goes through the
- * typed seam of ia_peer.h, the way a user's program calls a service.
+ * typed stubs generated from bench.proto (bench.ia.h), the way a user's
+ * program calls a service: the typed call encodes, sends, waits, receives
+ * and decodes, and all of that is inside the timed region; freeing the
+ * decoded reply (protoc-c's free_unpacked) is outside it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ia_peer.h"
+#include "bench.ia.h"
 #include "run.h"
 
 #define HOST "127.0.0.1"
@@ -49,7 +52,7 @@ static int wait_until_held(bench_env *env, ia_state *s) {
     req.has_a = req.has_b = 1;
     Bench__SumReply *reply = NULL;
     ia_error err = IA_ERROR_INIT;
-    ia_code rc = bench_ia_sum(s->work[0], &req, &reply, &call_opts, &err);
+    ia_code rc = bench_bench_sum(s->work[0], &req, &reply, &call_opts, &err);
     if (reply) bench__sum_reply__free_unpacked(reply, NULL);
     if (rc == IA_TASK_ALREADY_EXIST) {
       ia_error_clear(&err);
@@ -103,7 +106,7 @@ static int ia_open(bench_env *env, void **out) {
     Bench__HoldRequest req = BENCH__HOLD_REQUEST__INIT;
     req.has_ms = 1;
     req.ms = (uint32_t)((env->deadline_ns - bench_now_ns()) / 1000000u + 1000u); /* outlives the pass */
-    s->hold = bench_ia_hold_task(s->work[0], &req);
+    s->hold = bench_bench_hold_task(s->work[0], &req);
     if (s->hold == NULL) return bench_fail(env, "out of memory");
     rc = ia_task_start(s->hold);
     if (rc != IA_OK) return fail_err(env, "starting the hold task", rc, ia_task_error(s->hold));
@@ -117,7 +120,7 @@ static int ia_usage(void *state, bench_env *env, unsigned proc, bench_usage *out
   Bench__StatsRequest req = BENCH__STATS_REQUEST__INIT;
   Bench__StatsReply *reply = NULL;
   ia_error err = IA_ERROR_INIT;
-  ia_code rc = bench_ia_stats(s->stats[proc], &req, &reply, &call_opts, &err);
+  ia_code rc = bench_bench_stats(s->stats[proc], &req, &reply, &call_opts, &err);
   if (rc != IA_OK) {
     int r = fail_err(env, "Stats", rc, &err);
     ia_error_clear(&err);
@@ -142,7 +145,7 @@ static int run_sequential(ia_state *s, bench_env *env, uint64_t first, uint64_t 
     req.a = bench_sum_a(i);
     req.b = bench_sum_b(i);
     Bench__SumReply *reply = NULL;
-    ia_code rc = bench_ia_sum(c, &req, &reply, &call_opts, &err);
+    ia_code rc = bench_bench_sum(c, &req, &reply, &call_opts, &err);
     uint64_t t1 = bench_now_ns();
     bool ok = busy ? rc == IA_TASK_ALREADY_EXIST
                    : rc == IA_OK && reply->has_sum && reply->sum == bench_sum_a(i) + bench_sum_b(i);
@@ -168,7 +171,7 @@ static int run_blob(ia_state *s, bench_env *env, uint64_t count, uint64_t *lat) 
     req.data.data = (uint8_t *)env->blob;
     req.data.len = env->w->blob_len;
     Bench__Blob *reply = NULL;
-    ia_code rc = bench_ia_echo(s->work[0], &req, &reply, &call_opts, &err);
+    ia_code rc = bench_bench_echo(s->work[0], &req, &reply, &call_opts, &err);
     uint64_t t1 = bench_now_ns();
     if (rc != IA_OK) {
       int r = fail_err(env, "echo", rc, &err);
@@ -230,7 +233,7 @@ static void fan_start(fan_slot *s, uint64_t idx) {
   req.b = bench_sum_b(idx);
   s->idx = idx;
   s->start_ns = bench_now_ns();
-  ia_task *t = bench_ia_sum_task(s->conn, &req);
+  ia_task *t = bench_bench_sum_task(s->conn, &req);
   if (t == NULL || ia_task_on_complete(t, on_complete, s) != IA_OK ||
       ia_task_on_fail(t, on_fail, s) != IA_OK) {
     ia_task_free(t);
@@ -243,9 +246,11 @@ static void fan_start(fan_slot *s, uint64_t idx) {
 static void on_complete(ia_task *t, void *user) {
   fan_slot *s = user;
   fan *f = s->f;
+  /* The typed reply is decoded inside the timed region, freed outside it. */
+  Bench__SumReply *reply = NULL;
+  ia_code rc = bench_bench_sum_reply(t, &reply);
   uint64_t t1 = bench_now_ns();
-  Bench__SumReply *reply = bench_ia_sum_task_reply(t);
-  bool ok = reply && reply->has_sum && reply->sum == bench_sum_a(s->idx) + bench_sum_b(s->idx);
+  bool ok = rc == IA_OK && reply->has_sum && reply->sum == bench_sum_a(s->idx) + bench_sum_b(s->idx);
   if (reply) bench__sum_reply__free_unpacked(reply, NULL);
   if (!ok) {
     fan_finish(f, "wrong sum in a fan-out reply");
