@@ -35,8 +35,9 @@ struct ia_task {
   uint8_t *result;
   size_t result_len;
   ia_error error;
-  task_cb *cbs;
+  task_cb *cbs; /* cbs_inline, or malloc'd once there are more */
   size_t n_cbs;
+  task_cb cbs_inline[2];
   pthread_cond_t cond;
   ia_task *next; /* (mu) in conn->pending */
 };

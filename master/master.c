@@ -360,22 +360,26 @@ static void ep_cb(evutil_socket_t fd, short what, void *arg) {
   if (n <= 0) return;
   /* Held across the batch: handling one connection's frames may drop every
    * other reference to another. */
+  bool mine[EP_BATCH];
   pthread_mutex_lock(&m->mu);
-  for (int i = 0; i < n; i++)
-    ia__conn_ref(evs[i].data.ptr);
+  for (int i = 0; i < n; i++) {
+    ia_conn *c = evs[i].data.ptr;
+    ia__conn_ref(c);
+    mine[i] = c->reader == IA_RD_LOOP && !c->torn_down;
+    c->loop_reading |= mine[i];
+  }
   pthread_mutex_unlock(&m->mu);
   for (int i = 0; i < n; i++) {
     ia_conn *c = evs[i].data.ptr;
-    pthread_mutex_lock(&m->mu);
-    bool mine = c->reader == IA_RD_LOOP && !c->torn_down;
-    c->loop_reading = mine;
-    pthread_mutex_unlock(&m->mu);
-    if (mine && read_some(c, MSG_DONTWAIT)) process_frames(c);
-    pthread_mutex_lock(&m->mu);
+    if (mine[i] && read_some(c, MSG_DONTWAIT)) process_frames(c);
+  }
+  pthread_mutex_lock(&m->mu);
+  for (int i = 0; i < n; i++) {
+    ia_conn *c = evs[i].data.ptr;
     c->loop_reading = false;
     if (c->reader == IA_RD_TRANSFER) pthread_cond_broadcast(&m->reader_cond);
-    pthread_mutex_unlock(&m->mu);
   }
+  pthread_mutex_unlock(&m->mu);
   for (int i = 0; i < n; i++)
     ia__conn_unref(evs[i].data.ptr);
 }
@@ -411,6 +415,10 @@ static void release_reader(ia_conn *c) {
 ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking) {
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
+  if (t->status != IA_STATUS_IDLE) {
+    pthread_mutex_unlock(&m->mu);
+    return IA_INVALID_ARGUMENT;
+  }
   if (!c->up) {
     pthread_mutex_unlock(&m->mu);
     return IA_NOT_CONNECTED;

@@ -18,6 +18,14 @@ bool ia_status_is_terminal(ia_status s) {
   return s >= IA_STATUS_START_FAILED;
 }
 
+static pthread_once_t cond_attr_once = PTHREAD_ONCE_INIT;
+static pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC, for timed joins */
+
+static void cond_attr_init(void) {
+  pthread_condattr_init(&cond_attr);
+  pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
+}
+
 ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, size_t len) {
   if (!c || !method || (len && !payload)) return NULL;
   ia_task *t = calloc(1, sizeof *t);
@@ -34,11 +42,8 @@ ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, s
   t->len = len;
   t->refs = 1;
   t->id = atomic_fetch_add(&c->m->next_id, 1);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&t->cond, &ca);
-  pthread_condattr_destroy(&ca);
+  pthread_once(&cond_attr_once, cond_attr_init);
+  pthread_cond_init(&t->cond, &cond_attr);
   pthread_mutex_lock(&c->m->mu);
   ia__conn_ref(c);
   pthread_mutex_unlock(&c->m->mu);
@@ -54,11 +59,18 @@ static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
   if (t->status != IA_STATUS_IDLE) {
     rc = IA_INVALID_ARGUMENT;
   } else {
-    task_cb *cbs = realloc(t->cbs, (t->n_cbs + 1) * sizeof *cbs);
+    task_cb *cbs = t->cbs;
+    if (t->n_cbs < 2) {
+      cbs = t->cbs_inline;
+    } else {
+      cbs = malloc((t->n_cbs + 1) * sizeof *cbs);
+      if (cbs) memcpy(cbs, t->cbs, t->n_cbs * sizeof *cbs);
+    }
     if (!cbs) {
       rc = IA_NO_MEMORY;
     } else {
       cbs[t->n_cbs++] = (task_cb){fn, user, on_complete};
+      if (t->cbs != cbs && t->cbs != t->cbs_inline) free(t->cbs);
       t->cbs = cbs;
     }
   }
@@ -121,11 +133,6 @@ static size_t task_payload_len(const ia_task *t) {
 /* Checks and sends t; on failure ends it in START_FAILED (callbacks run). */
 static ia_code task_send(ia_task *t, bool blocking) {
   ia_conn *c = t->conn;
-  ia_master *m = c->m;
-  pthread_mutex_lock(&m->mu);
-  bool idle = t->status == IA_STATUS_IDLE;
-  pthread_mutex_unlock(&m->mu);
-  if (!idle) return IA_INVALID_ARGUMENT;
   ia_code rc = IA_OK;
   const char *why = NULL;
   ia__wframe w;
@@ -138,6 +145,7 @@ static ia_code task_send(ia_task *t, bool blocking) {
   } else {
     rc = ia__conn_submit(c, t, &w, blocking);
     ia__wframe_release(&w);
+    if (rc == IA_INVALID_ARGUMENT) return rc; /* started already: nothing to end */
     why = "the connection is not up";
   }
   if (rc != IA_OK) ia__task_finish(t, IA_STATUS_START_FAILED, rc, why, NULL, 0, false);
@@ -203,7 +211,7 @@ static void task_destroy(ia_task *t) {
   free(t->method);
   free(t->payload);
   free(t->result);
-  free(t->cbs);
+  if (t->cbs != t->cbs_inline) free(t->cbs);
   if (t->decoded) t->dec->release(t->decoded);
   ia_error_clear(&t->error);
   pthread_cond_destroy(&t->cond);

@@ -69,7 +69,7 @@ typedef struct pb_vec {
   struct {
     const uint8_t *ref; /* NULL: scratch + off */
     size_t off, len;
-  } piece[IA_WFRAME_MAX_IOV];
+  } piece[IA_REPLY_MAX_IOV];
   int n;
   bool failed;
 } pb_vec;
@@ -78,7 +78,7 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
   pb_vec *v = (pb_vec *)b;
   if (v->failed || len == 0) return;
   /* Two pieces are kept back: a reference may need a scratch piece after it. */
-  bool ref = len >= PB_REF_MIN && v->n < IA_WFRAME_MAX_IOV - 2 &&
+  bool ref = len >= PB_REF_MIN && v->n < IA_REPLY_MAX_IOV - 2 &&
              (v->anywhere || (data >= v->lo && data + len <= v->hi));
   if (ref) {
     v->piece[v->n].ref = data;
@@ -164,7 +164,7 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
     free(v.scratch);
     return ia__error_set(err, IA_NO_MEMORY, "no memory to pack the request of %s", method);
   }
-  struct iovec iov[IA_WFRAME_MAX_IOV];
+  struct iovec iov[IA_REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
   const ia__decoder dec = {decode_message, release_message, reply_desc};
   void *msg = NULL;
@@ -342,7 +342,7 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
     ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory packing the result", NULL, 0);
     return IA_NO_MEMORY;
   }
-  struct iovec iov[IA_WFRAME_MAX_IOV];
+  struct iovec iov[IA_REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
   return ia__task_ctx_reply_vec(task, v.scratch, iov, n);
 }

@@ -8,8 +8,9 @@
 #include "runtime/wire.h"
 
 #define INBUF_MIN (64u * 1024u)
-#define INBUF_KEEP_MAX (64u << 20) /* larger buffers are given back once empty; smaller ones are
-                                      reused, so that a stream of big frames faults no pages */
+#define INBUF_KEEP_MAX                                                                                       \
+  (64u << 20) /* larger buffers are given back once empty; smaller ones are                                  \
+                 reused, so that a stream of big frames faults no pages */
 
 /* ---- input ---- */
 

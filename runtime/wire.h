@@ -88,6 +88,7 @@ typedef struct ia__field {
 } ia__field;
 
 #define IA_WFRAME_MAX_IOV 32
+#define IA_REPLY_MAX_IOV 8 /* pieces of a handler's packed result */
 
 /* A frame as a head (length prefix, envelope and every field but the last
  * bytes field) and a tail (that field's bytes, referenced, not copied, as

@@ -45,8 +45,8 @@ struct ia_task_ctx {
   char *message;
   uint8_t *out;
   size_t out_len;
-  bool out_owned; /* out is ours to free */
-  struct iovec out_iov[IA_WFRAME_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
+  bool out_owned;                          /* out is ours to free */
+  struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
   int out_niov;
   atomic_bool cancelled;
 };
@@ -73,6 +73,8 @@ bool ia__watchdog_add(ia_slave *slave);
 void ia__watchdog_remove(ia_slave *slave);
 /* A handler starts: wakes the watchdog if it sleeps (an atomic load when not). */
 void ia__watchdog_poke(void);
+/* A handler ran for `ns` and ended at `end_ns` (the tick follows its length). */
+void ia__watchdog_handler_ran(uint64_t ns, uint64_t end_ns);
 /* Looks at the slave's running handler (slave.c); true if one runs. Called
  * by the watchdog thread only. */
 bool ia__slave_watchdog_check(ia_slave *slave, uint64_t now_ns);

@@ -72,6 +72,7 @@ typedef struct sconn {
 
 typedef struct method_entry {
   char *method;
+  size_t len;
   ia_handler_fn fn;
   void *user;
 } method_entry;
@@ -141,8 +142,7 @@ static uint64_t now_ns(void) {
 
 static const method_entry *find_method(const ia_slave *s, const char *method, size_t len) {
   for (size_t i = 0; i < s->n_methods; i++)
-    if (strlen(s->methods[i].method) == len && memcmp(s->methods[i].method, method, len) == 0)
-      return &s->methods[i];
+    if (s->methods[i].len == len && memcmp(s->methods[i].method, method, len) == 0) return &s->methods[i];
   return NULL;
 }
 
@@ -155,6 +155,7 @@ ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, voi
     s->methods = m;
     e = &m[s->n_methods];
     if (!(e->method = strdup(method))) return IA_NO_MEMORY;
+    e->len = strlen(method);
     s->n_methods++;
   }
   e->fn = fn;
@@ -558,6 +559,8 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   ia__watchdog_poke();
 
   run_handler(s, ctx);
+  uint64_t end = now_ns();
+  ia__watchdog_handler_ran(end - ctx->started_ns, end);
   if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
     IA_WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
   ia__wframe w;

@@ -162,7 +162,7 @@ ia_code ia__task_ctx_reply_take(ia_task_ctx *t, uint8_t *buf, size_t len) {
 }
 
 ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct iovec *iov, int niov) {
-  if (niov < 0 || niov > IA_WFRAME_MAX_IOV) {
+  if (niov < 0 || niov > IA_REPLY_MAX_IOV) {
     free(scratch);
     return IA_INVALID_ARGUMENT;
   }

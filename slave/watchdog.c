@@ -1,7 +1,11 @@
 /*
  * The watchdog: one thread per process, shared by every slave in it, that
- * looks at the running handlers every IA_WATCHDOG_TICK_NS while any slave is
- * busy, and sleeps otherwise. A handler that has run longer than
+ * looks at the running handlers every tick while any slave is busy, and
+ * sleeps otherwise. The tick is 1 ms while long handlers are about (one ran
+ * 100 us or more in the last second), and 10 ms when every handler has been
+ * short: a process that serves a stream of short tasks (fan-out) pays 100
+ * wake-ups a second instead of 1000, and notices its first long handler
+ * within 10 ms instead of 1 ms. A handler that has run longer than
  * IA_WATCHDOG_NS gets its socket watched by its slave's loop (and its master
  * an Accepted): see slave.c.
  *
@@ -18,8 +22,11 @@
 
 #include "slave/slave-internal.h"
 
-#define IA_WATCHDOG_TICK_NS 500000u /* 0.5 ms */
-#define IDLE_TICKS 200              /* ~100 ms without a running handler: sleep */
+#define TICK_FAST_NS 1000000ull      /* 1 ms */
+#define TICK_SLOW_NS 10000000ull     /* 10 ms */
+#define LONG_HANDLER_NS 100000ull    /* a handler this long switches to the fast tick */
+#define FAST_WINDOW_NS 1000000000ull /* for this long */
+#define IDLE_NS 100000000ull         /* ~100 ms without a running handler: sleep */
 
 static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
@@ -28,7 +35,8 @@ static size_t wd_n, wd_cap;  /* (wd_mu) */
 static bool wd_running;      /* (wd_mu) the thread exists */
 static bool wd_stop;         /* (wd_mu) */
 static pthread_t wd_thread;
-static atomic_bool wd_asleep; /* the thread waits for a poke */
+static atomic_bool wd_asleep;            /* the thread waits for a poke */
+static _Atomic uint64_t wd_last_long_ns; /* when a long handler last ended (0: at start) */
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -38,28 +46,31 @@ static uint64_t mono_ns(void) {
 
 static void *wd_main(void *arg) {
   (void)arg;
-  unsigned idle = 0;
+  uint64_t idle_since = mono_ns();
   pthread_mutex_lock(&wd_mu);
   while (!wd_stop) {
-    if (idle >= IDLE_TICKS) {
+    uint64_t now = mono_ns();
+    if (now - idle_since >= IDLE_NS) {
       atomic_store(&wd_asleep, true);
       pthread_cond_wait(&wd_cond, &wd_mu);
       atomic_store(&wd_asleep, false);
-      idle = 0;
+      idle_since = mono_ns();
       continue;
     }
+    uint64_t last_long = atomic_load(&wd_last_long_ns);
+    bool fast = last_long && now - last_long < FAST_WINDOW_NS;
     pthread_mutex_unlock(&wd_mu);
-    struct timespec tick = {0, IA_WATCHDOG_TICK_NS};
+    struct timespec tick = {0, (long)(fast ? TICK_FAST_NS : TICK_SLOW_NS)};
     nanosleep(&tick, NULL);
     pthread_mutex_lock(&wd_mu);
     /* The registry lock is held while slaves are checked, so none of them
      * can be removed (and freed) meanwhile; a slave's check never takes the
      * registry lock. */
-    uint64_t now = mono_ns();
+    now = mono_ns();
     bool busy = false;
     for (size_t i = 0; i < wd_n; i++)
       busy |= ia__slave_watchdog_check(wd_slaves[i], now);
-    idle = busy ? 0 : idle + 1;
+    if (busy) idle_since = now;
   }
   pthread_mutex_unlock(&wd_mu);
   return NULL;
@@ -113,6 +124,10 @@ void ia__watchdog_remove(ia_slave *s) {
     }
     pthread_mutex_unlock(&wd_mu);
   }
+}
+
+void ia__watchdog_handler_ran(uint64_t ns, uint64_t end_ns) {
+  if (ns >= LONG_HANDLER_NS) atomic_store(&wd_last_long_ns, end_ns);
 }
 
 void ia__watchdog_poke(void) {

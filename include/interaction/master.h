@@ -105,9 +105,11 @@ typedef void (*ia_task_cb)(ia_task *task, void *user);
 ia_task *ia_conn_new_task(ia_conn *conn, const char *method, const void *payload, size_t len);
 
 /* Registers callbacks for COMPLETED (on_complete) or any other terminal
- * status (on_fail). Several may be added; they run in registration order on
- * the master's I/O thread, all before ia_task_join() returns. They must not
- * block; they may start other tasks. Only while the task is IDLE. */
+ * status (on_fail). Several may be added; they run in registration order,
+ * all before ia_task_join() returns, on the thread that read the reply: the
+ * master's I/O thread, or a thread blocked in a call on the same connection.
+ * They must not block; they may start other tasks. Only while the task is
+ * IDLE. */
 IA_MUST_CHECK ia_code ia_task_on_complete(ia_task *task, ia_task_cb cb, void *user);
 IA_MUST_CHECK ia_code ia_task_on_fail(ia_task *task, ia_task_cb cb, void *user);
 

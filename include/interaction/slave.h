@@ -42,8 +42,9 @@ typedef enum ia_mode {
  */
 typedef void (*ia_handler_fn)(ia_task_ctx *task, void *user);
 
-/* Hooks run on the slave's I/O thread and must not block. Each returns true to
- * accept, false to refuse (the refusal carries what was set on `refusal`). */
+/* Hooks run on a slave thread (the I/O thread, or the worker that read the
+ * frame) and must not block. Each returns true to accept, false to refuse
+ * (the refusal carries what was set on `refusal`). */
 typedef bool (*ia_before_connection_fn)(const char *master_name, const uint8_t *data, size_t len,
                                         ia_hook_reply *refusal, void *user);
 typedef bool (*ia_before_disconnection_fn)(const char *master_name, const uint8_t *data, size_t len,
@@ -101,7 +102,10 @@ void ia_slave_free(ia_slave *slave);
 /*
  * The seed's `with` block: starts the slave if it is not started, serves
  * until ia_slave_shutdown() or SIGINT/SIGTERM arrives, then shuts down and
- * joins. The caller still frees the slave. Call from the main thread.
+ * joins. The caller still frees the slave. Call from the main thread. A
+ * program that does something between ia_slave_start() and ia_slave_run()
+ * (prints its port, say) blocks SIGINT and SIGTERM before ia_slave_start(),
+ * or a signal that comes in between ends it the default way.
  */
 IA_MUST_CHECK ia_code ia_slave_run(ia_slave *slave, ia_error *err);
 

@@ -9,6 +9,8 @@
  * or SIGTERM, then exits 0.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,13 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* SIGTERM may come as soon as the port is printed, before ia_slave_run()
+   * takes the signals: blocked from here on, it waits for it. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
   ia_error err = IA_ERROR_INIT;
   ia_slave *slave = NULL;
   ia_code rc = ia_slave_new(&config, &slave, &err);
