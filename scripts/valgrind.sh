@@ -14,10 +14,17 @@ import json, sys
 for t in json.load(sys.stdin)["tests"]:
     print("\x1f".join([t["name"], t.get("properties") and next((p["value"] for p in t["properties"] if p["name"] == "WORKING_DIRECTORY"), ".") or "."] + t["command"]))
 ')
-fail=0
+fail=0 skipped=0
 for line in "${tests[@]}"; do
   IFS=$'\x1f' read -r -a parts <<<"$line"
   name=${parts[0]} wd=${parts[1]}
+  # Tests that run compilers and build tools (the installed-package test, the
+  # plugin run by protoc) check those tools, not our memory: left out.
+  if [[ $name =~ ^(install_|gen_plugin_) ]]; then
+    echo "== skip $name (runs build tools)"
+    skipped=$((skipped + 1))
+    continue
+  fi
   cmd=("${parts[@]:2}")
   echo "== valgrind $name"
   if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
@@ -31,5 +38,5 @@ for line in "${tests[@]}"; do
     [ -s "$f" ] && { echo "   valgrind reports in $f:"; head -30 "$f"; fail=1; }
   done
 done
-[ $fail -eq 0 ] && echo "valgrind: all ${#tests[@]} tests clean"
+[ $fail -eq 0 ] && echo "valgrind: $((${#tests[@]} - skipped)) tests clean, $skipped skipped"
 exit $fail
