@@ -247,6 +247,24 @@ static int read_usage(const bench_peer *peer, void *state, bench_env *env, bench
   return 0;
 }
 
+/* Runs calls [first, first + count) of env's workload through the peer's
+ * operation for its kind. */
+static int run_calls(const bench_peer *peer, void *state, bench_env *env, uint64_t first, uint64_t count,
+                     uint64_t *lat) {
+  switch (env->w->kind) {
+  case BENCH_SUM:
+  case BENCH_BUSY:
+    return peer->sequential(state, env, first, count, lat);
+  case BENCH_BLOB:
+    return peer->blob(state, env, count, lat);
+  case BENCH_FANOUT:
+    return peer->fanout(state, env, first, count, lat);
+  case BENCH_CONNECT:
+    return peer->connect(state, env, count, lat);
+  }
+  return bench_fail(env, "unknown workload");
+}
+
 static int run_pass(const bench_peer *peer, bench_env *env, const char *bin_dir, uint64_t *lat,
                     pass_result *res) {
   const bench_workload *w = env->w;
@@ -268,10 +286,10 @@ static int run_pass(const bench_peer *peer, bench_env *env, const char *bin_dir,
   if (before == NULL || after == NULL) {
     bench_fail(env, "out of memory");
   } else if (peer->open(env, &state) == 0) {
-    if (peer->run(state, env, 0, env->warmup, NULL) == 0 && read_usage(peer, state, env, before) == 0) {
+    if (run_calls(peer, state, env, 0, env->warmup, NULL) == 0 && read_usage(peer, state, env, before) == 0) {
       uint64_t cpu0 = self_cpu_us();
       uint64_t t0 = bench_now_ns();
-      int r = peer->run(state, env, env->warmup, env->calls, lat);
+      int r = run_calls(peer, state, env, env->warmup, env->calls, lat);
       uint64_t t1 = bench_now_ns();
       uint64_t cpu1 = self_cpu_us();
       if (r == 0 && read_usage(peer, state, env, after) == 0) {

@@ -62,9 +62,14 @@ typedef struct bench_peer {
   int (*open)(bench_env *env, void **state);
   /* Reads the Stats of process `proc`. */
   int (*usage)(void *state, bench_env *env, unsigned proc, bench_usage *out);
-  /* Runs calls [first, first + count). `lat` is NULL in the warm-up (blob
-   * replies are then compared in full) and has `count` entries otherwise. */
-  int (*run)(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat);
+  /* Run calls [first, first + count) of the workload: `sequential` for sum
+   * and busy, and one operation for each other kind (run.c picks it). `lat`
+   * is NULL in the warm-up (blob replies are then compared in full) and has
+   * `count` entries otherwise. */
+  int (*sequential)(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat);
+  int (*blob)(void *state, bench_env *env, uint64_t count, uint64_t *lat);
+  int (*fanout)(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat);
+  int (*connect)(void *state, bench_env *env, uint64_t count, uint64_t *lat);
   void (*close)(void *state, bench_env *env);
 } bench_peer;
 

@@ -128,7 +128,8 @@ static bool sum_ok(const uint8_t *f, uint32_t len, uint64_t i) {
 }
 
 /* `sum` and `busy`: sequential calls, the reply a sum or a busy refusal. */
-static int run_sequential(floor_state *s, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+static int run_sequential(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+  floor_state *s = state;
   floor_conn *c = &s->work[0];
   bool busy = env->w->kind == BENCH_BUSY;
   for (uint64_t k = 0; k < count; k++) {
@@ -148,7 +149,8 @@ static int run_sequential(floor_state *s, bench_env *env, uint64_t first, uint64
   return 0;
 }
 
-static int run_blob(floor_state *s, bench_env *env, uint64_t count, uint64_t *lat) {
+static int run_blob(void *state, bench_env *env, uint64_t count, uint64_t *lat) {
+  floor_state *s = state;
   floor_conn *c = &s->work[0];
   size_t n = env->w->blob_len;
   for (uint64_t k = 0; k < count; k++) {
@@ -170,7 +172,8 @@ static int run_blob(floor_state *s, bench_env *env, uint64_t count, uint64_t *la
 }
 
 /* One sum in flight per slave; each reply sends that slave its next call. */
-static int run_fanout(floor_state *s, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+  floor_state *s = state;
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return bench_fail(env, "epoll_create1: %s", strerror(errno));
   uint64_t next = first, end = first + count, done = 0;
@@ -221,7 +224,8 @@ static int run_fanout(floor_state *s, bench_env *env, uint64_t first, uint64_t c
 }
 
 /* TCP connect, a one-frame hello and its ack, close. */
-static int run_connect(bench_env *env, uint64_t count, uint64_t *lat) {
+static int run_connect(void *state, bench_env *env, uint64_t count, uint64_t *lat) {
+  (void)state;
   for (uint64_t k = 0; k < count; k++) {
     uint64_t t0 = bench_now_ns();
     int fd = dial(env, env->work_ports[0]);
@@ -237,22 +241,6 @@ static int run_connect(bench_env *env, uint64_t count, uint64_t *lat) {
     if ((k & 63) == 0 && bench_expired(env)) return bench_fail(env, "out of time");
   }
   return 0;
-}
-
-static int floor_run(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
-  floor_state *s = state;
-  switch (env->w->kind) {
-  case BENCH_SUM:
-  case BENCH_BUSY:
-    return run_sequential(s, env, first, count, lat);
-  case BENCH_BLOB:
-    return run_blob(s, env, count, lat);
-  case BENCH_FANOUT:
-    return run_fanout(s, env, first, count, lat);
-  case BENCH_CONNECT:
-    return run_connect(env, count, lat);
-  }
-  return bench_fail(env, "unknown workload");
 }
 
 static void floor_close(void *state, bench_env *env) {
@@ -277,6 +265,9 @@ const bench_peer bench_peer_floor = {
     .slave_prog = "bench-floor-slave",
     .open = floor_open,
     .usage = floor_usage,
-    .run = floor_run,
+    .sequential = run_sequential,
+    .blob = run_blob,
+    .fanout = run_fanout,
+    .connect = run_connect,
     .close = floor_close,
 };

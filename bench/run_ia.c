@@ -133,7 +133,8 @@ static int ia_usage(void *state, bench_env *env, unsigned proc, bench_usage *out
 }
 
 /* `sum` and `busy`: sequential blocking calls. */
-static int run_sequential(ia_state *s, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+static int run_sequential(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+  ia_state *s = state;
   bool busy = env->w->kind == BENCH_BUSY;
   ia_conn *c = s->work[0];
   ia_error err = IA_ERROR_INIT;
@@ -162,7 +163,8 @@ static int run_sequential(ia_state *s, bench_env *env, uint64_t first, uint64_t 
   return 0;
 }
 
-static int run_blob(ia_state *s, bench_env *env, uint64_t count, uint64_t *lat) {
+static int run_blob(void *state, bench_env *env, uint64_t count, uint64_t *lat) {
+  ia_state *s = state;
   ia_error err = IA_ERROR_INIT;
   for (uint64_t k = 0; k < count; k++) {
     uint64_t t0 = bench_now_ns();
@@ -275,7 +277,8 @@ static void on_fail(ia_task *t, void *user) {
   fan_finish(s->f, msg);
 }
 
-static int run_fanout(ia_state *s, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
+  ia_state *s = state;
   if (count == 0) return 0;
   fan *f = calloc(1, sizeof *f);
   if (f) f->slots = calloc(env->n_work, sizeof *f->slots);
@@ -329,7 +332,8 @@ static int run_fanout(ia_state *s, bench_env *env, uint64_t first, uint64_t coun
 }
 
 /* connect + handshake + graceful disconnect. */
-static int run_connect(ia_state *s, bench_env *env, uint64_t count, uint64_t *lat) {
+static int run_connect(void *state, bench_env *env, uint64_t count, uint64_t *lat) {
+  ia_state *s = state;
   ia_error err = IA_ERROR_INIT;
   for (uint64_t k = 0; k < count; k++) {
     uint64_t t0 = bench_now_ns();
@@ -353,22 +357,6 @@ static int run_connect(ia_state *s, bench_env *env, uint64_t count, uint64_t *la
     if ((k & 63) == 0 && bench_expired(env)) return bench_fail(env, "out of time");
   }
   return 0;
-}
-
-static int ia_run(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
-  ia_state *s = state;
-  switch (env->w->kind) {
-  case BENCH_SUM:
-  case BENCH_BUSY:
-    return run_sequential(s, env, first, count, lat);
-  case BENCH_BLOB:
-    return run_blob(s, env, count, lat);
-  case BENCH_FANOUT:
-    return run_fanout(s, env, first, count, lat);
-  case BENCH_CONNECT:
-    return run_connect(s, env, count, lat);
-  }
-  return bench_fail(env, "unknown workload");
 }
 
 static void ia_close(void *state, bench_env *env) {
@@ -397,6 +385,9 @@ const bench_peer bench_peer_interaction = {
     .slave_prog = "bench-ia-slave",
     .open = ia_open,
     .usage = ia_usage,
-    .run = ia_run,
+    .sequential = run_sequential,
+    .blob = run_blob,
+    .fanout = run_fanout,
+    .connect = run_connect,
     .close = ia_close,
 };

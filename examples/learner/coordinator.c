@@ -20,7 +20,6 @@
  * Exit status: 0 if every task completed and the mean loss of the last round
  * is below the first's; 1 otherwise; 2 for a usage error.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -29,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "learner.ia.h"
 
@@ -255,28 +255,6 @@ static void usage(FILE *out) {
                "task completed and the loss went down, 1 otherwise, 2 on a usage error.\n");
 }
 
-static bool parse_uint(const char *text, unsigned long max, unsigned long *out) {
-  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max) return false;
-  *out = v;
-  return true;
-}
-
-/* Splits HOST:PORT at its last colon. */
-static bool parse_endpoint(const char *text, learner *l) {
-  const char *colon = strrchr(text, ':');
-  unsigned long port;
-  if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof l->host) return false;
-  if (!parse_uint(colon + 1, UINT16_MAX, &port) || port == 0) return false;
-  memcpy(l->host, text, (size_t)(colon - text));
-  l->host[colon - text] = '\0';
-  l->port = (uint16_t)port;
-  return true;
-}
-
 /* Fills `opt` from the command line. Returns -1 to go on, or the exit status. */
 static int parse_args(int argc, char **argv, options *opt) {
   static const struct option long_options[] = {
@@ -292,15 +270,15 @@ static int parse_args(int argc, char **argv, options *opt) {
   while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
     switch (c) {
     case 'c':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       opt->channel = (uint32_t)v;
       break;
     case 'r':
-      if (!parse_uint(optarg, 100000, &v) || v == 0) goto bad_value;
+      if (!example_parse_uint(optarg, 100000, &v) || v == 0) goto bad_value;
       opt->rounds = (uint32_t)v;
       break;
     case 'b':
-      if (!parse_uint(optarg, 65536, &v) || v == 0) goto bad_value;
+      if (!example_parse_uint(optarg, 65536, &v) || v == 0) goto bad_value;
       opt->batch_size = (uint32_t)v;
       break;
     case 'l':
@@ -340,7 +318,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (int i = 0; i < n; i++) {
-    if (!parse_endpoint(argv[optind + i], &ls[i])) {
+    if (!example_parse_hostport(argv[optind + i], ls[i].host, sizeof ls[i].host, &ls[i].port)) {
       fprintf(stderr, "coordinator: '%s' is not HOST:PORT\n", argv[optind + i]);
       usage(stderr);
       free(ls);

@@ -6,7 +6,8 @@
  *
  * Like sum-slave, once it accepts connections it prints exactly one line,
  * `listening on H:P` with the port actually bound (useful with --port 0), and
- * flushes stdout, so that a script can wait for that line.
+ * flushes stdout, so that a script can wait for that line. Both get their
+ * command line from example_slave_main() (examples/common/example_cli.c).
  *
  * The model is deliberately tiny, so that the example stays about Interaction:
  * a linear regression of a sample's reward on its observation, trained by one
@@ -22,16 +23,15 @@
  *   TASK_FAILED and a LearnerFail saying why.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "learner.ia.h"
 
@@ -273,140 +273,28 @@ static const ding_learner_handlers handlers = {
     .learn = handle_learn,
 };
 
-/* ---- command line ---- */
-
-static void usage(FILE *out) {
-  fprintf(out, "usage: learner-slave [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
-               "\n"
-               "  --host H       address to bind (default 127.0.0.1)\n"
-               "  --port P       port to bind; 0 picks a free one (default 0)\n"
-               "  --channel C    channel a master must present (default 0)\n"
-               "  --grace-ms N   shutdown grace for a running task (default 2000)\n"
-               "  --name NAME    name sent to the master and in StartResult (default \"learner\")\n"
-               "  --help         this text\n"
-               "\n"
-               "Serves ding.Learner (Start, GetData, Learn). Prints `listening on H:P` once it\n"
-               "accepts connections; serves until SIGINT or SIGTERM.\n");
-}
-
-/* Parses a whole decimal number in [0, max]; false on anything else. */
-static bool parse_uint(const char *text, unsigned long max, unsigned long *out) {
-  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max) return false;
-  *out = v;
-  return true;
-}
-
-static int fail(const char *what, ia_code code, const ia_error *err) {
-  fprintf(stderr, "learner-slave: %s: %s", what, ia_strerror(code));
-  if (err != NULL && err->message[0] != '\0') fprintf(stderr, " (%s)", err->message);
-  fputc('\n', stderr);
-  return 1;
-}
-
-/* Fills `config` from the command line. Returns -1 to go on, or the exit
- * status (0 after --help, 2 after a usage error). */
-static int parse_args(int argc, char **argv, ia_slave_config *config) {
-  static const struct option options[] = {
-      {"host", required_argument, NULL, 'h'},
-      {"port", required_argument, NULL, 'p'},
-      {"channel", required_argument, NULL, 'c'},
-      {"grace-ms", required_argument, NULL, 'g'},
-      {"name", required_argument, NULL, 'n'},
-      {"help", no_argument, NULL, 'H'},
-      {NULL, 0, NULL, 0},
-  };
-  int opt;
-  unsigned long v;
-  while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-    switch (opt) {
-    case 'h':
-      config->host = optarg;
-      break;
-    case 'p':
-      if (!parse_uint(optarg, UINT16_MAX, &v)) goto bad_value;
-      config->port = (uint16_t)v;
-      break;
-    case 'c':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->channel = (uint32_t)v;
-      break;
-    case 'g':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->grace_ms = (uint32_t)v;
-      break;
-    case 'n':
-      config->name = optarg;
-      break;
-    case 'H':
-      usage(stdout);
-      return 0;
-    default: /* getopt_long already said what was wrong */
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (optind != argc) {
-    fprintf(stderr, "learner-slave: unexpected argument '%s'\n", argv[optind]);
-    usage(stderr);
-    return 2;
-  }
-  return -1;
-
-bad_value:
-  fprintf(stderr, "learner-slave: invalid number '%s'\n", optarg);
-  usage(stderr);
-  return 2;
+/* Registers the handlers; called by example_slave_main() before the slave
+ * starts. The generated ding_learner_serve() registers one handler per method,
+ * each given `state`, which outlives the slave. */
+static ia_code serve(ia_slave *slave, const ia_slave_config *config, void *user) {
+  learner *state = user;
+  state->name = config->name;
+  return ding_learner_serve(slave, &handlers, state);
 }
 
 int main(int argc, char **argv) {
-  ia_slave_config config;
-  ia_slave_config_init(&config);
-  config.host = "127.0.0.1";
-  config.name = "learner";
-  int rc = parse_args(argc, argv, &config);
-  if (rc >= 0) return rc;
-
-  /* As in sum-slave: SIGINT and SIGTERM are blocked before any thread starts,
-   * so that ia_slave_run() receives both on this thread. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  learner state = {.name = config.name};
+  learner state = {0};
   pthread_mutex_init(&state.mu, NULL);
-  ia_error err = IA_ERROR_INIT;
-  ia_slave *slave = NULL;
-  ia_code code = ia_slave_new(&config, &slave, &err);
-  if (code != IA_OK) {
-    rc = fail("cannot create the slave", code, &err);
-    goto out;
-  }
-  /* The generated ding_learner_serve() registers one handler per method;
-   * `state` outlives the slave. */
-  code = ding_learner_serve(slave, &handlers, &state);
-  if (code != IA_OK) {
-    rc = fail("cannot register the handlers", code, NULL);
-    goto out;
-  }
-  code = ia_slave_start(slave, &err);
-  if (code != IA_OK) {
-    rc = fail("cannot start", code, &err);
-    goto out;
-  }
-  printf("listening on %s:%" PRIu16 "\n", config.host, ia_slave_port(slave));
-  fflush(stdout);
-
-  code = ia_slave_run(slave, &err);
-  rc = code == IA_OK ? 0 : fail("stopped with an error", code, &err);
-out:
-  ia_error_clear(&err);
-  ia_slave_free(slave);
+  const example_slave spec = {
+      .program = "learner-slave",
+      .default_name = "learner",
+      .name_help = "name sent to the master and in StartResult",
+      .about = "Serves ding.Learner (Start, GetData, Learn). Prints `listening on H:P` once it\n"
+               "accepts connections; serves until SIGINT or SIGTERM.\n",
+      .serve = serve,
+      .user = &state,
+  };
+  int rc = example_slave_main(argc, argv, &spec);
   pthread_mutex_destroy(&state.mu);
   return rc;
 }

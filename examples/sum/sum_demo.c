@@ -21,7 +21,6 @@
  * sum_adder_sum() blocks, sum_adder_sum_task()/_start() make an ia_task and
  * sum_adder_sum_reply() decodes its result. No payload is packed by hand.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -31,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "sum.ia.h"
 
@@ -322,28 +322,6 @@ static void usage(FILE *out) {
                "Exits 0 only if every step behaved as expected.\n");
 }
 
-static bool parse_uint(const char *text, unsigned long max, unsigned long *out) {
-  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max) return false;
-  *out = v;
-  return true;
-}
-
-/* Splits HOST:PORT at its last colon. */
-static bool parse_endpoint(const char *text, endpoint *ep) {
-  const char *colon = strrchr(text, ':');
-  unsigned long port;
-  if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof ep->host) return false;
-  if (!parse_uint(colon + 1, UINT16_MAX, &port) || port == 0) return false;
-  memcpy(ep->host, text, (size_t)(colon - text));
-  ep->host[colon - text] = '\0';
-  ep->port = (uint16_t)port;
-  return true;
-}
-
 int main(int argc, char **argv) {
   static const struct option options[] = {
       {"channel", required_argument, NULL, 'c'},
@@ -360,7 +338,7 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (opt != 'c' || !parse_uint(optarg, UINT32_MAX, &channel)) {
+    if (opt != 'c' || !example_parse_uint(optarg, UINT32_MAX, &channel)) {
       if (opt == 'c') fprintf(stderr, "sum-demo: invalid channel '%s'\n", optarg);
       usage(stderr);
       return 2;
@@ -378,7 +356,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (int i = 0; i < n; i++) {
-    if (!parse_endpoint(argv[optind + i], &eps[i])) {
+    if (!example_parse_hostport(argv[optind + i], eps[i].host, sizeof eps[i].host, &eps[i].port)) {
       fprintf(stderr, "sum-demo: '%s' is not HOST:PORT\n", argv[optind + i]);
       usage(stderr);
       free(eps);

@@ -11,12 +11,28 @@ typedef struct fixture {
   ia_conn *conn;
 } fixture;
 
+/* Starts the slave of `config`; free it with ia_slave_free(). */
+static inline ia_slave *fixture_slave_start(const ia_slave_config *config) {
+  ia_error err = IA_ERROR_INIT;
+  ia_slave *slave = NULL;
+  TU_ASSERT_OK(tu_slave_start(config, &slave, &err), &err);
+  cr_assert_neq(ia_slave_port(slave), 0, "ia_slave_port() is 0 after start");
+  return slave;
+}
+
+/* Starts a default test slave on `channel`; free it with ia_slave_free(). */
+static inline ia_slave *fixture_slave(uint32_t channel) {
+  ia_slave_config config;
+  tu_slave_config(&config, channel);
+  return fixture_slave_start(&config);
+}
+
 /* Starts the slave of `config` and connects a master named `master_name` on
  * the config's channel to it as connection "slave". */
 static inline fixture fixture_start(const ia_slave_config *config, const char *master_name) {
   fixture f = {0};
   ia_error err = IA_ERROR_INIT;
-  TU_ASSERT_OK(tu_slave_start(config, &f.slave, &err), &err);
+  f.slave = fixture_slave_start(config);
   TU_ASSERT_OK(tu_master_start(master_name, config->channel, &f.master, &err), &err);
   TU_ASSERT_OK(tu_connect(f.master, "slave", ia_slave_port(f.slave), &f.conn, &err), &err);
   return f;

@@ -38,10 +38,7 @@ static ia_slave *start_slave(void) {
   config.max_frame = MAX_FRAME;
   config.lost_connection = on_lost;
   config.user = &lost;
-  ia_error err = IA_ERROR_INIT;
-  ia_slave *slave = NULL;
-  TU_ASSERT_OK(tu_slave_start(&config, &slave, &err), &err);
-  return slave;
+  return fixture_slave_start(&config);
 }
 
 /* A raw connection, handshaken with a Hello first when `hello` is set. */

@@ -6,16 +6,6 @@
 
 #define CHANNEL 11
 
-static ia_slave *start_slave(void) {
-  ia_slave_config config;
-  tu_slave_config(&config, CHANNEL);
-  ia_error err = IA_ERROR_INIT;
-  ia_slave *slave = NULL;
-  TU_ASSERT_OK(tu_slave_start(&config, &slave, &err), &err);
-  cr_assert_neq(ia_slave_port(slave), 0, "ia_slave_port() is 0 after start");
-  return slave;
-}
-
 static ia_master *start_master(const char *name, uint32_t channel) {
   ia_error err = IA_ERROR_INIT;
   ia_master *master = NULL;
@@ -32,8 +22,8 @@ static ia_conn *connect_ok(ia_master *master, const char *name, ia_slave *slave)
 }
 
 Test(registry, connect_find_disconnect_and_reuse_the_name, .timeout = 30) {
-  ia_slave *a = start_slave();
-  ia_slave *b = start_slave();
+  ia_slave *a = fixture_slave(CHANNEL);
+  ia_slave *b = fixture_slave(CHANNEL);
   ia_master *m = start_master("registry-master", CHANNEL);
 
   ia_conn *conn = connect_ok(m, "learner", a);
@@ -66,8 +56,8 @@ Test(registry, connect_find_disconnect_and_reuse_the_name, .timeout = 30) {
 }
 
 Test(registry, a_live_name_cannot_be_connected_twice, .timeout = 30) {
-  ia_slave *a = start_slave();
-  ia_slave *b = start_slave();
+  ia_slave *a = fixture_slave(CHANNEL);
+  ia_slave *b = fixture_slave(CHANNEL);
   ia_master *m = start_master("registry-master", CHANNEL);
 
   ia_conn *first = connect_ok(m, "collector", a);
@@ -97,7 +87,7 @@ Test(registry, a_live_name_cannot_be_connected_twice, .timeout = 30) {
 }
 
 Test(registry, channel_mismatch_is_202_and_registers_nothing, .timeout = 30) {
-  ia_slave *s = start_slave();
+  ia_slave *s = fixture_slave(CHANNEL);
   ia_master *wrong = start_master("wrong-channel", CHANNEL + 1);
 
   ia_error err = IA_ERROR_INIT;

@@ -5,19 +5,10 @@
 #define CHANNEL 13
 #define CYCLES 100
 
-static ia_slave *start_slave(void) {
-  ia_slave_config config;
-  tu_slave_config(&config, CHANNEL);
-  ia_error err = IA_ERROR_INIT;
-  ia_slave *slave = NULL;
-  TU_ASSERT_OK(tu_slave_start(&config, &slave, &err), &err);
-  return slave;
-}
-
 /* The slave used to send its Goodbye before it let go of its master, so a
  * master that reconnected at once was refused with ALREADY_CONNECTED. */
 Test(regressions, reconnect_right_after_disconnect_is_accepted, .timeout = 60) {
-  ia_slave *s = start_slave();
+  ia_slave *s = fixture_slave(CHANNEL);
   ia_master *m = NULL;
   ia_error err = IA_ERROR_INIT;
   TU_ASSERT_OK(tu_master_start("reconnect", CHANNEL, &m, &err), &err);
@@ -35,7 +26,7 @@ Test(regressions, reconnect_right_after_disconnect_is_accepted, .timeout = 60) {
 /* The master's I/O thread read the Goodbye answering a Disconnect after the
  * caller had freed its handle, and went on using the freed connection. */
 Test(regressions, disconnect_after_async_task_then_free_is_safe, .timeout = 60) {
-  ia_slave *s = start_slave();
+  ia_slave *s = fixture_slave(CHANNEL);
   ia_master *m = NULL;
   ia_error err = IA_ERROR_INIT;
   TU_ASSERT_OK(tu_master_start("async-free", CHANNEL, &m, &err), &err);

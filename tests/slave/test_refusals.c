@@ -95,14 +95,9 @@ Test(refusals, before_task_refusal_is_602_with_the_hook_data, .timeout = 30) {
   ia_task_free(t);
 
   /* ia_call gives the same code and data. */
-  size_t len;
-  uint8_t *req = tu_sum_task(1, 2, true, true, &len);
-  void *reply = NULL;
-  size_t reply_len = 0;
+  int64_t sum;
   ia_error err = IA_ERROR_INIT;
-  ia_code rc = ia_call(f.conn, SUM_METHOD_SUM, req, len, &reply, &reply_len, TU_WAIT_MS, &err);
-  free(req);
-  free(reply);
+  ia_code rc = tu_call_sum(f.conn, 1, 2, &sum, &err);
   cr_assert_eq(rc, IA_TASK_REFUSED, "ia_call: %d %s (%s)", rc, ia_code_name(rc), err.message);
   cr_assert_eq(err.data_len, sizeof task_refusal_data);
   cr_assert_arr_eq(err.data, task_refusal_data, sizeof task_refusal_data);

@@ -1,0 +1,163 @@
+/*
+ * example_cli: the command-line plumbing the example programs share (see
+ * example_cli.h). Kept out of the examples themselves so that each one reads
+ * as what it shows about Interaction, not as option parsing.
+ */
+#include "example_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool example_parse_uint(const char *text, unsigned long max, unsigned long *out) {
+  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool example_parse_hostport(const char *text, char *host, size_t host_size, uint16_t *port) {
+  const char *colon = strrchr(text, ':');
+  unsigned long v;
+  if (colon == NULL || colon == text || (size_t)(colon - text) >= host_size) return false;
+  if (!example_parse_uint(colon + 1, UINT16_MAX, &v) || v == 0) return false;
+  memcpy(host, text, (size_t)(colon - text));
+  host[colon - text] = '\0';
+  *port = (uint16_t)v;
+  return true;
+}
+
+/* ---- example_slave_main() ---- */
+
+static void slave_usage(FILE *out, const example_slave *spec) {
+  fprintf(out,
+          "usage: %s [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
+          "\n"
+          "  --host H       address to bind (default 127.0.0.1)\n"
+          "  --port P       port to bind; 0 picks a free one (default 0)\n"
+          "  --channel C    channel a master must present (default 0)\n"
+          "  --grace-ms N   shutdown grace for a running task (default 2000)\n"
+          "  --name NAME    %s (default \"%s\")\n"
+          "  --help         this text\n"
+          "\n"
+          "%s",
+          spec->program, spec->name_help, spec->default_name, spec->about);
+}
+
+static int slave_fail(const example_slave *spec, const char *what, ia_code code, const ia_error *err) {
+  fprintf(stderr, "%s: %s: %s", spec->program, what, ia_strerror(code));
+  if (err != NULL && err->message[0] != '\0') fprintf(stderr, " (%s)", err->message);
+  fputc('\n', stderr);
+  return 1;
+}
+
+/* Fills `config` from the command line. Returns -1 to go on, or the exit
+ * status (0 after --help, 2 after a usage error). */
+static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia_slave_config *config) {
+  static const struct option options[] = {
+      {"host", required_argument, NULL, 'h'},
+      {"port", required_argument, NULL, 'p'},
+      {"channel", required_argument, NULL, 'c'},
+      {"grace-ms", required_argument, NULL, 'g'},
+      {"name", required_argument, NULL, 'n'},
+      {"help", no_argument, NULL, 'H'},
+      {NULL, 0, NULL, 0},
+  };
+  int opt;
+  unsigned long v;
+  while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    switch (opt) {
+    case 'h':
+      config->host = optarg;
+      break;
+    case 'p':
+      if (!example_parse_uint(optarg, UINT16_MAX, &v)) goto bad_value;
+      config->port = (uint16_t)v;
+      break;
+    case 'c':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->channel = (uint32_t)v;
+      break;
+    case 'g':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->grace_ms = (uint32_t)v;
+      break;
+    case 'n':
+      config->name = optarg;
+      break;
+    case 'H':
+      slave_usage(stdout, spec);
+      return 0;
+    default: /* getopt_long already said what was wrong */
+      slave_usage(stderr, spec);
+      return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "%s: unexpected argument '%s'\n", spec->program, argv[optind]);
+    slave_usage(stderr, spec);
+    return 2;
+  }
+  return -1;
+
+bad_value:
+  fprintf(stderr, "%s: invalid number '%s'\n", spec->program, optarg);
+  slave_usage(stderr, spec);
+  return 2;
+}
+
+int example_slave_main(int argc, char **argv, const example_slave *spec) {
+  ia_slave_config config;
+  ia_slave_config_init(&config);
+  config.host = "127.0.0.1";
+  config.name = spec->default_name;
+  int rc = slave_parse_args(argc, argv, spec, &config);
+  if (rc >= 0) return rc;
+
+  /* Block SIGINT and SIGTERM before the slave starts its threads, which
+   * inherit this mask: ia_slave_run() then receives both with sigtimedwait()
+   * on this thread, and a signal that arrives while it shuts down (or before
+   * it runs) cannot fall on another thread and kill the process by default. */
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+  ia_error err = IA_ERROR_INIT;
+  ia_slave *slave = NULL;
+  ia_code code = ia_slave_new(&config, &slave, &err);
+  if (code != IA_OK) {
+    rc = slave_fail(spec, "cannot create the slave", code, &err);
+    goto out;
+  }
+  code = spec->serve(slave, &config, spec->user);
+  if (code != IA_OK) {
+    rc = slave_fail(spec, "cannot register the handlers", code, NULL);
+    goto out;
+  }
+  code = ia_slave_start(slave, &err);
+  if (code != IA_OK) {
+    rc = slave_fail(spec, "cannot start", code, &err);
+    goto out;
+  }
+  printf("listening on %s:%" PRIu16 "\n", config.host, ia_slave_port(slave));
+  fflush(stdout);
+
+  /* ia_slave_run() sees the slave already started and serves until SIGINT or
+   * SIGTERM, then shuts down (cancelling a task after the grace) and joins. */
+  code = ia_slave_run(slave, &err);
+  rc = code == IA_OK ? 0 : slave_fail(spec, "stopped with an error", code, &err);
+out:
+  ia_error_clear(&err);
+  ia_slave_free(slave);
+  return rc;
+}
