@@ -16,22 +16,25 @@ typedef struct task_cb {
 
 /* Everything below marked (mu) is guarded by the master's mutex. */
 struct ia_task {
-  ia_conn *conn; /* holds a reference */
-  int refs;      /* (mu) the user's, and the pending list's while started */
+  ia_conn *conn;    /* holds a reference */
+  _Atomic int refs; /* the user's, and the pending list's while started */
   uint64_t id;
   bool is_disconnect; /* an internal Disconnect request, not a user task */
   bool is_ping;       /* an internal Ping, answered by a Pong */
   bool blocking;      /* (mu) a caller blocks on it and may read for it */
   bool offered;       /* (mu) the previous reader passed the read side to this caller */
-  char *method;
-  uint8_t *payload;
+  char *method;       /* method_small, or malloc'd when longer */
+  uint8_t *payload;   /* payload_small, or malloc'd when larger */
   size_t len;
+  char method_small[48];
+  uint8_t payload_small[64];
+  uint8_t result_small[64];
   const struct iovec *piov; /* a borrowed payload (ia__call_vec), used while sending */
   int pniov;
   const ia__decoder *dec; /* decodes the result where it lies, instead of a copy */
   void *decoded;          /* what dec made of it, until the caller takes it */
-  ia_status status; /* (mu) */
-  bool done;        /* (mu) terminal and every callback run */
+  _Atomic int status;     /* an ia_status; changed under mu, read anywhere */
+  bool done;              /* (mu) terminal and every callback run */
   uint8_t *result;
   size_t result_len;
   ia_error error;
@@ -53,7 +56,7 @@ typedef enum ia__reader {
 struct ia_conn {
   ia_master *m;
   char *name;
-  int refs;              /* (mu) the user's, each task's, and the socket's while open */
+  _Atomic int refs;      /* the user's, each task's, and the socket's while open */
   bool up;               /* (mu) handshaken and not yet closed */
   int fd;                /* blocking socket; -1 once closed (by the loop) */
   bool in_epoll;         /* (mu) in the loop's epoll set: the loop reads it */
@@ -90,8 +93,8 @@ struct ia_master {
 /* True on the master's I/O thread. */
 bool ia__master_on_loop(const ia_master *m);
 
-void ia__conn_ref(ia_conn *c);   /* (mu) */
-void ia__conn_unref(ia_conn *c); /* takes mu */
+void ia__conn_ref(ia_conn *c);   /* any thread; the caller holds a reference or the lock */
+void ia__conn_unref(ia_conn *c); /* takes mu only for the last one */
 
 /* Registers t as pending on c and sends its frame. A non-blocking task is
  * then read by the loop; a blocking one by its caller, in ia__conn_await.

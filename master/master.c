@@ -50,7 +50,7 @@ bool ia__master_on_loop(const ia_master *m) {
 /* ---- references ---- */
 
 void ia__conn_ref(ia_conn *c) {
-  c->refs++;
+  atomic_fetch_add(&c->refs, 1);
 }
 
 static void conn_destroy(ia_conn *c) {
@@ -72,9 +72,13 @@ static void conn_destroy_locked(ia_conn *c) {
 }
 
 void ia__conn_unref(ia_conn *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+  /* The last reference: nobody can find c any more but through m->conns,
+   * and every walk of that list takes references only on connections whose
+   * socket is open (and so still referenced). */
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
-  if (--c->refs == 0) conn_destroy_locked(c);
+  conn_destroy_locked(c);
   pthread_mutex_unlock(&m->mu);
 }
 
@@ -425,7 +429,7 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   }
   t->status = IA_STATUS_STARTING;
   t->blocking = blocking;
-  t->refs++; /* the pending list's */
+  atomic_fetch_add(&t->refs, 1); /* the pending list's */
   t->next = c->pending;
   c->pending = t;
   if (!blocking && c->reader == IA_RD_PARKED) {

@@ -30,33 +30,35 @@ ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, s
   if (!c || !method || (len && !payload)) return NULL;
   ia_task *t = calloc(1, sizeof *t);
   if (!t) return NULL;
-  t->method = strdup(method);
-  t->payload = malloc(len ? len : 1);
+  /* Small methods and payloads (the common case) live in the task itself. */
+  size_t mlen = strlen(method);
+  t->method = mlen < sizeof t->method_small ? t->method_small : malloc(mlen + 1);
+  t->payload = len <= sizeof t->payload_small ? t->payload_small : malloc(len);
   if (!t->method || !t->payload) {
-    free(t->method);
-    free(t->payload);
+    if (t->method != t->method_small) free(t->method);
+    if (t->payload != t->payload_small) free(t->payload);
     free(t);
     return NULL;
   }
+  memcpy(t->method, method, mlen + 1);
   if (len) memcpy(t->payload, payload, len);
   t->len = len;
-  t->refs = 1;
+  atomic_init(&t->refs, 1);
+  atomic_init(&t->status, IA_STATUS_IDLE);
   t->id = atomic_fetch_add(&c->m->next_id, 1);
   pthread_once(&cond_attr_once, cond_attr_init);
   pthread_cond_init(&t->cond, &cond_attr);
-  pthread_mutex_lock(&c->m->mu);
-  ia__conn_ref(c);
-  pthread_mutex_unlock(&c->m->mu);
+  ia__conn_ref(c); /* the caller holds one */
   t->conn = c;
   return t;
 }
 
 static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
   if (!fn) return IA_INVALID_ARGUMENT;
-  ia_master *m = t->conn->m;
-  pthread_mutex_lock(&m->mu);
+  /* An IDLE task is its creator's alone (starting it is what shares it), so
+   * the list needs no lock; the status check catches a started one. */
   ia_code rc = IA_OK;
-  if (t->status != IA_STATUS_IDLE) {
+  if (atomic_load(&t->status) != IA_STATUS_IDLE) {
     rc = IA_INVALID_ARGUMENT;
   } else {
     task_cb *cbs = t->cbs;
@@ -74,7 +76,6 @@ static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
       t->cbs = cbs;
     }
   }
-  pthread_mutex_unlock(&m->mu);
   return rc;
 }
 
@@ -90,7 +91,7 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
                      size_t len, bool from_pending) {
   ia_master *m = t->conn->m;
   if (status == IA_STATUS_COMPLETED) {
-    t->result = malloc(len ? len : 1);
+    t->result = len <= sizeof t->result_small ? t->result_small : malloc(len);
     if (t->result) {
       if (len) memcpy(t->result, data, len);
       t->result_len = len;
@@ -105,9 +106,7 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
     ia__error_set(&t->error, code, "%s", message && *message ? message : ia_strerror(code));
     ia__error_set_data(&t->error, data, len);
   }
-  pthread_mutex_lock(&m->mu);
-  t->status = status;
-  pthread_mutex_unlock(&m->mu);
+  atomic_store(&t->status, status); /* before the callbacks, which may read it */
   for (size_t i = 0; i < t->n_cbs; i++)
     if (t->cbs[i].on_complete == (status == IA_STATUS_COMPLETED)) t->cbs[i].fn(t, t->cbs[i].user);
   pthread_mutex_lock(&m->mu);
@@ -179,11 +178,7 @@ ia_code ia_task_join(ia_task *t, uint32_t timeout_ms) {
 }
 
 ia_status ia_task_status(const ia_task *t) {
-  ia_master *m = t->conn->m;
-  pthread_mutex_lock(&m->mu);
-  ia_status s = t->status;
-  pthread_mutex_unlock(&m->mu);
-  return s;
+  return (ia_status)atomic_load(&((ia_task *)t)->status);
 }
 
 const uint8_t *ia_task_result(const ia_task *t, size_t *len) {
@@ -196,11 +191,8 @@ const ia_error *ia_task_error(const ia_task *t) {
 }
 
 ia_code ia_task_cancel(ia_task *t) {
-  ia_master *m = t->conn->m;
-  pthread_mutex_lock(&m->mu);
-  bool running = t->status == IA_STATUS_STARTING || t->status == IA_STATUS_STARTED;
-  pthread_mutex_unlock(&m->mu);
-  if (!running) return IA_INVALID_ARGUMENT;
+  ia_status st = ia_task_status(t);
+  if (st != IA_STATUS_STARTING && st != IA_STATUS_STARTED) return IA_INVALID_ARGUMENT;
   ia__wframe w;
   ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
   return ia__conn_send(t->conn, &w);
@@ -208,9 +200,9 @@ ia_code ia_task_cancel(ia_task *t) {
 
 static void task_destroy(ia_task *t) {
   ia_conn *c = t->conn;
-  free(t->method);
-  free(t->payload);
-  free(t->result);
+  if (t->method != t->method_small) free(t->method);
+  if (t->payload != t->payload_small) free(t->payload);
+  if (t->result != t->result_small) free(t->result);
   if (t->cbs != t->cbs_inline) free(t->cbs);
   if (t->decoded) t->dec->release(t->decoded);
   ia_error_clear(&t->error);
@@ -220,11 +212,7 @@ static void task_destroy(ia_task *t) {
 }
 
 void ia__task_unref(ia_task *t) {
-  ia_master *m = t->conn->m;
-  pthread_mutex_lock(&m->mu);
-  bool last = --t->refs == 0;
-  pthread_mutex_unlock(&m->mu);
-  if (last) task_destroy(t);
+  if (atomic_fetch_sub(&t->refs, 1) == 1) task_destroy(t);
 }
 
 void ia_task_free(ia_task *t) {
@@ -284,9 +272,19 @@ ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, voi
     return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);
   }
   if (ia_task_status(t) == IA_STATUS_COMPLETED) {
-    *reply = t->result;
+    /* The caller gets a malloc'd reply: a small one is copied out of the task. */
+    if (t->result == t->result_small) {
+      *reply = malloc(t->result_len ? t->result_len : 1);
+      if (*reply == NULL) {
+        ia_task_free(t);
+        return ia__error_set(err, IA_NO_MEMORY, "no memory for the reply");
+      }
+      memcpy(*reply, t->result_small, t->result_len);
+    } else {
+      *reply = t->result;
+      t->result = NULL;
+    }
     *reply_len = t->result_len;
-    t->result = NULL;
     rc = IA_OK;
   } else {
     if (err) ia__error_copy(err, &t->error);

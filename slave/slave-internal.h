@@ -45,7 +45,7 @@ struct ia_task_ctx {
   char *message;
   uint8_t *out;
   size_t out_len;
-  bool out_owned;                          /* out is ours to free */
+  bool out_owned;                         /* out is ours to free */
   struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
   int out_niov;
   atomic_bool cancelled;
@@ -61,6 +61,11 @@ bool ia__task_ctx_outcome_frame(const ia_task_ctx *ctx, ia__wframe *w);
 /* Hands the handler's already-allocated result buffer over without a copy
  * (used by the protobuf glue). */
 ia_code ia__task_ctx_reply_take(ia_task_ctx *ctx, uint8_t *buf, size_t len);
+
+/* A released task context kept for the next task (any thread). take gives
+ * NULL when there is none; keep returns false when one is kept already. */
+ia_task_ctx *ia__slave_take_spare(ia_slave *slave);
+bool ia__slave_keep_spare(ia_slave *slave, ia_task_ctx *ctx);
 
 /* The slave's lock and the condition a cancelled sleeper waits on. */
 pthread_mutex_t *ia__slave_mutex(ia_slave *slave);

@@ -108,14 +108,24 @@ struct ia_slave {
 
   atomic_bool shutting_down;
   bool in_watchdog;
-  struct event *long_ev; /* the watchdog asks the loop to take over */
-  int epfd;              /* handshaken sockets the loop watches or reads, outside libevent */
+  _Atomic(ia_task_ctx *) spare; /* a task context kept for the next task */
+  struct event *long_ev;        /* the watchdog asks the loop to take over */
+  int epfd;                     /* handshaken sockets the loop watches or reads, outside libevent */
   struct event *ep_ev;
   struct event *close_ev;
   struct event *shutdown_ev;
   struct event *grace_ev;
   struct event *deadline_ev;
 };
+
+ia_task_ctx *ia__slave_take_spare(ia_slave *s) {
+  return atomic_exchange(&s->spare, NULL);
+}
+
+bool ia__slave_keep_spare(ia_slave *s, ia_task_ctx *ctx) {
+  ia_task_ctx *none = NULL;
+  return atomic_compare_exchange_strong(&s->spare, &none, ctx);
+}
 
 pthread_mutex_t *ia__slave_mutex(ia_slave *s) {
   return &s->mu;
@@ -1044,6 +1054,7 @@ void ia_slave_free(ia_slave *s) {
   while (s->conns)
     conn_free(s->conns);
   if (s->to_run) ia__task_ctx_free(s->to_run);
+  free(atomic_exchange(&s->spare, NULL));
   struct event *evs[] = {s->ep_ev, s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);

@@ -8,8 +8,11 @@
 
 ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
                               ia__slice body, size_t frame_len) {
-  ia_task_ctx *ctx = calloc(1, sizeof *ctx);
+  /* One task at a time per slave: the last context is kept for the next. */
+  ia_task_ctx *ctx = ia__slave_take_spare(slave);
+  if (!ctx) ctx = malloc(sizeof *ctx);
   if (!ctx) return NULL;
+  memset(ctx, 0, sizeof *ctx);
   size_t mlen = view->method.n;
   ctx->method = mlen < sizeof ctx->method_small ? ctx->method_small : malloc(mlen + 1);
   if (!ctx->method) {
@@ -40,7 +43,7 @@ void ia__task_ctx_free(ia_task_ctx *ctx) {
   free(ctx->hold);
   free(ctx->message);
   if (ctx->out_owned) free(ctx->out);
-  free(ctx);
+  if (!ia__slave_keep_spare(ctx->slave, ctx)) free(ctx);
 }
 
 const char *ia_task_ctx_method(const ia_task_ctx *t) {
