@@ -12,8 +12,6 @@
 
 #include <pthread.h>
 
-#include <event2/buffer.h>
-
 #include "interaction.pb-c.h"
 #include "interaction/status.h"
 
@@ -51,31 +49,13 @@ typedef enum ia__frame_next_result {
   IA_FRAME_OVERSIZE = -1,
 } ia__frame_next_result;
 
-/*
- * Looks at the head of `in`. When a whole frame is buffered, makes it
- * contiguous and returns IA_FRAME_READY with body and len naming the encoded
- * Frame (valid until `in` changes; the caller drains IA_FRAME_HEADER + len).
- * The length is checked against max_frame as soon as the 4 header bytes are
- * there, before anything more is buffered for it.
- */
-ia__frame_next_result ia__frame_next(struct evbuffer *in, uint32_t max_frame, const uint8_t **body,
-                                     uint32_t *len);
-
 /* Decodes a Frame (NULL when it is not valid protobuf or has no body).
  * Free with ia__frame_free(). */
 ia__frame *ia__frame_unpack(const uint8_t *body, size_t len);
 void ia__frame_free(ia__frame *frame);
 
-/* Appends the length prefix and the encoded frame to `out`. */
-int ia__frame_write(struct evbuffer *out, const ia__frame *frame);
 /* The length prefix and the encoded frame in one malloc'd buffer. */
 uint8_t *ia__frame_pack(const ia__frame *frame, size_t *len);
-
-/* Common frames. `message` and `data` may be NULL. */
-int ia__write_refusal(struct evbuffer *out, uint64_t id, ia_code code, const char *message, const void *data,
-                      size_t len);
-int ia__write_goodbye(struct evbuffer *out, uint64_t id, ia_code code, const char *message);
-int ia__write_empty(struct evbuffer *out, uint64_t id, Interaction__V1__Frame__BodyCase kind);
 
 /* ---- time and blocking sockets (callers' threads only) ---- */
 
@@ -92,7 +72,6 @@ ia_code ia__dial(const char *host, uint16_t port, uint64_t deadline_ms, int *fd,
 ia_code ia__fd_write_all(int fd, const uint8_t *buf, size_t len, uint64_t deadline_ms, ia_error *err);
 /* Reads exactly one frame (no byte more) from a non-blocking fd. */
 ia_code ia__fd_read_frame(int fd, uint32_t max_frame, uint64_t deadline_ms, ia__frame **out, ia_error *err);
-
 
 /* ---- between the parts: the zero-copy paths of the protobuf glue ---- */
 
@@ -113,8 +92,8 @@ typedef struct ia__decoder {
  * while the call sends it) and whose reply is decoded by `dec` without being
  * copied first; on IA_OK *object is the caller's. IA_PROTOCOL_ERROR if the
  * reply does not decode. */
-ia_code ia__call_vec(ia_conn *conn, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
-                     const ia__decoder *dec, void **object, ia_error *err);
+ia_code ia__call_vec(ia_conn *conn, const char *method, const struct iovec *iov, int niov,
+                     uint32_t timeout_ms, const ia__decoder *dec, void **object, ia_error *err);
 
 /* The handler's result as pieces: `scratch` (malloc'd, taken over) and
  * `iov`, which point into scratch or into the task's own request payload
