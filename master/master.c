@@ -695,13 +695,10 @@ ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t ti
 }
 
 ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error *err) {
-  struct timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
+  uint64_t start = ia__now_ns();
   ia_task *t = NULL;
   ia_code rc = internal_call(c, false, NULL, 0, timeout_ms, &t, err);
-  clock_gettime(CLOCK_MONOTONIC, &b);
-  if (rc == IA_OK && rtt_us)
-    *rtt_us = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000);
+  if (rc == IA_OK && rtt_us) *rtt_us = (ia__now_ns() - start) / 1000;
   ia_task_free(t);
   return rc;
 }

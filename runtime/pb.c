@@ -222,19 +222,6 @@ typedef struct alias_field {
   size_t len;
 } alias_field;
 
-static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-  uint64_t r = 0;
-  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-    uint8_t c = *(*p)++;
-    r |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80)) {
-      *v = r;
-      return true;
-    }
-  }
-  return false;
-}
-
 /* Finds the top-level, singular, non-oneof, optional bytes fields of at
  * least PB_REF_MIN bytes; false if there is none or the encoding is odd
  * (then the plain decoder decides). */
@@ -245,10 +232,10 @@ static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *
   while (p < end) {
     const uint8_t *field_start = p;
     uint64_t key, v;
-    if (!get_varint(&p, end, &key)) return false;
+    if (!ia__get_varint(&p, end, &key)) return false;
     switch (key & 7) {
     case 0:
-      if (!get_varint(&p, end, &v)) return false;
+      if (!ia__get_varint(&p, end, &v)) return false;
       continue;
     case 1:
       if (end - p < 8) return false;
@@ -263,7 +250,7 @@ static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *
     default:
       return false;
     }
-    if (!get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+    if (!ia__get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
     const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
     bool alias = fd && fd->type == PROTOBUF_C_TYPE_BYTES && v >= PB_REF_MIN &&
                  (fd->label == PROTOBUF_C_LABEL_OPTIONAL || fd->label == PROTOBUF_C_LABEL_NONE) &&

@@ -61,6 +61,8 @@ uint8_t *ia__frame_pack(const ia__frame *frame, size_t *len);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t ia__now_ms(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t ia__now_ns(void);
 /* Fills an absolute CLOCK_MONOTONIC timespec `ms` from now. */
 struct timespec;
 void ia__deadline_ts(struct timespec *ts, uint32_t ms);

@@ -96,7 +96,7 @@ void ia__inbuf_free(ia__inbuf *b) {
 
 /* ---- parsing ---- */
 
-static bool get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
+bool ia__get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
   const uint8_t *p = *pp;
   uint64_t r = 0;
   for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -124,12 +124,12 @@ typedef struct field {
 static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
   if (*pp >= end) return 0;
   uint64_t key;
-  if (!get_varint(pp, end, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX) return -1;
+  if (!ia__get_varint(pp, end, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX) return -1;
   f->no = (uint32_t)(key >> 3);
   f->wt = key & 7;
   switch (f->wt) {
   case 0:
-    return get_varint(pp, end, &f->v) ? 1 : -1;
+    return ia__get_varint(pp, end, &f->v) ? 1 : -1;
   case 1:
     if (end - *pp < 8) return -1;
     *pp += 8;
@@ -140,7 +140,7 @@ static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
     return 1;
   case 2: {
     uint64_t n;
-    if (!get_varint(pp, end, &n) || n > (uint64_t)(end - *pp)) return -1;
+    if (!ia__get_varint(pp, end, &n) || n > (uint64_t)(end - *pp)) return -1;
     f->s.p = *pp;
     f->s.n = (size_t)n;
     *pp += n;

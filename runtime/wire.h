@@ -51,6 +51,10 @@ typedef struct ia__env {
   ia__slice body;
 } ia__env;
 
+/* Reads one varint at *p (before end) and moves *p past it; false if
+ * truncated or longer than 10 bytes. */
+bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+
 /* Parses a Frame's envelope; false if malformed or without a body. */
 bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env);
 

@@ -142,12 +142,6 @@ void ia_slave_config_init(ia_slave_config *c) {
   c->hello_timeout_ms = 10000;
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- methods ---- */
 
 static const method_entry *find_method(const ia_slave *s, const char *method, size_t len) {
@@ -564,12 +558,12 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   pthread_mutex_lock(&s->mu);
   s->in_handler = true;
   s->watched = false;
-  ctx->started_ns = now_ns();
+  ctx->started_ns = ia__now_ns();
   pthread_mutex_unlock(&s->mu);
   ia__watchdog_poke();
 
   run_handler(s, ctx);
-  uint64_t end = now_ns();
+  uint64_t end = ia__now_ns();
   ia__watchdog_handler_ran(end - ctx->started_ns, end);
   if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
     IA_WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);

@@ -38,23 +38,17 @@ static pthread_t wd_thread;
 static atomic_bool wd_asleep;            /* the thread waits for a poke */
 static _Atomic uint64_t wd_last_long_ns; /* when a long handler last ended (0: at start) */
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *wd_main(void *arg) {
   (void)arg;
-  uint64_t idle_since = mono_ns();
+  uint64_t idle_since = ia__now_ns();
   pthread_mutex_lock(&wd_mu);
   while (!wd_stop) {
-    uint64_t now = mono_ns();
+    uint64_t now = ia__now_ns();
     if (now - idle_since >= IDLE_NS) {
       atomic_store(&wd_asleep, true);
       pthread_cond_wait(&wd_cond, &wd_mu);
       atomic_store(&wd_asleep, false);
-      idle_since = mono_ns();
+      idle_since = ia__now_ns();
       continue;
     }
     uint64_t last_long = atomic_load(&wd_last_long_ns);
@@ -66,7 +60,7 @@ static void *wd_main(void *arg) {
     /* The registry lock is held while slaves are checked, so none of them
      * can be removed (and freed) meanwhile; a slave's check never takes the
      * registry lock. */
-    now = mono_ns();
+    now = ia__now_ns();
     bool busy = false;
     for (size_t i = 0; i < wd_n; i++)
       busy |= ia__slave_watchdog_check(wd_slaves[i], now);
