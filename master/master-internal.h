@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "interaction/master.h"
 #include "runtime/runtime-internal.h"
@@ -26,9 +27,6 @@ struct ia_task {
   char *method;       /* method_small, or malloc'd when longer */
   uint8_t *payload;   /* payload_small, or malloc'd when larger */
   size_t len;
-  char method_small[48];
-  uint8_t payload_small[64];
-  uint8_t result_small[64];
   const struct iovec *piov; /* a borrowed payload (ia__call_vec), used while sending */
   int pniov;
   const ia__decoder *dec; /* decodes the result where it lies, instead of a copy */
@@ -43,7 +41,12 @@ struct ia_task {
   task_cb cbs_inline[2];
   pthread_cond_t cond;
   ia_task *next; /* (mu) in conn->pending */
+  /* Storage that is not cleared when a task is made: everything above is. */
+  char method_small[48];
+  uint8_t payload_small[64];
+  uint8_t result_small[64];
 };
+#define IA_TASK_CLEAR offsetof(ia_task, method_small)
 
 /* Who reads a connection's socket. */
 typedef enum ia__reader {

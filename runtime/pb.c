@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "runtime/pb_flat.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
 
@@ -33,8 +34,12 @@ typedef struct pb_packed {
 /* Packs `msg` into `stack` if it fits, else into a malloc'd buffer. False if
  * out of memory. */
 static bool pb_pack(const ProtobufCMessage *msg, uint8_t *stack, size_t cap, pb_packed *out) {
-  out->len = protobuf_c_message_get_packed_size(msg);
   out->heap = NULL;
+  if (ia__pb_flat_pack(msg, stack, cap, &out->len)) {
+    out->data = stack;
+    return true;
+  }
+  out->len = protobuf_c_message_get_packed_size(msg);
   uint8_t *buf = stack;
   if (out->len > cap) {
     out->heap = malloc(out->len);
@@ -64,8 +69,9 @@ typedef struct pb_vec {
   ProtobufCBuffer base;
   bool anywhere;
   const uint8_t *lo, *hi;
-  uint8_t *scratch;
+  uint8_t *scratch; /* the caller's `first` buffer, or the heap once that is outgrown */
   size_t used, cap;
+  bool heap; /* scratch is malloc'd */
   struct {
     const uint8_t *ref; /* NULL: scratch + off */
     size_t off, len;
@@ -90,13 +96,15 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     size_t cap = v->cap ? v->cap : 256;
     while (cap < v->used + len)
       cap *= 2;
-    uint8_t *nb = realloc(v->scratch, cap);
+    uint8_t *nb = v->heap ? realloc(v->scratch, cap) : malloc(cap);
     if (!nb) {
       v->failed = true;
       return;
     }
+    if (!v->heap && v->used) memcpy(nb, v->scratch, v->used);
     v->scratch = nb;
     v->cap = cap;
+    v->heap = true;
   }
   memcpy(v->scratch + v->used, data, len);
   if (v->n > 0 && v->piece[v->n - 1].ref == NULL) {
@@ -110,15 +118,33 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
   v->used += len;
 }
 
-/* Packs msg into v; false if out of memory. */
-static bool vec_pack(pb_vec *v, const ProtobufCMessage *msg, bool anywhere, const uint8_t *lo, size_t n) {
+/* Packs msg into v, starting in `first` (cap bytes, may be NULL); false if
+ * out of memory. vec_release() frees what it allocated. */
+static bool vec_pack(pb_vec *v, const ProtobufCMessage *msg, bool anywhere, const uint8_t *lo, size_t n,
+                     uint8_t *first, size_t cap) {
   memset(v, 0, sizeof *v);
+  v->scratch = first;
+  v->cap = first ? cap : 0;
+  size_t len;
+  if (first && ia__pb_flat_pack(msg, first, cap, &len)) {
+    /* A flat message has no bytes fields to reference: one piece. */
+    v->used = len;
+    v->n = len > 0;
+    v->piece[0].len = len;
+    return true;
+  }
   v->base.append = vec_append;
   v->anywhere = anywhere;
   v->lo = lo;
   v->hi = lo ? lo + n : NULL;
   protobuf_c_message_pack_to_buffer(msg, &v->base);
   return !v->failed;
+}
+
+static void vec_release(pb_vec *v) {
+  if (v->heap) free(v->scratch);
+  v->scratch = NULL;
+  v->heap = false;
 }
 
 /* The pieces as iovecs (valid while v's scratch is). */
@@ -129,9 +155,18 @@ static int vec_iov(const pb_vec *v, struct iovec *iov) {
   return v->n;
 }
 
-static void *decode_message(const uint8_t *data, size_t len, const void *desc) {
+/* protobuf_c_message_unpack(), by the flat fast path when it can. */
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *a, size_t len,
+                                const uint8_t *data) {
   static const uint8_t empty[1];
-  return protobuf_c_message_unpack(desc, NULL, len, data ? data : empty);
+  if (!data) data = empty;
+  ProtobufCMessage *msg;
+  if (ia__pb_flat_unpack(desc, a, len, data, &msg)) return msg;
+  return protobuf_c_message_unpack(desc, a, len, data);
+}
+
+static void *decode_message(const uint8_t *data, size_t len, const void *desc) {
+  return unpack(desc, NULL, len, data);
 }
 
 static void release_message(void *msg) {
@@ -142,10 +177,7 @@ ia_code ia_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, s
                      ProtobufCMessage **out) {
   if (out != NULL) *out = NULL;
   if (desc == NULL || out == NULL || (data == NULL && len > 0)) return IA_INVALID_ARGUMENT;
-  /* protobuf-c reads nothing when len is 0, but give it a valid pointer
-   * anyway rather than rely on that. */
-  static const uint8_t empty[1];
-  *out = protobuf_c_message_unpack(desc, NULL, len, data != NULL ? data : empty);
+  *out = unpack(desc, NULL, len, data);
   return *out != NULL ? IA_OK : IA_PROTOCOL_ERROR;
 }
 
@@ -160,8 +192,9 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
    * blocks until they are sent), and the reply is decoded where it lies in
    * the receive buffer: a blob is copied by the kernel only. */
   pb_vec v;
-  if (!vec_pack(&v, req, true, NULL, 0)) {
-    free(v.scratch);
+  uint8_t first[PB_STACK_BYTES];
+  if (!vec_pack(&v, req, true, NULL, 0, first, sizeof first)) {
+    vec_release(&v);
     return ia__error_set(err, IA_NO_MEMORY, "no memory to pack the request of %s", method);
   }
   struct iovec iov[IA_REPLY_MAX_IOV];
@@ -169,7 +202,7 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
   const ia__decoder dec = {decode_message, release_message, reply_desc};
   void *msg = NULL;
   ia_code rc = ia__call_vec(conn, method, iov, n, ia_call_opts_timeout(opts), &dec, &msg, err);
-  free(v.scratch);
+  vec_release(&v);
   if (rc == IA_PROTOCOL_ERROR && err && strstr(err->message, "does not decode"))
     ia__error_set(err, IA_PROTOCOL_ERROR, "the reply to %s is not a %s", method, reply_desc->name);
   if (rc != IA_OK) return rc;
@@ -272,9 +305,14 @@ ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescri
   if (task == NULL || desc == NULL || view == NULL) return IA_INVALID_ARGUMENT;
   size_t len = 0;
   const uint8_t *data = ia_task_ctx_payload(task, &len);
+  /* Decoded into the task's own arena: no malloc for a small request. */
+  view->alloc = ia__task_ctx_allocator(task);
   alias_field f[IA_PB_VIEW_MAX];
   unsigned n = 0;
-  if (!find_aliases(desc, data, len, f, IA_PB_VIEW_MAX, &n)) return ia_pb_decode(desc, data, len, &view->msg);
+  if (len < PB_REF_MIN || !find_aliases(desc, data, len, f, IA_PB_VIEW_MAX, &n)) {
+    view->msg = unpack(desc, view->alloc, len, data);
+    return view->msg ? IA_OK : IA_PROTOCOL_ERROR;
+  }
   /* Decode the encoding without those fields, then point them at the frame. */
   size_t removed = 0;
   for (unsigned i = 0; i < n; i++)
@@ -289,7 +327,7 @@ ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescri
   }
   memcpy(rest + at, data + from, len - from);
   at += len - from;
-  view->msg = protobuf_c_message_unpack(desc, NULL, at, rest);
+  view->msg = protobuf_c_message_unpack(desc, view->alloc, at, rest);
   free(rest);
   if (!view->msg) return IA_PROTOCOL_ERROR;
   for (unsigned i = 0; i < n; i++) {
@@ -310,7 +348,7 @@ void ia_pb_view_release(ia_pb_view *view) {
     bd->data = NULL; /* the frame's, not protobuf-c's to free */
     bd->len = 0;
   }
-  protobuf_c_message_free_unpacked(view->msg, NULL);
+  protobuf_c_message_free_unpacked(view->msg, view->alloc);
   view->msg = NULL;
   view->n = 0;
 }
@@ -323,15 +361,17 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   size_t plen = 0;
   const uint8_t *payload = ia_task_ctx_payload(task, &plen);
   pb_vec v;
-  if (!vec_pack(&v, reply, false, payload, plen)) {
-    free(v.scratch);
+  size_t cap = 0;
+  uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
+  if (!vec_pack(&v, reply, false, payload, plen, first, cap)) {
+    vec_release(&v);
     /* The master must still learn that this task ended. */
     ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory packing the result", NULL, 0);
     return IA_NO_MEMORY;
   }
   struct iovec iov[IA_REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
-  return ia__task_ctx_reply_vec(task, v.scratch, iov, n);
+  return ia__task_ctx_reply_vec(task, v.heap ? v.scratch : NULL, iov, n);
 }
 
 ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result) {

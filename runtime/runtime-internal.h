@@ -97,10 +97,16 @@ typedef struct ia__decoder {
 ia_code ia__call_vec(ia_conn *conn, const char *method, const struct iovec *iov, int niov,
                      uint32_t timeout_ms, const ia__decoder *dec, void **object, ia_error *err);
 
-/* The handler's result as pieces: `scratch` (malloc'd, taken over) and
- * `iov`, which point into scratch or into the task's own request payload
- * (both live until the reply is sent). */
+/* The handler's result as pieces: `scratch` (malloc'd, taken over; NULL
+ * if the pieces are in the task's reply buffer or need no storage) and
+ * `iov`, which point into scratch, into that buffer, or into the task's own
+ * request payload (all live until the reply is sent). */
 ia_code ia__task_ctx_reply_vec(ia_task_ctx *task, uint8_t *scratch, const struct iovec *iov, int niov);
+/* The task's own buffer to pack a small result in (*cap bytes). */
+uint8_t *ia__task_ctx_reply_buf(const ia_task_ctx *task, size_t *cap);
+/* An allocator that serves small blocks from the task's arena (reset when
+ * the task ends) and larger ones from malloc: for decoding its request. */
+ProtobufCAllocator *ia__task_ctx_allocator(const ia_task_ctx *task);
 
 /* ---- threads ---- */
 

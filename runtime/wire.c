@@ -96,7 +96,7 @@ void ia__inbuf_free(ia__inbuf *b) {
 
 /* ---- parsing ---- */
 
-bool ia__get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
+bool ia__get_varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
   const uint8_t *p = *pp;
   uint64_t r = 0;
   for (unsigned shift = 0; shift < 64; shift += 7) {
@@ -317,9 +317,25 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
       p += f->n;
     }
   }
-  w->head_len = (size_t)(p - w->head);
   w->ntail = 0;
   w->tail_len = tail;
+  if (tail > 0 && head == (size_t)(p - w->head) && head + tail <= sizeof w->small && w->head == w->small) {
+    /* A small tail goes into the head: one buffer, one plain send(). */
+    const ia__field *f = &fields[n - 1];
+    if (f->niov > 0) {
+      for (int i = 0; i < f->niov; i++) {
+        memcpy(p, f->iov[i].iov_base, f->iov[i].iov_len);
+        p += f->iov[i].iov_len;
+      }
+    } else {
+      memcpy(p, f->p, tail);
+      p += tail;
+    }
+    w->head_len = (size_t)(p - w->head);
+    w->tail_len = 0;
+    return true;
+  }
+  w->head_len = (size_t)(p - w->head);
   if (has_tail && fields[n - 1].niov > 0) {
     for (int i = 0; i < fields[n - 1].niov; i++)
       if (fields[n - 1].iov[i].iov_len) w->tail[w->ntail++] = fields[n - 1].iov[i];
@@ -335,6 +351,7 @@ void ia__wframe_release(ia__wframe *w) {
 }
 
 int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
+  if (w->ntail == 0) return ia__send_all(fd, w->head, w->head_len, flags);
   struct iovec iov[IA_WFRAME_MAX_IOV + 1];
   iov[0] = (struct iovec){w->head, w->head_len};
   for (int i = 0; i < w->ntail; i++)
@@ -365,14 +382,13 @@ int ia__wframe_send(int fd, const ia__wframe *w, int flags) {
 }
 
 int ia__send_all(int fd, const void *p, size_t n, int flags) {
-  struct iovec iov = {(void *)p, n};
-  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-  while (iov.iov_len > 0) {
-    ssize_t r = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+  const uint8_t *q = p;
+  while (n > 0) {
+    ssize_t r = send(fd, q, n, flags | MSG_NOSIGNAL);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return -1;
-    iov.iov_base = (uint8_t *)iov.iov_base + r;
-    iov.iov_len -= (size_t)r;
+    q += r;
+    n -= (size_t)r;
   }
   return 0;
 }

@@ -52,8 +52,16 @@ typedef struct ia__env {
 } ia__env;
 
 /* Reads one varint at *p (before end) and moves *p past it; false if
- * truncated or longer than 10 bytes. */
-bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
+ * truncated or longer than 10 bytes. One-byte varints (keys, small
+ * lengths, ids) are read inline: they are nearly every varint on the hot path. */
+bool ia__get_varint_slow(const uint8_t **p, const uint8_t *end, uint64_t *v);
+static inline bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  if (*p < end && **p < 0x80) {
+    *v = *(*p)++;
+    return true;
+  }
+  return ia__get_varint_slow(p, end, v);
+}
 
 /* Parses a Frame's envelope; false if malformed or without a body. */
 bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env);
@@ -96,9 +104,10 @@ typedef struct ia__field {
 
 /* A frame as a head (length prefix, envelope and every field but the last
  * bytes field) and a tail (that field's bytes, referenced, not copied, as
- * one or more pieces). */
+ * one or more pieces). A frame that fits `small` whole is all head: a
+ * small tail is copied, and the frame goes out with one send(). */
 typedef struct ia__wframe {
-  uint8_t small[192];
+  uint8_t small[256];
   uint8_t *head;
   size_t head_len;
   struct iovec tail[IA_WFRAME_MAX_IOV];

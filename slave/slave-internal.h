@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "interaction/slave.h"
 #include "runtime/runtime-internal.h"
@@ -27,6 +28,9 @@ typedef struct ia__md_copy {
   struct ia__md_copy *next;
 } ia__md_copy;
 
+#define IA_TASK_ARENA 512     /* a small request is decoded in here */
+#define IA_TASK_REPLY_BUF 256 /* a small result is packed in here */
+
 struct ia_task_ctx {
   ia_slave *slave;
   uint64_t id;
@@ -36,7 +40,7 @@ struct ia_task_ctx {
   ia__slice payload;
   size_t frame_len; /* bytes of the frame at the head of that buffer */
   uint8_t *hold;    /* that buffer's storage, if the loop took the socket over */
-  uint64_t started_ns;
+  bool started; /* marked running (handler_starts_locked) */
   char *method;
   char method_small[96];
   ia__md_copy *md;
@@ -49,7 +53,13 @@ struct ia_task_ctx {
   struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
   int out_niov;
   atomic_bool cancelled;
+  ProtobufCAllocator alloc; /* the arena's (ia__task_ctx_allocator) */
+  size_t arena_used;
+  /* Storage that is not cleared per task: everything above is. */
+  _Alignas(16) uint8_t arena[IA_TASK_ARENA];
+  uint8_t reply_buf[IA_TASK_REPLY_BUF];
 };
+#define IA_TASK_CTX_CLEAR offsetof(ia_task_ctx, arena)
 
 /* A task read from `body` (slices stay valid while the frame is buffered). */
 ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
@@ -78,10 +88,11 @@ bool ia__watchdog_add(ia_slave *slave);
 void ia__watchdog_remove(ia_slave *slave);
 /* A handler starts: wakes the watchdog if it sleeps (an atomic load when not). */
 void ia__watchdog_poke(void);
-/* A handler ran for `ns` and ended at `end_ns` (the tick follows its length). */
-void ia__watchdog_handler_ran(uint64_t ns, uint64_t end_ns);
-/* Looks at the slave's running handler (slave.c); true if one runs. Called
- * by the watchdog thread only. */
-bool ia__slave_watchdog_check(ia_slave *slave, uint64_t now_ns);
+/* Looks at the slave's running handler (slave.c): IA_WD_* bits. A handler
+ * seen running at two looks in a row runs long. Called by the watchdog
+ * thread only. */
+#define IA_WD_RUNNING 1 /* a handler runs */
+#define IA_WD_LONG 2    /* and it runs long: the loop was asked to take over */
+int ia__slave_watchdog_check(ia_slave *slave);
 
 #endif

@@ -9,8 +9,8 @@
  *  - Normally the worker holds it (lazy leader/follower): it recv()s a task,
  *    runs the handler itself, frees the slot and send()s the reply, with no
  *    thread hand-off at all.
- *  - Once a handler has run longer than IA_WATCHDOG_NS, the process's
- *    watchdog (watchdog.c) has the loop take the read side over: the master
+ *  - Once the process's watchdog (watchdog.c) has seen the same handler
+ *    running at two of its ticks, it has the loop take the read side over: the master
  *    hears Accepted, and from then on the loop answers pings, refuses new
  *    tasks with TASK_ALREADY_EXIST, sees Cancel and notices a lost master,
  *    all while the handler runs. When the loop later reads a task into a free slot it
@@ -44,7 +44,6 @@
 
 #include "slave/slave-internal.h"
 
-#define IA_WATCHDOG_NS 200000u /* a handler running longer than this is watched by the loop */
 #define IA_READ_TICK_MS 50     /* a reading worker looks at the slave's state this often */
 #define IA_SEND_TIMEOUT_S 10   /* a peer that takes nothing for this long is dropped */
 #define FINISH_BOUND_S 3       /* shutdown leaves the loop after this, whatever is left */
@@ -61,7 +60,7 @@ typedef struct sconn {
   ia__inbuf in;      /* owned by the reader */
   bool handshaken;
   reader_t reader; /* (mu) */
-  bool closing;    /* (mu) */
+  atomic_bool closing; /* (written under mu) */
   bool lost;       /* (mu) fire lost_connection when freed */
   int tasks;       /* (mu) tasks of this connection in the slot: it lives until they end */
   ia_code lost_code;
@@ -103,8 +102,10 @@ struct ia_slave {
   ia_task_ctx *slot;   /* (mu) the running task */
   ia_task_ctx *to_run; /* (mu) a task the loop read, for the worker */
   bool in_handler;     /* (mu) */
-  bool watched;        /* (mu) the watchdog has seen the running handler */
-  bool worker_stop;    /* (mu) */
+  bool watched;        /* (mu) the loop was asked to watch the running handler */
+  uint64_t run_seq;    /* (mu) handlers started so far */
+  uint64_t wd_seq;     /* (mu) the one the watchdog saw running at its last look */
+  atomic_bool worker_stop; /* (written under mu) */
 
   atomic_bool shutting_down;
   bool in_watchdog;
@@ -435,6 +436,14 @@ typedef enum task_take {
   TAKE_CLOSED, /* the connection is closing */
 } task_take;
 
+/* The slot's handler is about to run. (mu) */
+static void handler_starts_locked(ia_slave *s, ia_task_ctx *ctx) {
+  s->in_handler = true;
+  s->watched = false;
+  s->run_seq++;
+  ctx->started = true;
+}
+
 /* Checks a task frame at the head of c->in and takes the slot for it. */
 static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_task_ctx **out) {
   ia_slave *s = c->slave;
@@ -460,11 +469,15 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
     return TAKE_DONE;
   }
   ctx->conn = c;
+  /* Without a before_task hook the handler starts at once: the slot is
+   * taken and the handler marked running in one go (see run_task). */
+  bool now = !s->cfg.before_task;
   pthread_mutex_lock(&s->mu);
   bool busy = s->slot != NULL;
   if (!busy) {
     s->slot = ctx;
     c->tasks++;
+    if (now) handler_starts_locked(s, ctx);
   }
   pthread_mutex_unlock(&s->mu);
   if (busy) {
@@ -555,16 +568,14 @@ static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
  * whether the worker still holds c's read side.
  */
 static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
-  pthread_mutex_lock(&s->mu);
-  s->in_handler = true;
-  s->watched = false;
-  ctx->started_ns = ia__now_ns();
-  pthread_mutex_unlock(&s->mu);
+  if (!ctx->started) { /* not yet marked running by take_task */
+    pthread_mutex_lock(&s->mu);
+    handler_starts_locked(s, ctx);
+    pthread_mutex_unlock(&s->mu);
+  }
   ia__watchdog_poke();
 
   run_handler(s, ctx);
-  uint64_t end = ia__now_ns();
-  ia__watchdog_handler_ran(end - ctx->started_ns, end);
   if (ctx->outcome == IA_OUTCOME_NONE || ctx->outcome == IA_OUTCOME_INVALID)
     IA_WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
   ia__wframe w;
@@ -575,6 +586,9 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   s->slot = NULL; /* freed before the reply goes out: see the top comment */
   bool mine = c->reader == RD_WORKER;
   bool open = !c->closing;
+  /* While the worker reads c the loop cannot free it: the task lets go of
+   * it now. Else it holds c until the reply is out. */
+  if (mine) c->tasks--;
   pthread_mutex_unlock(&s->mu);
   if (built && open)
     conn_send(c, &w);
@@ -585,12 +599,13 @@ static bool run_task(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   if (built) ia__wframe_release(&w);
   if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
   ia__task_ctx_free(ctx);
+  if (mine) return true; /* worker_read sees a closing c and lets the loop free it */
   pthread_mutex_lock(&s->mu);
   c->tasks--;
   bool closing = c->closing;
   pthread_mutex_unlock(&s->mu);
   if (closing) event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
-  return mine;
+  return false;
 }
 
 /* Reads and serves c while the worker holds its read side. Worker thread. */
@@ -620,10 +635,9 @@ static void worker_read(ia_slave *s, sconn *c) {
       if (!open) goto release;
     }
     if (r < 0) goto release;
-    pthread_mutex_lock(&s->mu);
-    bool stop = c->closing || s->worker_stop;
-    pthread_mutex_unlock(&s->mu);
-    if (stop) goto release;
+    if (atomic_load_explicit(&c->closing, memory_order_acquire) ||
+        atomic_load_explicit(&s->worker_stop, memory_order_acquire))
+      goto release;
     ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) continue;
     if (n < 0 && errno == ENOMEM) {
@@ -761,15 +775,17 @@ static bool take_over_locked(ia_slave *s, sconn *c, ia_task_ctx *ctx) {
   return true;
 }
 
-bool ia__slave_watchdog_check(ia_slave *s, uint64_t now) {
+int ia__slave_watchdog_check(ia_slave *s) {
   pthread_mutex_lock(&s->mu);
-  ia_task_ctx *ctx = s->slot;
-  bool running = s->in_handler && ctx;
-  bool act = running && !s->watched && now - ctx->started_ns >= IA_WATCHDOG_NS;
+  bool running = s->in_handler && s->slot;
+  /* Seen at two looks in a row, a tick apart (1 ms or more): long. The
+   * worker stamps no clock per task; it counts. */
+  bool act = running && !s->watched && s->wd_seq == s->run_seq;
+  if (running) s->wd_seq = s->run_seq;
   if (act) s->watched = true;
   pthread_mutex_unlock(&s->mu);
   if (act) event_active(s->long_ev, EV_TIMEOUT, 0);
-  return running;
+  return (running ? IA_WD_RUNNING : 0) | (act ? IA_WD_LONG : 0);
 }
 
 /* A handler runs long: the loop takes the read side, with whatever is

@@ -12,7 +12,7 @@ ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, c
   ia_task_ctx *ctx = ia__slave_take_spare(slave);
   if (!ctx) ctx = malloc(sizeof *ctx);
   if (!ctx) return NULL;
-  memset(ctx, 0, sizeof *ctx);
+  memset(ctx, 0, IA_TASK_CTX_CLEAR);
   size_t mlen = view->method.n;
   ctx->method = mlen < sizeof ctx->method_small ? ctx->method_small : malloc(mlen + 1);
   if (!ctx->method) {
@@ -44,6 +44,34 @@ void ia__task_ctx_free(ia_task_ctx *ctx) {
   free(ctx->message);
   if (ctx->out_owned) free(ctx->out);
   if (!ia__slave_keep_spare(ctx->slave, ctx)) free(ctx);
+}
+
+static void *arena_alloc(void *data, size_t size) {
+  ia_task_ctx *t = data;
+  size_t n = (size + 15) & ~(size_t)15;
+  if (n >= size && n <= sizeof t->arena - t->arena_used) {
+    void *p = t->arena + t->arena_used;
+    t->arena_used += n;
+    return p;
+  }
+  return malloc(size);
+}
+
+static void arena_free(void *data, void *p) {
+  ia_task_ctx *t = data;
+  if ((uint8_t *)p >= t->arena && (uint8_t *)p < t->arena + sizeof t->arena) return; /* the task's */
+  free(p);
+}
+
+ProtobufCAllocator *ia__task_ctx_allocator(const ia_task_ctx *task) {
+  ia_task_ctx *t = (ia_task_ctx *)task; /* the arena is the task's, like its metadata copies */
+  t->alloc = (ProtobufCAllocator){arena_alloc, arena_free, t};
+  return &t->alloc;
+}
+
+uint8_t *ia__task_ctx_reply_buf(const ia_task_ctx *task, size_t *cap) {
+  *cap = sizeof task->reply_buf;
+  return (uint8_t *)task->reply_buf;
 }
 
 const char *ia_task_ctx_method(const ia_task_ctx *t) {
@@ -165,6 +193,7 @@ ia_code ia__task_ctx_reply_take(ia_task_ctx *t, uint8_t *buf, size_t len) {
 }
 
 ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct iovec *iov, int niov) {
+  /* scratch is NULL when the pieces lie in t->reply_buf (or need none). */
   if (niov < 0 || niov > IA_REPLY_MAX_IOV) {
     free(scratch);
     return IA_INVALID_ARGUMENT;

@@ -2,7 +2,9 @@
  * Protobuf glue: calls and handlers whose payloads are protobuf-c messages.
  *
  * These functions pack and unpack with protobuf-c and otherwise do exactly
- * what the byte-level API of master.h and slave.h does. The typed stubs that
+ * what the byte-level API of master.h and slave.h does. (Flat messages --
+ * every field a singular number, bool or enum -- go through a faster codec
+ * of the library's own that makes the same bytes and the same structs.) The typed stubs that
  * protoc-gen-interaction generates are thin wrappers around them; a program
  * that has a message descriptor but no generated stub can call them directly.
  *
@@ -115,6 +117,7 @@ ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const P
 #define IA_PB_VIEW_MAX 8
 typedef struct ia_pb_view {
   ProtobufCMessage *msg;
+  ProtobufCAllocator *alloc; /* what msg was decoded with (the task's) */
   unsigned n;
   const ProtobufCFieldDescriptor *aliased[IA_PB_VIEW_MAX];
 } ia_pb_view;
