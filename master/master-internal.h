@@ -35,18 +35,18 @@ struct ia_task {
   bool done;              /* (mu) terminal and every callback run */
   uint8_t *result;
   size_t result_len;
-  ia_error error;
   task_cb *cbs; /* cbs_inline, or malloc'd once there are more */
   size_t n_cbs;
   task_cb cbs_inline[2];
   pthread_cond_t cond;
   ia_task *next; /* (mu) in conn->pending */
-  /* Storage that is not cleared when a task is made: everything above is. */
+  /* Not cleared when a task is made (everything above is): set as needed. */
+  ia_error error; /* only its head is initialised */
   char method_small[48];
   uint8_t payload_small[64];
   uint8_t result_small[64];
 };
-#define IA_TASK_CLEAR offsetof(ia_task, method_small)
+#define IA_TASK_CLEAR offsetof(ia_task, error)
 
 /* Who reads a connection's socket. */
 typedef enum ia__reader {

@@ -33,6 +33,10 @@ ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, s
   ia_task *t = malloc(sizeof *t);
   if (!t) return NULL;
   memset(t, 0, IA_TASK_CLEAR);
+  t->error.code = IA_OK;
+  t->error.message[0] = '\0';
+  t->error.data = NULL;
+  t->error.data_len = 0;
   /* Small methods and payloads (the common case) live in the task itself. */
   size_t mlen = strlen(method);
   t->method = mlen < sizeof t->method_small ? t->method_small : malloc(mlen + 1);

@@ -310,7 +310,8 @@ ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescri
   alias_field f[IA_PB_VIEW_MAX];
   unsigned n = 0;
   if (len < PB_REF_MIN || !find_aliases(desc, data, len, f, IA_PB_VIEW_MAX, &n)) {
-    view->msg = unpack(desc, view->alloc, len, data);
+    view->flat = ia__pb_flat_unpack(desc, view->alloc, len, data, &view->msg);
+    if (!view->flat) view->msg = protobuf_c_message_unpack(desc, view->alloc, len, data);
     return view->msg ? IA_OK : IA_PROTOCOL_ERROR;
   }
   /* Decode the encoding without those fields, then point them at the frame. */
@@ -343,6 +344,11 @@ ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescri
 
 void ia_pb_view_release(ia_pb_view *view) {
   if (view == NULL || view->msg == NULL) return;
+  if (view->flat) { /* one block, nothing inside it to free */
+    view->alloc->free(view->alloc->allocator_data, view->msg);
+    view->msg = NULL;
+    return;
+  }
   for (unsigned i = 0; i < view->n; i++) {
     ProtobufCBinaryData *bd = (ProtobufCBinaryData *)((uint8_t *)view->msg + view->aliased[i]->offset);
     bd->data = NULL; /* the frame's, not protobuf-c's to free */
@@ -358,11 +364,15 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   /* Large bytes fields that point into the request (an echo, a slice of
    * the input) are sent from there: the request outlives the reply's send.
    * Anything else is copied now, since the handler may free it on return. */
+  size_t cap = 0, len;
+  uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
+  if (ia__pb_flat_pack(reply, first, cap, &len)) {
+    struct iovec one = {first, len};
+    return ia__task_ctx_reply_vec(task, NULL, &one, len > 0);
+  }
   size_t plen = 0;
   const uint8_t *payload = ia_task_ctx_payload(task, &plen);
   pb_vec v;
-  size_t cap = 0;
-  uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
   if (!vec_pack(&v, reply, false, payload, plen, first, cap)) {
     vec_release(&v);
     /* The master must still learn that this task ended. */

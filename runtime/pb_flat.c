@@ -23,7 +23,7 @@
 #include "runtime/wire.h"
 
 /* True if every field of d is one this decoder handles. */
-static bool flat_desc(const ProtobufCMessageDescriptor *d) {
+static bool flat_desc_scan(const ProtobufCMessageDescriptor *d) {
   if (d->n_fields > 64) return false; /* required fields are tracked in a 64-bit mask */
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -31,6 +31,22 @@ static bool flat_desc(const ProtobufCMessageDescriptor *d) {
     if (f->type > PROTOBUF_C_TYPE_ENUM) return false; /* string, bytes, message */
   }
   return true;
+}
+
+/* The answer for the descriptor this thread asked about last (a typed
+ * handler or caller asks about the same two, request and reply, again and
+ * again). */
+static bool flat_desc(const ProtobufCMessageDescriptor *d) {
+  static _Thread_local const ProtobufCMessageDescriptor *last[2];
+  static _Thread_local bool last_flat[2];
+  if (d == last[0]) return last_flat[0];
+  if (d == last[1]) return last_flat[1];
+  bool flat = flat_desc_scan(d);
+  last[1] = last[0];
+  last_flat[1] = last_flat[0];
+  last[0] = d;
+  last_flat[0] = flat;
+  return flat;
 }
 
 static uint32_t le32(const uint8_t *p) {

@@ -98,13 +98,14 @@ void ia__inbuf_free(ia__inbuf *b) {
 
 bool ia__get_varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v) {
   const uint8_t *p = *pp;
+  size_t avail = (size_t)(end - p);
   uint64_t r = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    if (p >= end) return false;
-    uint8_t c = *p++;
-    r |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80)) {
-      *pp = p;
+  /* Up to ten bytes; the common two- and three-byte cases leave early. */
+  for (size_t i = 0; i < 10 && i < avail; i++) {
+    uint64_t c = p[i];
+    r |= (c & 0x7f) << (7 * i);
+    if (c < 0x80) {
+      *pp = p + i + 1;
       *v = r;
       return true;
     }
@@ -151,7 +152,27 @@ static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
   }
 }
 
+/* The shape every frame of ours has: the id, then one body that runs to
+ * the end. Anything else goes through the general parser, which gives the
+ * same answer for this shape. */
+static bool env_parse_fast(const uint8_t *p, size_t n, ia__env *env) {
+  const uint8_t *end = p + n;
+  uint64_t id, len;
+  if (n < 3 || p[0] != 0x08) return false;
+  p++;
+  if (!ia__get_varint(&p, end, &id) || p >= end) return false;
+  unsigned key = *p++, kind = key >> 3;
+  if ((key & 7) != 2 || kind < INTERACTION__V1__FRAME__BODY_HELLO || kind > INTERACTION__V1__FRAME__BODY_GOODBYE)
+    return false;
+  if (!ia__get_varint(&p, end, &len) || len != (uint64_t)(end - p)) return false;
+  env->id = id;
+  env->kind = kind;
+  env->body = (ia__slice){p, (size_t)len};
+  return true;
+}
+
 bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
+  if (env_parse_fast(p, n, env)) return true;
   const uint8_t *end = p + n;
   env->id = 0;
   env->kind = 0;
@@ -170,8 +191,25 @@ bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
   return r == 0 && env->kind != 0;
 }
 
+/* A field of wire type 2 with a one-byte key at *pp: its slice. */
+static bool take_bytes(const uint8_t **pp, const uint8_t *end, uint8_t key, ia__slice *s) {
+  const uint8_t *p = *pp;
+  uint64_t len;
+  if (p >= end || *p != key) return false;
+  p++;
+  if (!ia__get_varint(&p, end, &len) || len > (uint64_t)(end - p)) return false;
+  *s = (ia__slice){p, (size_t)len};
+  *pp = p + len;
+  return true;
+}
+
 bool ia__task_parse(ia__slice body, ia__task_view *t) {
   const uint8_t *p = body.p, *end = body.p + body.n;
+  memset(t, 0, sizeof *t);
+  /* The common shape: method, then payload (or none), nothing else. */
+  if (take_bytes(&p, end, 0x0a, &t->method) && (p == end || (take_bytes(&p, end, 0x12, &t->payload) && p == end)))
+    return true;
+  p = body.p;
   memset(t, 0, sizeof *t);
   field f = {0};
   int r;
@@ -213,6 +251,8 @@ bool ia__status_parse(ia__slice body, ia__status_view *s) {
 
 bool ia__result_parse(ia__slice body, ia__slice *payload) {
   const uint8_t *p = body.p, *end = body.p + body.n;
+  if (take_bytes(&p, end, 0x0a, payload) && p == end) return true;
+  p = body.p;
   payload->p = NULL;
   payload->n = 0;
   field f = {0};
@@ -249,12 +289,7 @@ bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value
 /* ---- building ---- */
 
 static size_t varint_size(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    n++;
-  }
-  return n;
+  return 1 + (size_t)(63 - __builtin_clzll(v | 1)) / 7;
 }
 
 static uint8_t *put_varint(uint8_t *p, uint64_t v) {
@@ -287,17 +322,24 @@ static size_t field_len(const ia__field *f) {
   return n;
 }
 
-static size_t field_size(const ia__field *f) {
-  size_t key = varint_size((uint64_t)f->no << 3);
-  return f->varint ? key + varint_size(f->v) : key + varint_size(field_len(f)) + field_len(f);
-}
+#define WFRAME_MAX_FIELDS 8
 
 bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
+  size_t lens[WFRAME_MAX_FIELDS];
+  if (n > WFRAME_MAX_FIELDS) return false;
   size_t body = 0;
-  for (size_t i = 0; i < n; i++)
-    body += field_size(&fields[i]);
+  for (size_t i = 0; i < n; i++) {
+    const ia__field *f = &fields[i];
+    body += varint_size((uint64_t)f->no << 3);
+    if (f->varint) {
+      body += varint_size(f->v);
+    } else {
+      lens[i] = field_len(f);
+      body += varint_size(lens[i]) + lens[i];
+    }
+  }
   bool has_tail = n > 0 && !fields[n - 1].varint;
-  size_t tail = has_tail ? field_len(&fields[n - 1]) : 0;
+  size_t tail = has_tail ? lens[n - 1] : 0;
   if (has_tail && fields[n - 1].niov > IA_WFRAME_MAX_IOV) return false;
   size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(body) + body;
   size_t head = IA_FRAME_HEADER + env - tail;
@@ -311,7 +353,7 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
       p = put_varint(p, f->v);
       continue;
     }
-    p = put_varint(p, field_len(f));
+    p = put_varint(p, lens[i]);
     if (i + 1 < n && f->n) {
       memcpy(p, f->p, f->n);
       p += f->n;

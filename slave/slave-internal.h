@@ -40,26 +40,27 @@ struct ia_task_ctx {
   ia__slice payload;
   size_t frame_len; /* bytes of the frame at the head of that buffer */
   uint8_t *hold;    /* that buffer's storage, if the loop took the socket over */
-  bool started; /* marked running (handler_starts_locked) */
+  bool started;        /* marked running (handler_starts_locked) */
+  const void *handler; /* the method's entry in the slave's table, or NULL */
   char *method;
-  char method_small[96];
   ia__md_copy *md;
   ia__outcome outcome;
   ia_code fail_code;
   char *message;
   uint8_t *out;
   size_t out_len;
-  bool out_owned;                         /* out is ours to free */
-  struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces (ia__task_ctx_reply_vec) */
-  int out_niov;
+  bool out_owned; /* out is ours to free */
+  int out_niov;   /* pieces of the result in out_iov (ia__task_ctx_reply_vec) */
   atomic_bool cancelled;
   ProtobufCAllocator alloc; /* the arena's (ia__task_ctx_allocator) */
   size_t arena_used;
   /* Storage that is not cleared per task: everything above is. */
+  struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces: out_niov of them */
+  char method_small[96];
   _Alignas(16) uint8_t arena[IA_TASK_ARENA];
   uint8_t reply_buf[IA_TASK_REPLY_BUF];
 };
-#define IA_TASK_CTX_CLEAR offsetof(ia_task_ctx, arena)
+#define IA_TASK_CTX_CLEAR offsetof(ia_task_ctx, out_iov)
 
 /* A task read from `body` (slices stay valid while the frame is buffered). */
 ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,

@@ -456,7 +456,8 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
     refuse(c, env->id, IA_SHUTTING_DOWN, "the slave is shutting down", NULL);
     return TAKE_DONE;
   }
-  if (!s->cfg.handler && !find_method(s, (const char *)v.method.p, v.method.n)) {
+  const method_entry *e = find_method(s, (const char *)v.method.p, v.method.n);
+  if (!s->cfg.handler && !e) {
     char msg[160];
     snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v.method.n > 100 ? 100 : v.method.n),
              (const char *)v.method.p);
@@ -469,6 +470,7 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
     return TAKE_DONE;
   }
   ctx->conn = c;
+  ctx->handler = e;
   /* Without a before_task hook the handler starts at once: the slot is
    * taken and the handler marked running in one go (see run_task). */
   bool now = !s->cfg.before_task;
@@ -485,18 +487,22 @@ static task_take take_task(sconn *c, const ia__env *env, size_t frame_len, ia_ta
     ia__task_ctx_free(ctx);
     return TAKE_DONE;
   }
-  ia_hook_reply reply = {0};
-  if (s->cfg.before_task && !s->cfg.before_task(ctx, &reply, s->cfg.user)) {
-    pthread_mutex_lock(&s->mu);
-    s->slot = NULL;
-    c->tasks--;
-    pthread_mutex_unlock(&s->mu);
-    refuse(c, env->id, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply);
+  if (s->cfg.before_task) {
+    ia_hook_reply reply = {0};
+    bool ok = s->cfg.before_task(ctx, &reply, s->cfg.user);
+    if (!ok) {
+      pthread_mutex_lock(&s->mu);
+      s->slot = NULL;
+      c->tasks--;
+      pthread_mutex_unlock(&s->mu);
+      refuse(c, env->id, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply);
+    }
     ia__hook_reply_release(&reply);
-    ia__task_ctx_free(ctx);
-    return TAKE_DONE;
+    if (!ok) {
+      ia__task_ctx_free(ctx);
+      return TAKE_DONE;
+    }
   }
-  ia__hook_reply_release(&reply);
   *out = ctx;
   return TAKE_SLOT;
 }
@@ -550,7 +556,7 @@ static int next_frame(sconn *c, ia__env *env, size_t *frame_len) {
 /* ---- running tasks (worker) ---- */
 
 static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
-  const method_entry *e = find_method(s, ctx->method, strlen(ctx->method));
+  const method_entry *e = ctx->handler;
   if (e) {
     e->fn(ctx, e->user);
   } else if (s->cfg.handler) {

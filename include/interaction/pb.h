@@ -118,6 +118,7 @@ ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const P
 typedef struct ia_pb_view {
   ProtobufCMessage *msg;
   ProtobufCAllocator *alloc; /* what msg was decoded with (the task's) */
+  bool flat;                 /* msg is one block (a flat message) */
   unsigned n;
   const ProtobufCFieldDescriptor *aliased[IA_PB_VIEW_MAX];
 } ia_pb_view;
