@@ -16,37 +16,45 @@
  * before handing anything out, and the caller asks protobuf-c, which then
  * decides. tests/runtime checks it against protobuf-c field by field.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/pb_flat.h"
 #include "runtime/wire.h"
 
-/* True if every field of d is one this decoder handles. */
-static bool flat_desc_scan(const ProtobufCMessageDescriptor *d) {
-  if (d->n_fields > 64) return false; /* required fields are tracked in a 64-bit mask */
+#define DESC_FLAT 1u     /* every field is one this codec handles */
+#define DESC_REQUIRED 2u /* some field is required */
+
+/* What the codec needs to know of d: DESC_* bits. */
+static unsigned desc_scan(const ProtobufCMessageDescriptor *d) {
+  if (d->n_fields > 64) return 0; /* required fields are tracked in a 64-bit mask */
+  unsigned bits = DESC_FLAT;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return false;
-    if (f->type > PROTOBUF_C_TYPE_ENUM) return false; /* string, bytes, message */
+    if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) return 0;
+    if (f->type > PROTOBUF_C_TYPE_ENUM) return 0; /* string, bytes, message */
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset == 0) return 0;
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED) bits |= DESC_REQUIRED;
   }
-  return true;
+  return bits;
 }
 
-/* The answer for the descriptor this thread asked about last (a typed
- * handler or caller asks about the same two, request and reply, again and
- * again). */
-static bool flat_desc(const ProtobufCMessageDescriptor *d) {
-  static _Thread_local const ProtobufCMessageDescriptor *last[2];
-  static _Thread_local bool last_flat[2];
-  if (d == last[0]) return last_flat[0];
-  if (d == last[1]) return last_flat[1];
-  bool flat = flat_desc_scan(d);
-  last[1] = last[0];
-  last_flat[1] = last_flat[0];
-  last[0] = d;
-  last_flat[0] = flat;
-  return flat;
+/* desc_scan(d), remembered: a typed handler or caller asks about the same
+ * few descriptors again and again. Each slot holds a descriptor's address
+ * with its bits in the low three (descriptors are 8-byte aligned), in one
+ * word, so a racing reader sees a whole entry or another descriptor's. */
+#define DESC_CACHE 64
+static _Atomic uintptr_t desc_cache[DESC_CACHE];
+
+static unsigned desc_bits(const ProtobufCMessageDescriptor *d) {
+  uintptr_t key = (uintptr_t)d;
+  _Atomic uintptr_t *slot = &desc_cache[(key >> 4) % DESC_CACHE];
+  uintptr_t v = atomic_load_explicit(slot, memory_order_relaxed);
+  if ((v & ~(uintptr_t)7) == key) return (unsigned)(v & 7);
+  unsigned bits = desc_scan(d);
+  if ((key & 7) == 0) atomic_store_explicit(slot, key | bits, memory_order_relaxed);
+  return bits;
 }
 
 static uint32_t le32(const uint8_t *p) {
@@ -135,17 +143,20 @@ static bool store(void *msg, const ProtobufCFieldDescriptor *f, unsigned wt, uin
 
 bool ia__pb_flat_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator *a, size_t len,
                         const uint8_t *data, ProtobufCMessage **out) {
-  if (!flat_desc(d)) return false;
+  unsigned bits = desc_bits(d);
+  if (!(bits & DESC_FLAT)) return false;
   ProtobufCMessage *msg = a ? a->alloc(a->allocator_data, d->sizeof_message) : malloc(d->sizeof_message);
   if (!msg) return false; /* protobuf-c reports it */
   d->message_init(msg);
   const uint8_t *p = data, *end = data + len;
   uint64_t seen = 0;
+  unsigned next = 0; /* the field after the last one read */
   while (p < end) {
     uint64_t key, v = 0;
     if (!ia__get_varint(&p, end, &key)) goto give_up;
     unsigned wt = key & 7;
-    int i = field_index(d, key >> 3);
+    /* Fields usually come in order: try the next one first. */
+    int i = next < d->n_fields && d->fields[next].id == key >> 3 ? (int)next : field_index(d, key >> 3);
     if (i < 0) goto give_up; /* unknown, or field 0: protobuf-c's call */
     const uint8_t *fixed = p;
     if (wt == 0) {
@@ -160,12 +171,13 @@ bool ia__pb_flat_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator 
     }
     const ProtobufCFieldDescriptor *f = &d->fields[i];
     if (!store(msg, f, wt, v, fixed)) goto give_up;
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
-      *(protobuf_c_boolean *)((uint8_t *)msg + f->quantifier_offset) = 1;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) *(protobuf_c_boolean *)((uint8_t *)msg + f->quantifier_offset) = 1;
     seen |= 1ull << i;
+    next = (unsigned)i + 1;
   }
-  for (unsigned i = 0; i < d->n_fields; i++)
-    if (d->fields[i].label == PROTOBUF_C_LABEL_REQUIRED && !(seen & (1ull << i))) goto give_up;
+  if (bits & DESC_REQUIRED)
+    for (unsigned i = 0; i < d->n_fields; i++)
+      if (d->fields[i].label == PROTOBUF_C_LABEL_REQUIRED && !(seen & (1ull << i))) goto give_up;
   *out = msg;
   return true;
 give_up:
@@ -242,11 +254,10 @@ static bool absent(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
 bool ia__pb_flat_pack(const ProtobufCMessage *m, uint8_t *out, size_t cap, size_t *len) {
   const ProtobufCMessageDescriptor *d = m->descriptor;
   /* At most a 5-byte key and a 10-byte value per field. */
-  if (m->n_unknown_fields || !flat_desc(d) || cap / 15 < d->n_fields) return false;
+  if (m->n_unknown_fields || !(desc_bits(d) & DESC_FLAT) || cap / 15 < d->n_fields) return false;
   uint8_t *p = out;
   for (unsigned i = 0; i < d->n_fields; i++) {
     const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset == 0) return false;
     const uint8_t *v = (const uint8_t *)m + f->offset;
     if (absent(m, f, v)) continue;
     uint64_t key = (uint64_t)f->id << 3;
