@@ -25,28 +25,36 @@ struct ia_task {
   bool blocking;      /* (mu) a caller blocks on it and may read for it */
   bool offered;       /* (mu) the previous reader passed the read side to this caller */
   char *method;       /* method_small, or malloc'd when longer */
-  uint8_t *payload;   /* payload_small, or malloc'd when larger */
+  size_t method_len;
+  uint8_t *payload; /* payload_small, or malloc'd when larger */
   size_t len;
   const struct iovec *piov; /* a borrowed payload (ia__call_vec), used while sending */
   int pniov;
   const ia__decoder *dec; /* decodes the result where it lies, instead of a copy */
   void *decoded;          /* what dec made of it, until the caller takes it */
   _Atomic int status;     /* an ia_status; changed under mu, read anywhere */
-  bool done;              /* (mu) terminal and every callback run */
+  atomic_bool done;       /* terminal and every callback run (set once, outside mu) */
+  atomic_bool has_cond;   /* cond is initialised: somebody waited (set under mu) */
   uint8_t *result;
   size_t result_len;
   task_cb *cbs; /* cbs_inline, or malloc'd once there are more */
   size_t n_cbs;
-  task_cb cbs_inline[2];
-  pthread_cond_t cond;
   ia_task *next; /* (mu) in conn->pending */
   /* Not cleared when a task is made (everything above is): set as needed. */
-  ia_error error; /* only its head is initialised */
+  task_cb cbs_inline[2];
+  pthread_cond_t cond; /* made when the first waiter needs it: ia__task_cond_locked() */
+  ia_error error;      /* only its head is initialised */
   char method_small[48];
   uint8_t payload_small[64];
   uint8_t result_small[64];
 };
-#define IA_TASK_CLEAR offsetof(ia_task, error)
+#define IA_TASK_CLEAR offsetof(ia_task, cbs_inline)
+
+/* t's condition, made on first use: a task nobody waits on (async, with
+ * callbacks) never makes one. (mu) */
+pthread_cond_t *ia__task_cond_locked(ia_task *t);
+/* Wakes whoever waits on t. Takes mu only if somebody ever waited. */
+void ia__task_wake(ia_task *t);
 
 /* Who reads a connection's socket. */
 typedef enum ia__reader {

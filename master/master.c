@@ -405,7 +405,7 @@ static void release_reader(ia_conn *c) {
   } else if (next) {
     c->reader = IA_RD_PARKED;
     next->offered = true;
-    pthread_cond_broadcast(&next->cond);
+    if (atomic_load(&next->has_cond)) pthread_cond_broadcast(&next->cond);
   } else if (any) {
     c->reader = IA_RD_LOOP; /* async tasks wait: the loop reads for them */
     loop_reads_locked(c, true);
@@ -480,14 +480,16 @@ ia_code ia__conn_await(ia_conn *c, ia_task *t, uint32_t timeout_ms) {
       continue;
     }
     /* Somebody else reads: they dispatch our reply or offer us the socket. */
+    pthread_cond_t *cond = ia__task_cond_locked(t);
+    if (atomic_load(&t->done)) continue; /* finished before it saw the condition: no wake-up comes */
     if (deadline == UINT64_MAX) {
-      pthread_cond_wait(&t->cond, &m->mu);
+      pthread_cond_wait(cond, &m->mu);
     } else {
       uint64_t now = ia__now_ms();
       if (now >= deadline) break;
       struct timespec until;
       ia__deadline_ts(&until, (uint32_t)(deadline - now > 1000 ? 1000 : deadline - now));
-      pthread_cond_timedwait(&t->cond, &m->mu, &until);
+      pthread_cond_timedwait(cond, &m->mu, &until);
     }
   }
   bool done = t->done;

@@ -48,13 +48,12 @@ ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, s
     return NULL;
   }
   memcpy(t->method, method, mlen + 1);
+  t->method_len = mlen;
   if (len) memcpy(t->payload, payload, len);
   t->len = len;
   atomic_init(&t->refs, 1);
   atomic_init(&t->status, IA_STATUS_IDLE);
   t->id = atomic_fetch_add(&c->m->next_id, 1);
-  pthread_once(&cond_attr_once, cond_attr_init);
-  pthread_cond_init(&t->cond, &cond_attr);
   ia__conn_ref(c); /* the caller holds one */
   t->conn = c;
   return t;
@@ -96,7 +95,6 @@ ia_code ia_task_on_fail(ia_task *t, ia_task_cb cb, void *user) {
 
 void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *message, const uint8_t *data,
                      size_t len, bool from_pending) {
-  ia_master *m = t->conn->m;
   if (status == IA_STATUS_COMPLETED) {
     t->result = len <= sizeof t->result_small ? t->result_small : malloc(len);
     if (t->result) {
@@ -116,15 +114,32 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
   atomic_store(&t->status, status); /* before the callbacks, which may read it */
   for (size_t i = 0; i < t->n_cbs; i++)
     if (t->cbs[i].on_complete == (status == IA_STATUS_COMPLETED)) t->cbs[i].fn(t, t->cbs[i].user);
-  pthread_mutex_lock(&m->mu);
-  t->done = true;
-  pthread_cond_broadcast(&t->cond);
-  pthread_mutex_unlock(&m->mu);
+  /* Before has_cond is read (both sequentially consistent): a waiter that
+   * saw done false had made its condition first, so it is woken here. */
+  atomic_store(&t->done, true);
+  ia__task_wake(t);
   if (from_pending) ia__task_unref(t);
 }
 
+pthread_cond_t *ia__task_cond_locked(ia_task *t) {
+  if (!atomic_load_explicit(&t->has_cond, memory_order_relaxed)) {
+    pthread_once(&cond_attr_once, cond_attr_init);
+    pthread_cond_init(&t->cond, &cond_attr);
+    atomic_store(&t->has_cond, true);
+  }
+  return &t->cond;
+}
+
+void ia__task_wake(ia_task *t) {
+  if (!atomic_load(&t->has_cond)) return;
+  ia_master *m = t->conn->m;
+  pthread_mutex_lock(&m->mu);
+  pthread_cond_broadcast(&t->cond);
+  pthread_mutex_unlock(&m->mu);
+}
+
 bool ia__task_frame(const ia_task *t, ia__wframe *w) {
-  ia__field f[2] = {{.no = 1, .p = t->method, .n = strlen(t->method)},
+  ia__field f[2] = {{.no = 1, .p = t->method, .n = t->method_len},
                     {.no = 2, .p = t->payload, .n = t->len, .iov = t->piov, .niov = t->pniov}};
   return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, 2);
 }
@@ -173,11 +188,12 @@ ia_code ia_task_join(ia_task *t, uint32_t timeout_ms) {
     return IA_INVALID_ARGUMENT;
   }
   int rc = 0;
-  while (!t->done && rc != ETIMEDOUT) {
+  pthread_cond_t *cond = ia__task_cond_locked(t);
+  while (!atomic_load(&t->done) && rc != ETIMEDOUT) {
     if (timeout_ms == UINT32_MAX)
-      rc = pthread_cond_wait(&t->cond, &m->mu);
+      rc = pthread_cond_wait(cond, &m->mu);
     else
-      rc = pthread_cond_timedwait(&t->cond, &m->mu, &until);
+      rc = pthread_cond_timedwait(cond, &m->mu, &until);
   }
   bool done = t->done;
   pthread_mutex_unlock(&m->mu);
@@ -213,7 +229,7 @@ static void task_destroy(ia_task *t) {
   if (t->cbs != t->cbs_inline) free(t->cbs);
   if (t->decoded) t->dec->release(t->decoded);
   ia_error_clear(&t->error);
-  pthread_cond_destroy(&t->cond);
+  if (atomic_load(&t->has_cond)) pthread_cond_destroy(&t->cond);
   free(t);
   ia__conn_unref(c);
 }

@@ -323,8 +323,50 @@ static size_t field_len(const ia__field *f) {
 }
 
 #define WFRAME_MAX_FIELDS 8
+#define SMALL_HEAD 18 /* the most a small frame's head takes: prefix, id, key, a 2-byte body length */
+
+/* One pass for a frame that fits w->small whole (the usual task, result and
+ * status frames): the body is written first, after room for the head, and
+ * the head then in front of it. False, with nothing to undo, if it does not fit. */
+static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
+  uint8_t *const body = w->small + SMALL_HEAD, *const limit = w->small + sizeof w->small;
+  uint8_t *p = body;
+  for (size_t i = 0; i < n; i++) {
+    const ia__field *f = &fields[i];
+    if (f->no >= 16 || limit - p < 11) return false; /* one-byte keys; room for key and a varint */
+    if (f->varint) {
+      *p++ = (uint8_t)(f->no << 3);
+      p = put_varint(p, f->v);
+      continue;
+    }
+    size_t len = field_len(f);
+    if (len > (size_t)(limit - p) - 3) return false; /* key, a 2-byte length, then the bytes */
+    *p++ = (uint8_t)(f->no << 3 | 2);
+    p = put_varint(p, len);
+    if (f->niov > 0) {
+      for (int k = 0; k < f->niov; k++) {
+        memcpy(p, f->iov[k].iov_base, f->iov[k].iov_len);
+        p += f->iov[k].iov_len;
+      }
+    } else if (len) {
+      memcpy(p, f->p, len);
+      p += len;
+    }
+  }
+  size_t blen = (size_t)(p - body);
+  uint8_t tmp[SMALL_HEAD];
+  size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(blen) + blen;
+  size_t hlen = (size_t)(put_env_head(tmp, env, id, kind, blen) - tmp);
+  w->head = body - hlen;
+  memcpy(w->head, tmp, hlen);
+  w->head_len = hlen + blen;
+  w->ntail = 0;
+  w->tail_len = 0;
+  return true;
+}
 
 bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
+  if (build_small(w, id, kind, fields, n)) return true;
   size_t lens[WFRAME_MAX_FIELDS];
   if (n > WFRAME_MAX_FIELDS) return false;
   size_t body = 0;
@@ -361,22 +403,6 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   }
   w->ntail = 0;
   w->tail_len = tail;
-  if (tail > 0 && head == (size_t)(p - w->head) && head + tail <= sizeof w->small && w->head == w->small) {
-    /* A small tail goes into the head: one buffer, one plain send(). */
-    const ia__field *f = &fields[n - 1];
-    if (f->niov > 0) {
-      for (int i = 0; i < f->niov; i++) {
-        memcpy(p, f->iov[i].iov_base, f->iov[i].iov_len);
-        p += f->iov[i].iov_len;
-      }
-    } else {
-      memcpy(p, f->p, tail);
-      p += tail;
-    }
-    w->head_len = (size_t)(p - w->head);
-    w->tail_len = 0;
-    return true;
-  }
   w->head_len = (size_t)(p - w->head);
   if (has_tail && fields[n - 1].niov > 0) {
     for (int i = 0; i < fields[n - 1].niov; i++)
@@ -388,7 +414,7 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
 }
 
 void ia__wframe_release(ia__wframe *w) {
-  if (w->head && w->head != w->small) free(w->head);
+  if (w->head && (w->head < w->small || w->head >= w->small + sizeof w->small)) free(w->head);
   w->head = NULL;
 }
 
