@@ -190,15 +190,6 @@ give_up:
 
 /* ---- packing ---- */
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
 static uint8_t *put_le32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
     *p++ = (uint8_t)(v >> (8 * i));
@@ -268,47 +259,47 @@ bool ia__pb_flat_pack(const ProtobufCMessage *m, uint8_t *out, size_t cap, size_
     case PROTOBUF_C_TYPE_ENUM: {
       int32_t x;
       memcpy(&x, v, sizeof x);
-      p = put_varint(put_varint(p, key), (uint64_t)(int64_t)x); /* negative: ten bytes, as protobuf wants */
+      p = ia__put_varint(ia__put_varint(p, key), (uint64_t)(int64_t)x); /* negative: ten bytes, as protobuf wants */
       break;
     }
     case PROTOBUF_C_TYPE_UINT32:
       memcpy(&u32, v, sizeof u32);
-      p = put_varint(put_varint(p, key), u32);
+      p = ia__put_varint(ia__put_varint(p, key), u32);
       break;
     case PROTOBUF_C_TYPE_SINT32: {
       int32_t x;
       memcpy(&x, v, sizeof x);
-      p = put_varint(put_varint(p, key), ((uint32_t)x << 1) ^ (uint32_t)(x >> 31));
+      p = ia__put_varint(ia__put_varint(p, key), ((uint32_t)x << 1) ^ (uint32_t)(x >> 31));
       break;
     }
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_UINT64:
       memcpy(&u64, v, sizeof u64);
-      p = put_varint(put_varint(p, key), u64);
+      p = ia__put_varint(ia__put_varint(p, key), u64);
       break;
     case PROTOBUF_C_TYPE_SINT64: {
       int64_t x;
       memcpy(&x, v, sizeof x);
-      p = put_varint(put_varint(p, key), ((uint64_t)x << 1) ^ (uint64_t)(x >> 63));
+      p = ia__put_varint(ia__put_varint(p, key), ((uint64_t)x << 1) ^ (uint64_t)(x >> 63));
       break;
     }
     case PROTOBUF_C_TYPE_BOOL: {
       protobuf_c_boolean b;
       memcpy(&b, v, sizeof b);
-      p = put_varint(put_varint(p, key), b ? 1 : 0);
+      p = ia__put_varint(ia__put_varint(p, key), b ? 1 : 0);
       break;
     }
     case PROTOBUF_C_TYPE_SFIXED32:
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_FLOAT:
       memcpy(&u32, v, sizeof u32);
-      p = put_le32(put_varint(p, key | 5), u32);
+      p = put_le32(ia__put_varint(p, key | 5), u32);
       break;
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_FIXED64:
     case PROTOBUF_C_TYPE_DOUBLE:
       memcpy(&u64, v, sizeof u64);
-      p = put_le64(put_varint(p, key | 1), u64);
+      p = put_le64(ia__put_varint(p, key | 1), u64);
       break;
     default:
       return false;

@@ -312,15 +312,6 @@ static size_t varint_size(uint64_t v) {
   return 1 + (size_t)(63 - __builtin_clzll(v | 1)) / 7;
 }
 
-static uint8_t *put_varint(uint8_t *p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = (uint8_t)v;
-  return p;
-}
-
 /* The length prefix, the id and the body's key and length. */
 static uint8_t *put_env_head(uint8_t *p, size_t env, uint64_t id, unsigned kind, size_t body) {
   p[0] = (uint8_t)(env >> 24);
@@ -329,9 +320,9 @@ static uint8_t *put_env_head(uint8_t *p, size_t env, uint64_t id, unsigned kind,
   p[3] = (uint8_t)env;
   p += 4;
   *p++ = 0x08; /* id = 1, varint */
-  p = put_varint(p, id);
-  p = put_varint(p, (uint64_t)kind << 3 | 2);
-  return put_varint(p, body);
+  p = ia__put_varint(p, id);
+  p = ia__put_varint(p, (uint64_t)kind << 3 | 2);
+  return ia__put_varint(p, body);
 }
 
 static size_t field_len(const ia__field *f) {
@@ -356,13 +347,13 @@ static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__fie
     if (f->no >= 16 || limit - p < 11) return false; /* one-byte keys; room for key and a varint */
     if (f->varint) {
       *p++ = (uint8_t)(f->no << 3);
-      p = put_varint(p, f->v);
+      p = ia__put_varint(p, f->v);
       continue;
     }
     size_t len = field_len(f);
     if (len > (size_t)(limit - p) - 3) return false; /* key, a 2-byte length, then the bytes */
     *p++ = (uint8_t)(f->no << 3 | 2);
-    p = put_varint(p, len);
+    p = ia__put_varint(p, len);
     if (f->niov > 0) {
       for (int k = 0; k < f->niov; k++) {
         memcpy(p, f->iov[k].iov_base, f->iov[k].iov_len);
@@ -410,12 +401,12 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   uint8_t *p = put_env_head(w->head, env, id, kind, body);
   for (size_t i = 0; i < n; i++) {
     const ia__field *f = &fields[i];
-    p = put_varint(p, (uint64_t)f->no << 3 | (f->varint ? 0 : 2));
+    p = ia__put_varint(p, (uint64_t)f->no << 3 | (f->varint ? 0 : 2));
     if (f->varint) {
-      p = put_varint(p, f->v);
+      p = ia__put_varint(p, f->v);
       continue;
     }
-    p = put_varint(p, lens[i]);
+    p = ia__put_varint(p, lens[i]);
     if (i + 1 < n && f->n) {
       memcpy(p, f->p, f->n);
       p += f->n;

@@ -63,6 +63,16 @@ static inline bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_
   return ia__get_varint_slow(p, end, v);
 }
 
+/* Writes v as a varint at p (room for 10 bytes); returns the byte after it. */
+static inline uint8_t *ia__put_varint(uint8_t *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
 /* Parses a Frame's envelope; false if malformed or without a body. */
 bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env);
 
