@@ -354,14 +354,35 @@ static bool read_some(ia_conn *c, int flags) {
 
 #define EP_BATCH 64
 
-/* Reads every socket of the loop's epoll set that has data. Loop thread. */
+static void ep_batch(ia_master *m, struct epoll_event *evs, int n);
+
+#define EP_ROUNDS 16 /* full batches read before libevent's other events get a turn */
+
+/*
+ * The loop's epoll set has events. libevent watches the set edge-triggered:
+ * level-triggered, every turn of libevent's loop polled the set again, which
+ * polls each of its ready sockets again, and woke the loop once more per
+ * batch for nothing (measured: 0.4 us of master CPU per fan-out call). So
+ * the set is read until it gives less than a full batch; after EP_ROUNDS
+ * full ones the event is made active again to come back after libevent's
+ * other work.
+ */
 static void ep_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   ia_master *m = arg;
   struct epoll_event evs[EP_BATCH];
-  int n = epoll_wait(m->epfd, evs, EP_BATCH, 0);
-  if (n <= 0) return;
+  for (int round = 0; round < EP_ROUNDS; round++) {
+    int n = epoll_wait(m->epfd, evs, EP_BATCH, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) ep_batch(m, evs, n);
+    if (n < EP_BATCH) return;
+  }
+  event_active(m->ep_ev, EV_READ, 0);
+}
+
+/* Reads the sockets of one batch of events. */
+static void ep_batch(ia_master *m, struct epoll_event *evs, int n) {
   /* Held across the batch: handling one connection's frames may drop every
    * other reference to another. */
   bool mine[EP_BATCH];
@@ -806,7 +827,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   m->epfd = epoll_create1(EPOLL_CLOEXEC);
   m->base = event_base_new();
   if (m->base && m->epfd >= 0) {
-    m->ep_ev = event_new(m->base, m->epfd, EV_READ | EV_PERSIST, ep_cb, m);
+    m->ep_ev = event_new(m->base, m->epfd, EV_READ | EV_PERSIST | EV_ET, ep_cb, m);
     m->shutdown_ev = event_new(m->base, -1, 0, shutdown_cb, m);
     m->tick_ev = event_new(m->base, -1, EV_PERSIST, tick_or_finish_cb, m);
     m->deadline_ev = evtimer_new(m->base, deadline_cb, m);
