@@ -122,17 +122,21 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
  * out of memory. vec_release() frees what it allocated. */
 static bool vec_pack(pb_vec *v, const ProtobufCMessage *msg, bool anywhere, const uint8_t *lo, size_t n,
                      uint8_t *first, size_t cap) {
-  memset(v, 0, sizeof *v);
-  v->scratch = first;
-  v->cap = first ? cap : 0;
   size_t len;
   if (first && ia__pb_flat_pack(msg, first, cap, &len)) {
-    /* A flat message has no bytes fields to reference: one piece. */
-    v->used = len;
+    /* A flat message has no bytes fields to reference: one piece, and only
+     * what vec_iov() and vec_release() read is set (the hot path). */
+    v->scratch = first;
+    v->heap = false;
     v->n = len > 0;
+    v->piece[0].ref = NULL;
+    v->piece[0].off = 0;
     v->piece[0].len = len;
     return true;
   }
+  memset(v, 0, sizeof *v);
+  v->scratch = first;
+  v->cap = first ? cap : 0;
   v->base.append = vec_append;
   v->anywhere = anywhere;
   v->lo = lo;
@@ -364,12 +368,8 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   /* Large bytes fields that point into the request (an echo, a slice of
    * the input) are sent from there: the request outlives the reply's send.
    * Anything else is copied now, since the handler may free it on return. */
-  size_t cap = 0, len;
+  size_t cap = 0;
   uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
-  if (ia__pb_flat_pack(reply, first, cap, &len)) {
-    struct iovec one = {first, len};
-    return ia__task_ctx_reply_vec(task, NULL, &one, len > 0);
-  }
   size_t plen = 0;
   const uint8_t *payload = ia_task_ctx_payload(task, &plen);
   pb_vec v;

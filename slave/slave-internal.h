@@ -69,9 +69,6 @@ void ia__task_ctx_free(ia_task_ctx *ctx);
 /* The task's outcome (result, fail, or TASK_ERROR) as a frame; the payload is
  * referenced from ctx. */
 bool ia__task_ctx_outcome_frame(const ia_task_ctx *ctx, ia__wframe *w);
-/* Hands the handler's already-allocated result buffer over without a copy
- * (used by the protobuf glue). */
-ia_code ia__task_ctx_reply_take(ia_task_ctx *ctx, uint8_t *buf, size_t len);
 
 /* A released task context kept for the next task (any thread). take gives
  * NULL when there is none; keep returns false when one is kept already. */

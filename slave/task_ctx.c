@@ -180,18 +180,6 @@ bool ia_task_ctx_sleep(ia_task_ctx *t, uint32_t ms) {
   return whole;
 }
 
-ia_code ia__task_ctx_reply_take(ia_task_ctx *t, uint8_t *buf, size_t len) {
-  ia_code rc = set_outcome(t, IA_OUTCOME_RESULT, IA_OK, NULL, NULL, 0);
-  if (rc != IA_OK) {
-    free(buf);
-    return rc;
-  }
-  t->out = buf;
-  t->out_len = len;
-  t->out_owned = true;
-  return IA_OK;
-}
-
 ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct iovec *iov, int niov) {
   /* scratch is NULL when the pieces lie in t->reply_buf (or need none). */
   if (niov < 0 || niov > IA_REPLY_MAX_IOV) {
