@@ -242,7 +242,9 @@ static void fan_start(fan_slot *s, uint64_t idx) {
     fan_finish(s->f, "cannot create a task");
     return;
   }
-  (void)ia_task_start(t);
+  /* A failed start ends the task in START_FAILED: on_fail reports it. */
+  ia_code rc = ia_task_start(t);
+  (void)rc;
 }
 
 static void on_complete(ia_task *t, void *user) {
@@ -365,7 +367,8 @@ static void ia_close(void *state, bench_env *env) {
   if (s->hold) {
     if (ia_task_status(s->hold) != IA_STATUS_IDLE) {
       /* A hold that does not end in time is dropped with its slave. */
-      (void)ia_task_cancel(s->hold);
+      ia_code rc = ia_task_cancel(s->hold); /* refused only if it ended meanwhile */
+      (void)rc;
       if (ia_task_join(s->hold, 3000) != IA_OK) fprintf(stderr, "bench-run: the hold task did not end\n");
     }
     ia_task_free(s->hold);

@@ -546,7 +546,8 @@ static void source_method(gen_text *t, const service_names *s, const method_name
                   " {\n"
                   "  ia_task *task = %s(conn, req);\n"
                   "  /* A failed start leaves the task in START_FAILED, where the caller sees it. */\n"
-                  "  if (task != NULL) (void)ia_task_start(task);\n"
+                  "  ia_code rc = task != NULL ? ia_task_start(task) : IA_NO_MEMORY;\n"
+                  "  (void)rc;\n"
                   "  return task;\n"
                   "}\n\n",
                   m->task);
@@ -572,8 +573,10 @@ static void source_method(gen_text *t, const service_names *s, const method_name
                   "  const %s *b = binding;\n"
                   "  ia_pb_view req;\n"
                   "  if (ia_pb_request_view(task, &%s__descriptor, &req) != IA_OK) {\n"
-                  "    ia_task_ctx_fail(task, IA_TASK_ERROR,\n"
-                  "                     \"the payload of %s is not an encoded %s\", NULL, 0);\n"
+                  "    /* A fresh task has no outcome yet: failing it cannot fail. */\n"
+                  "    ia_code rc = ia_task_ctx_fail(task, IA_TASK_ERROR,\n"
+                  "                                  \"the payload of %s is not an encoded %s\", NULL, 0);\n"
+                  "    (void)rc;\n"
                   "    return;\n"
                   "  }\n"
                   "  b->handlers.%s(task, (const %s *)req.msg, b->user);\n"

@@ -1,3 +1,35 @@
+/*
+ * master: the task-issuing end. Its parts, one file each:
+ *
+ *   master.c    lifecycle and the loop: new, start, shutdown, join, free;
+ *               the loop's tick
+ *   conn.c      connections: dial and handshake, the registry, disconnect,
+ *               ping, sending, teardown
+ *   reader.c    the reader role: who reads a connection's socket (a caller
+ *               or the loop), the hand-off between them, the loop's reads
+ *   dispatch.c  what to do with each frame a reader takes off the socket
+ *   task.c      the task object: callbacks, start, join, results, cancel
+ *   call.c      the one blocking call (ia_call, the typed stubs' vectored
+ *               call, the internal Disconnect and Ping), and abandoning a
+ *               call that timed out
+ *
+ * Threads. Callers dial, handshake and block on their own threads; every
+ * frame a caller sends, it sends itself. One libevent loop thread reads the
+ * sockets nobody else reads (async tasks, idle connections), flushes what
+ * non-blocking senders queued, and closes sockets. See reader.c for the
+ * reader role.
+ *
+ * Locks. The master's mutex `mu` guards everything marked (mu). A
+ * connection's write stream has its own lock, taken after `mu` and never
+ * held while waiting (runtime/wstream.h). No user callback runs with `mu`
+ * held.
+ *
+ * References. A connection is counted by its user handle, by each task, by
+ * its open socket, and by a reader in the middle of a batch; it is freed
+ * (and its descriptor closed) with the last one, so no thread can write to
+ * a descriptor that was closed and reused. A task is counted by its user
+ * handle and by the pending list while it waits for an answer.
+ */
 #ifndef IA_MASTER_INTERNAL_H
 #define IA_MASTER_INTERNAL_H
 
@@ -6,88 +38,98 @@
 #include <stddef.h>
 
 #include "interaction/master.h"
+#include "master/master-pb.h"
+#include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
+#include "runtime/wstream.h"
 
-typedef struct task_cb {
+struct event;
+struct event_base;
+
+#define IA__MASTER_QUEUE_LIMIT (64u << 20) /* bytes a slave may leave unread before it is dropped */
+#define IA__ABANDONED_MAX 4096u            /* timed-out ids whose late answers are remembered */
+
+typedef struct ia__task_cb {
   ia_task_cb fn;
   void *user;
   bool on_complete;
-} task_cb;
+} ia__task_cb;
+
+typedef enum ia__task_kind {
+  IA__TASK_USER = 0,
+  IA__TASK_DISCONNECT, /* an internal Disconnect, answered by a Goodbye */
+  IA__TASK_PING,       /* an internal Ping, answered by a Pong */
+} ia__task_kind;
 
 /* Everything below marked (mu) is guarded by the master's mutex. */
 struct ia_task {
   ia_conn *conn;    /* holds a reference */
   _Atomic int refs; /* the user's, and the pending list's while started */
   uint64_t id;
-  bool is_disconnect; /* an internal Disconnect request, not a user task */
-  bool is_ping;       /* an internal Ping, answered by a Pong */
+  uint8_t kind;       /* ia__task_kind */
   bool blocking;      /* (mu) a caller blocks on it and may read for it */
   bool offered;       /* (mu) the previous reader passed the read side to this caller */
   char *method;       /* method_small, or malloc'd when longer */
   size_t method_len;
   uint8_t *payload; /* payload_small, or malloc'd when larger */
   size_t len;
-  const struct iovec *piov; /* a borrowed payload (ia__call_vec), used while sending */
+  const struct iovec *piov; /* a borrowed payload (the vectored call), only while it is sent */
   int pniov;
-  const ia__decoder *dec; /* decodes the result where it lies, instead of a copy */
-  void *decoded;          /* what dec made of it, until the caller takes it */
-  _Atomic int status;     /* an ia_status; changed under mu, read anywhere */
-  atomic_bool done;       /* terminal and every callback run (set once, outside mu) */
-  atomic_bool has_cond;   /* cond is initialised: somebody waited (set under mu) */
+  ia__decoder dec;    /* by value: decodes the result where it lies (dec.decode NULL: copy it) */
+  void *decoded;      /* what dec made of it, until the caller takes it */
+  _Atomic int status; /* an ia_status; changed under mu, read anywhere */
+  atomic_bool done;   /* terminal and every callback run (set once, outside mu) */
+  atomic_bool has_cond; /* cond is initialised: somebody waited (set under mu) */
   uint8_t *result;
   size_t result_len;
-  task_cb *cbs; /* cbs_inline, or malloc'd once there are more */
+  ia__task_cb *cbs; /* cbs_inline, or malloc'd once there are more */
   size_t n_cbs;
   ia_task *next; /* (mu) in conn->pending */
   /* Not cleared when a task is made (everything above is): set as needed. */
-  task_cb cbs_inline[2];
+  ia__task_cb cbs_inline[2];
   pthread_cond_t cond; /* made when the first waiter needs it: ia__task_cond_locked() */
   ia_error error;      /* only its head is initialised */
   char method_small[48];
   uint8_t payload_small[64];
   uint8_t result_small[64];
 };
-#define IA_TASK_CLEAR offsetof(ia_task, cbs_inline)
-
-/* t's condition, made on first use: a task nobody waits on (async, with
- * callbacks) never makes one. (mu) */
-pthread_cond_t *ia__task_cond_locked(ia_task *t);
-/* Wakes whoever waits on t. Takes mu only if somebody ever waited. */
-void ia__task_wake(ia_task *t);
+#define IA__TASK_CLEAR offsetof(ia_task, cbs_inline)
 
 /* Who reads a connection's socket. */
 typedef enum ia__reader {
-  IA_RD_PARKED = 0, /* nobody: the loop's tick takes it back */
-  IA_RD_LOOP,       /* the I/O thread (its read event is pending) */
-  IA_RD_TRANSFER,   /* a caller is taking it from the loop */
-  IA_RD_CALLER,     /* a thread blocked in a call reads its own reply */
+  IA__RD_PARKED = 0, /* nobody: the loop's tick takes it back */
+  IA__RD_LOOP,       /* the I/O thread (the socket is in its epoll set) */
+  IA__RD_TRANSFER,   /* a caller is taking it from the loop */
+  IA__RD_CALLER,     /* a thread blocked in a call reads its own reply */
 } ia__reader;
 
 struct ia_conn {
   ia_master *m;
   char *name;
-  _Atomic int refs;      /* the user's, each task's, and the socket's while open */
+  _Atomic int refs;      /* the user's, each task's, the socket's while open, a batch's */
   bool up;               /* (mu) handshaken and not yet closed */
-  int fd;                /* blocking socket; -1 once closed (by the loop) */
-  bool in_epoll;         /* (mu) in the loop's epoll set: the loop reads it */
+  int fd;                /* closed when the last reference goes */
+  uint32_t ep;           /* (mu) what the loop's epoll set watches for it */
+  bool want_flush;       /* (mu) its stream has bytes waiting for POLLOUT */
   bool loop_reading;     /* (mu) the loop is inside a read of it right now */
   ia__reader reader;     /* (mu) */
-  bool teardown_pending; /* (mu) close the socket once the reader lets go */
-  bool torn_down;        /* (mu) */
+  bool teardown_pending; /* (mu) tear down once the reader lets go */
+  bool torn_down;        /* (mu) the socket is shut down and out of the epoll set */
   ia__inbuf in;          /* the reader's */
-  pthread_mutex_t wmu;   /* one writer at a time */
+  ia__ws out;
   uint32_t peer_max_frame;
-  ia_task *pending; /* (mu) started tasks awaiting an answer */
-  ia_conn *next;    /* (mu) in m->conns */
+  ia_task *pending;  /* (mu) started tasks awaiting an answer */
+  uint64_t *abandoned; /* (mu) ids of timed-out calls whose late answers are dropped */
+  size_t n_abandoned, cap_abandoned;
+  ia_conn *next; /* (mu) in m->conns */
 };
 
 struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
   struct event_base *base;
-  int epfd;                   /* the sockets the loop reads, outside libevent */
-  struct event *ep_ev;        /* libevent's watch on epfd */
+  ia__epset ep;               /* the sockets the loop reads or flushes */
   pthread_cond_t reader_cond; /* a caller waits for the loop to finish a read */
   pthread_t loop_thread;
   bool started;
@@ -104,27 +146,91 @@ struct ia_master {
 /* True on the master's I/O thread. */
 bool ia__master_on_loop(const ia_master *m);
 
-void ia__conn_ref(ia_conn *c);   /* any thread; the caller holds a reference or the lock */
+/* ---- conn.c ---- */
+
+void ia__conn_ref(ia_conn *c);   /* any thread; the caller holds a reference or mu */
 void ia__conn_unref(ia_conn *c); /* takes mu only for the last one */
+/* Frees c and closes its descriptor, whatever its count (the last
+ * reference, or ia_master_free). */
+void ia__conn_destroy(ia_conn *c);
+/* Sends a frame on c without blocking (any thread, the loop included).
+ * IA_CONNECTION_LOST if the connection failed (it is then going down). */
+ia_code ia__conn_send_nb(ia_conn *c, const ia__wframe *w);
+/* Sends a frame on c, waiting for the socket until deadline_ms. IA_TIMEOUT:
+ * the rest of the frame is queued and goes out later. Not on the loop. */
+ia_code ia__conn_send(ia_conn *c, const ia__wframe *w, uint64_t deadline_ms);
+/* The connection is over: every pending task ends with status/code, the
+ * socket is torn down on the loop. Any thread. */
+void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message);
+/* Sends a Goodbye with `code` without blocking, as a last word before the
+ * connection closes. */
+void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message);
+/* A protocol violation by the slave: Goodbye with the code, then lost. */
+void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message);
+/* The Disconnect answered: c is down, the socket goes. */
+void ia__conn_disconnected(ia_conn *c);
+/* Asks the loop to tear c's socket down (from any thread). */
+void ia__conn_request_teardown(ia_conn *c);
+/* Tears c's socket down if no caller reads it (else leaves that to the
+ * caller, woken by a shutdown). Loop thread. */
+void ia__conn_teardown(ia_conn *c);
+/* Makes the loop's epoll set watch what c needs now: input while the loop
+ * reads it, output while its stream has bytes waiting. (mu) */
+void ia__conn_watch_locked(ia_conn *c);
+/* Writes what c's stream queued once its socket takes it (EPOLLOUT). Loop. */
+void ia__conn_flush(ia_conn *c);
 
-/* Registers t as pending on c and sends its frame. A non-blocking task is
- * then read by the loop; a blocking one by its caller, in ia__conn_await.
+/* ---- reader.c ---- */
+
+/* Registers t as pending on c and sends its frame: waiting for the socket
+ * until deadline_ms for a blocking task (read by its caller in
+ * ia__conn_await), without blocking for an async one (read by the loop).
  * On failure nothing is registered and the code says why. */
-ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking);
-/* Waits for a submitted blocking task, reading the socket for it when nobody
- * else does. IA_OK once done, IA_TIMEOUT otherwise. Not on the loop. */
-ia_code ia__conn_await(ia_conn *c, ia_task *t, uint32_t timeout_ms);
-/* Sends a frame on c (any thread). */
-ia_code ia__conn_send(ia_conn *c, const ia__wframe *w);
+ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking, uint64_t deadline_ms);
+/* Waits for a submitted blocking task until deadline_ms, reading the socket
+ * for it when nobody else does. IA_OK once done, IA_TIMEOUT otherwise. Not
+ * on the loop. */
+ia_code ia__conn_await(ia_conn *c, ia_task *t, uint64_t deadline_ms);
+/* The loop's epoll set reported these sockets (ia__epset_fn). */
+void ia__master_ep_batch(void *arg, struct epoll_event *evs, int n);
+/* The loop takes back parked sockets, so that idle connections are still
+ * watched (a dead slave, a Goodbye). Loop. */
+void ia__master_tick(ia_master *m);
 
+/* ---- dispatch.c ---- */
+
+/* Handles every whole frame in c->in; false if the connection is over. The
+ * caller holds c's read side. */
+bool ia__master_dispatch(ia_conn *c);
+/* Takes t off c's pending list and remembers its id, so that a late answer
+ * is dropped instead of called a protocol error. False if t was not pending
+ * (a reader is finishing it right now). */
+bool ia__master_abandon(ia_conn *c, ia_task *t);
+
+/* ---- task.c ---- */
+
+/* t's condition, made on first use: a task nobody waits on (async, with
+ * callbacks) never makes one. (mu) */
+pthread_cond_t *ia__task_cond_locked(ia_task *t);
+/* A task in IDLE, `method` and `payload` copied; NULL if out of memory. */
+ia_task *ia__task_new(ia_conn *c, const char *method, const void *payload, size_t len);
 /* Ends a task: status, error (code, message, data) and result are set, the
  * callbacks run on this thread, joiners wake, and the pending list's
- * reference is dropped if `from_pending`. The task must not be in a pending
- * list any more. */
+ * reference is dropped if `from_pending`. A task that did not come from the
+ * pending list is held for the duration, so a callback may free it. The
+ * task must not be in a pending list any more. */
 void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *message, const uint8_t *data,
                      size_t len, bool from_pending);
-void ia__task_unref(ia_task *t); /* takes mu */
-/* The Task frame of t (payload referenced, not copied). */
-bool ia__task_frame(const ia_task *t, ia__wframe *w);
+void ia__task_unref(ia_task *t);
+/* Checks t against the slave's max_frame, builds its Task frame and submits
+ * it; on failure ends it in START_FAILED (callbacks run) and returns why. */
+ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms);
+
+/* ---- call.c ---- */
+
+/* Runs a built blocking task t to its end or to the deadline: submits it,
+ * awaits it, and on timeout cancels and abandons it. IA_OK when t is
+ * terminal (its status says how it ended), else the code (err filled). */
+ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err);
 
 #endif

@@ -1,6 +1,18 @@
-/* Tasks on the master: creation, callbacks, start, join, results, and the
- * blocking ia_call built on them. */
+/*
+ * The master's task object: creation, callbacks, start, join, results,
+ * cancel, and its end (ia__task_finish), which every path that ends a task
+ * goes through: a reply, a refusal, a lost connection, a failed start.
+ *
+ * Callbacks run on the thread that ends the task, never with a lock held.
+ * A task being finished is always referenced by someone other than its
+ * user for the duration (the pending list, or ia__task_finish itself), so a
+ * callback may free its own task.
+ *
+ * Never: end a task twice, or touch a task after dropping the last
+ * reference this code holds on it.
+ */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,21 +30,12 @@ bool ia_status_is_terminal(ia_status s) {
   return s >= IA_STATUS_START_FAILED;
 }
 
-static pthread_once_t cond_attr_once = PTHREAD_ONCE_INIT;
-static pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC, for timed joins */
-
-static void cond_attr_init(void) {
-  pthread_condattr_init(&cond_attr);
-  pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC);
-}
-
-ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, size_t len) {
-  if (!c || !method || (len && !payload)) return NULL;
+ia_task *ia__task_new(ia_conn *c, const char *method, const void *payload, size_t len) {
   /* malloc, not calloc: calloc skips glibc's per-thread cache, and only the
    * head of a task needs clearing. */
   ia_task *t = malloc(sizeof *t);
   if (!t) return NULL;
-  memset(t, 0, IA_TASK_CLEAR);
+  memset(t, 0, IA__TASK_CLEAR);
   t->error.code = IA_OK;
   t->error.message[0] = '\0';
   t->error.data = NULL;
@@ -59,6 +62,11 @@ ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, s
   return t;
 }
 
+ia_task *ia_conn_new_task(ia_conn *c, const char *method, const void *payload, size_t len) {
+  if (!c || !method || (len && !payload)) return NULL;
+  return ia__task_new(c, method, payload, len);
+}
+
 static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
   if (!fn) return IA_INVALID_ARGUMENT;
   /* An IDLE task is its creator's alone (starting it is what shares it), so
@@ -67,7 +75,7 @@ static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
   if (atomic_load(&t->status) != IA_STATUS_IDLE) {
     rc = IA_INVALID_ARGUMENT;
   } else {
-    task_cb *cbs = t->cbs;
+    ia__task_cb *cbs = t->cbs;
     if (t->n_cbs < 2) {
       cbs = t->cbs_inline;
     } else {
@@ -77,7 +85,7 @@ static ia_code add_cb(ia_task *t, ia_task_cb fn, void *user, bool on_complete) {
     if (!cbs) {
       rc = IA_NO_MEMORY;
     } else {
-      cbs[t->n_cbs++] = (task_cb){fn, user, on_complete};
+      cbs[t->n_cbs++] = (ia__task_cb){fn, user, on_complete};
       if (t->cbs != cbs && t->cbs != t->cbs_inline) free(t->cbs);
       t->cbs = cbs;
     }
@@ -93,8 +101,13 @@ ia_code ia_task_on_fail(ia_task *t, ia_task_cb cb, void *user) {
   return add_cb(t, cb, user, false);
 }
 
+static void task_wake(ia_task *t);
+
 void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *message, const uint8_t *data,
                      size_t len, bool from_pending) {
+  /* Held across the callbacks, which may free the task: the pending list's
+   * reference does that for a task that was pending. */
+  if (!from_pending) atomic_fetch_add(&t->refs, 1);
   if (status == IA_STATUS_COMPLETED) {
     t->result = len <= sizeof t->result_small ? t->result_small : malloc(len);
     if (t->result) {
@@ -108,6 +121,8 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
     }
   }
   if (status != IA_STATUS_COMPLETED) {
+    /* A task that did not complete never reads as success. */
+    if (code == IA_OK) code = IA_TASK_ERROR;
     ia__error_set(&t->error, code, "%s", message && *message ? message : ia_strerror(code));
     ia__error_set_data(&t->error, data, len);
   }
@@ -117,20 +132,20 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
   /* Before has_cond is read (both sequentially consistent): a waiter that
    * saw done false had made its condition first, so it is woken here. */
   atomic_store(&t->done, true);
-  ia__task_wake(t);
-  if (from_pending) ia__task_unref(t);
+  task_wake(t);
+  ia__task_unref(t);
 }
 
 pthread_cond_t *ia__task_cond_locked(ia_task *t) {
   if (!atomic_load_explicit(&t->has_cond, memory_order_relaxed)) {
-    pthread_once(&cond_attr_once, cond_attr_init);
-    pthread_cond_init(&t->cond, &cond_attr);
+    ia__cond_init(&t->cond);
     atomic_store(&t->has_cond, true);
   }
   return &t->cond;
 }
 
-void ia__task_wake(ia_task *t) {
+/* Wakes whoever waits on t. Takes mu only if somebody ever waited. */
+static void task_wake(ia_task *t) {
   if (!atomic_load(&t->has_cond)) return;
   ia_master *m = t->conn->m;
   pthread_mutex_lock(&m->mu);
@@ -138,46 +153,55 @@ void ia__task_wake(ia_task *t) {
   pthread_mutex_unlock(&m->mu);
 }
 
-bool ia__task_frame(const ia_task *t, ia__wframe *w) {
+/* The frame of t (payload referenced, not copied): a Task, or the
+ * internal request its kind says. */
+static bool task_frame(const ia_task *t, ia__wframe *w) {
+  if (t->kind == IA__TASK_PING) {
+    ia__wframe_empty(w, t->id, INTERACTION__V1__FRAME__BODY_PING);
+    return true;
+  }
+  if (t->kind == IA__TASK_DISCONNECT) {
+    ia__field f = {.no = 1, .p = t->payload, .n = t->len};
+    return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, t->len ? 1 : 0);
+  }
   ia__field f[2] = {{.no = 1, .p = t->method, .n = t->method_len},
                     {.no = 2, .p = t->payload, .n = t->len, .iov = t->piov, .niov = t->pniov}};
   return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, 2);
 }
 
-static size_t task_payload_len(const ia_task *t) {
-  size_t n = t->len;
-  for (int i = 0; i < t->pniov; i++)
-    n += t->piov[i].iov_len;
-  return n;
-}
-
-/* Checks and sends t; on failure ends it in START_FAILED (callbacks run). */
-static ia_code task_send(ia_task *t, bool blocking) {
+ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms) {
   ia_conn *c = t->conn;
-  ia_code rc = IA_OK;
-  const char *why = NULL;
   ia__wframe w;
-  if (task_payload_len(t) > c->peer_max_frame) {
-    rc = IA_FRAME_TOO_LARGE;
-    why = "the task is larger than the slave's max_frame";
-  } else if (!ia__task_frame(t, &w)) {
+  ia_code rc;
+  char why[160];
+  if (!task_frame(t, &w)) {
     rc = IA_NO_MEMORY;
-    why = "no memory for the task frame";
+    snprintf(why, sizeof why, "no memory for the task frame");
+  } else if (ia__wframe_body_len(&w) > c->peer_max_frame) {
+    /* The whole frame, as the slave measures it: a payload just under the
+     * limit still makes a frame over it, and the slave would drop the
+     * connection for it. */
+    rc = IA_FRAME_TOO_LARGE;
+    snprintf(why, sizeof why, "the task's frame (%zu bytes) is larger than the slave's max_frame (%u)",
+             ia__wframe_body_len(&w), (unsigned)c->peer_max_frame);
+    ia__wframe_release(&w);
   } else {
-    rc = ia__conn_submit(c, t, &w, blocking);
+    rc = ia__conn_submit(c, t, &w, blocking, deadline_ms);
     ia__wframe_release(&w);
     if (rc == IA_INVALID_ARGUMENT) return rc; /* started already: nothing to end */
-    why = "the connection is not up";
+    snprintf(why, sizeof why, "the connection is not up");
   }
   if (rc != IA_OK) ia__task_finish(t, IA_STATUS_START_FAILED, rc, why, NULL, 0, false);
   return rc;
 }
 
 ia_code ia_task_start(ia_task *t) {
-  return task_send(t, false);
+  if (!t) return IA_INVALID_ARGUMENT;
+  return ia__task_send(t, false, UINT64_MAX);
 }
 
 ia_code ia_task_join(ia_task *t, uint32_t timeout_ms) {
+  if (!t) return IA_INVALID_ARGUMENT;
   ia_master *m = t->conn->m;
   if (ia__master_on_loop(m)) return IA_INVALID_ARGUMENT; /* it would wait for itself */
   struct timespec until;
@@ -214,11 +238,12 @@ const ia_error *ia_task_error(const ia_task *t) {
 }
 
 ia_code ia_task_cancel(ia_task *t) {
+  if (!t) return IA_INVALID_ARGUMENT;
   ia_status st = ia_task_status(t);
   if (st != IA_STATUS_STARTING && st != IA_STATUS_STARTED) return IA_INVALID_ARGUMENT;
   ia__wframe w;
   ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
-  return ia__conn_send(t->conn, &w);
+  return ia__conn_send_nb(t->conn, &w);
 }
 
 static void task_destroy(ia_task *t) {
@@ -227,7 +252,7 @@ static void task_destroy(ia_task *t) {
   if (t->payload != t->payload_small) free(t->payload);
   if (t->result != t->result_small) free(t->result);
   if (t->cbs != t->cbs_inline) free(t->cbs);
-  if (t->decoded) t->dec->release(t->decoded);
+  if (t->decoded) t->dec.release(t->decoded);
   ia_error_clear(&t->error);
   if (atomic_load(&t->has_cond)) pthread_cond_destroy(&t->cond);
   free(t);
@@ -240,79 +265,4 @@ void ia__task_unref(ia_task *t) {
 
 void ia_task_free(ia_task *t) {
   if (t) ia__task_unref(t);
-}
-
-uint32_t ia_call_opts_timeout(const ia_call_opts *opts) {
-  return opts && opts->timeout_ms ? opts->timeout_ms : IA_CALL_DEFAULT_TIMEOUT_MS;
-}
-
-ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
-                     const ia__decoder *dec, void **object, ia_error *err) {
-  *object = NULL;
-  if (ia__master_on_loop(c->m))
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the I/O thread");
-  ia_task *t = ia_conn_new_task(c, method, NULL, 0);
-  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  t->piov = iov;
-  t->pniov = niov;
-  t->dec = dec;
-  ia_code rc = task_send(t, true);
-  t->piov = NULL; /* the caller's memory: never used after the send */
-  t->pniov = 0;
-  if (rc == IA_OK && ia__conn_await(c, t, timeout_ms) != IA_OK) {
-    ia_task_cancel(t);
-    ia_task_free(t); /* a reply that still comes is released with the task */
-    return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);
-  }
-  rc = IA_OK;
-  if (ia_task_status(t) == IA_STATUS_COMPLETED) {
-    *object = t->decoded;
-    t->decoded = NULL;
-  } else {
-    if (err) ia__error_copy(err, &t->error);
-    rc = t->error.code;
-  }
-  ia_task_free(t);
-  return rc;
-}
-
-ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
-                uint32_t timeout_ms, ia_error *err) {
-  if (!c || !method || !reply || !reply_len)
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, reply and reply_len are required");
-  *reply = NULL;
-  *reply_len = 0;
-  ia_task *t = ia_conn_new_task(c, method, req, len);
-  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  if (ia__master_on_loop(c->m)) {
-    ia_task_free(t);
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "ia_call would block the I/O thread");
-  }
-  ia_code rc = task_send(t, true);
-  if (rc == IA_OK && ia__conn_await(c, t, timeout_ms) != IA_OK) {
-    ia_task_cancel(t);
-    ia_task_free(t);
-    return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms", method, timeout_ms);
-  }
-  if (ia_task_status(t) == IA_STATUS_COMPLETED) {
-    /* The caller gets a malloc'd reply: a small one is copied out of the task. */
-    if (t->result == t->result_small) {
-      *reply = malloc(t->result_len ? t->result_len : 1);
-      if (*reply == NULL) {
-        ia_task_free(t);
-        return ia__error_set(err, IA_NO_MEMORY, "no memory for the reply");
-      }
-      memcpy(*reply, t->result_small, t->result_len);
-    } else {
-      *reply = t->result;
-      t->result = NULL;
-    }
-    *reply_len = t->result_len;
-    rc = IA_OK;
-  } else {
-    if (err) ia__error_copy(err, &t->error);
-    rc = t->error.code;
-  }
-  ia_task_free(t);
-  return rc;
 }

@@ -2,6 +2,7 @@
  * the program or from the IA_LOG environment variable. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,11 @@
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static ia_log_fn log_fn;
 static void *log_user;
-/* -1 until the first call reads IA_LOG; written under log_mu, read racily
- * (an int read is atomic enough for a filter). */
-static volatile int log_level = -1;
+/* -1 until the first call reads IA_LOG. Written under log_mu (so that the
+ * environment is read once), read without it on every log call: an atomic,
+ * since a plain int written by one thread and read by another is a data
+ * race whatever the hardware does. */
+static _Atomic int log_level = -1;
 
 static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -35,16 +38,16 @@ void ia_log_set_handler(ia_log_fn fn, void *user) {
 
 void ia_log_set_level(ia_log_level level) {
   pthread_mutex_lock(&log_mu);
-  log_level = level;
+  atomic_store(&log_level, (int)level);
   pthread_mutex_unlock(&log_mu);
 }
 
 ia_log_level ia_log_get_level(void) {
-  int l = log_level;
+  int l = atomic_load_explicit(&log_level, memory_order_relaxed);
   if (l < 0) {
     pthread_mutex_lock(&log_mu);
-    if (log_level < 0) log_level = level_from_env();
-    l = log_level;
+    if (atomic_load(&log_level) < 0) atomic_store(&log_level, level_from_env());
+    l = atomic_load(&log_level);
     pthread_mutex_unlock(&log_mu);
   }
   return (ia_log_level)l;

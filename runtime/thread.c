@@ -1,4 +1,5 @@
-/* Thread plumbing shared by the slave and the master. */
+/* Thread plumbing shared by the slave and the master: libevent's locking
+ * set up once, and library threads that leave the program's signals alone. */
 #include <pthread.h>
 #include <signal.h>
 
@@ -17,9 +18,14 @@ void ia__threads_init(void) {
 }
 
 int ia__thread_create(pthread_t *t, void *(*fn)(void *), void *arg) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* Every asynchronous signal is blocked; the ones a fault raises in the
+   * faulting thread are not, or a crash in a handler would be a hang. */
+  static const int synchronous[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT};
+  sigset_t set, old;
+  sigfillset(&set);
+  for (size_t i = 0; i < sizeof synchronous / sizeof synchronous[0]; i++)
+    sigdelset(&set, synchronous[i]);
+  pthread_sigmask(SIG_SETMASK, &set, &old);
   int rc = pthread_create(t, NULL, fn, arg);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;

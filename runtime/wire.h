@@ -1,9 +1,13 @@
 /*
- * The hot path's wire: a reader-owned input buffer, a hand-rolled parser of
- * the envelope and of the frequent bodies, and frames built as a small head
- * plus a payload that is sent where it lies (never copied). Everything here
- * is plain protobuf; rare bodies (Hello, Welcome, Disconnect) still go
- * through protobuf-c.
+ * The one framing stack of both ends: a reader-owned input buffer
+ * (inbuf.c), a hand-written parser of the envelope and of the frequent
+ * bodies (parse.c), and frames built as a small head plus a payload that is
+ * sent where it lies, never copied (build.c). Everything here is plain
+ * protobuf that any protobuf library reads; rare bodies (Hello, Welcome,
+ * Disconnect) are encoded and decoded with protobuf-c.
+ *
+ * Every length from the wire is checked against its limit before anything
+ * is allocated for it. Nothing here owns a socket's state or a thread.
  */
 #ifndef IA_WIRE_H
 #define IA_WIRE_H
@@ -21,7 +25,7 @@ typedef struct ia__slice {
   size_t n;
 } ia__slice;
 
-/* ---- input ---- */
+/* ---- input (inbuf.c) ---- */
 
 /* Bytes read from a socket, owned by whichever thread holds the read side. */
 typedef struct ia__inbuf {
@@ -29,21 +33,34 @@ typedef struct ia__inbuf {
   size_t start, end, cap;
 } ia__inbuf;
 
-/* The frame at the head of the buffer, as ia__frame_next(). */
-ia__frame_next_result ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body,
-                                     uint32_t *len);
+typedef enum ia__next {
+  IA__NEXT_MORE = 0,      /* the head frame is not complete yet */
+  IA__NEXT_READY = 1,     /* *body and *len are the head frame's */
+  IA__NEXT_OVERSIZE = -1, /* the head frame declares more than max_frame */
+} ia__next;
+
+/* The frame at the head of the buffer. */
+ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body, uint32_t *len);
 /* Drops n bytes from the head. */
 void ia__inbuf_consume(ia__inbuf *b, size_t n);
-/* One recv() into the buffer, with room for the whole frame at the head
- * when its length is known (never more than max_frame). Returns what recv
- * returned (-1 with errno, 0 at EOF). */
-ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags);
+/* One recv() into the buffer, with room for the whole head frame once its
+ * length is known (never for more than max_frame: a longer one is left for
+ * ia__inbuf_next to call oversize). Returns what recv returned (-1 with
+ * errno, ENOMEM included, 0 at EOF); *full (may be NULL) is set when the
+ * read filled all the room it was given, so that more may be waiting: an
+ * edge-triggered reader must then read again. */
+ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags, bool *full);
+/* The same, reading at most `most` bytes. */
+ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t most, int flags, bool *full);
+/* Bytes still missing from the head frame (its length prefix first); 0
+ * when it is whole. */
+size_t ia__inbuf_missing(const ia__inbuf *b);
 /* Moves the unread bytes after the first `keep` bytes into a new buffer
  * `to`, leaving `b`'s storage (with its first `keep` bytes) to the caller. */
-bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to);
+IA_MUST_CHECK bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to);
 void ia__inbuf_free(ia__inbuf *b);
 
-/* ---- parsing ---- */
+/* ---- parsing (parse.c) ---- */
 
 typedef struct ia__env {
   uint64_t id;
@@ -54,13 +71,21 @@ typedef struct ia__env {
 /* Reads one varint at *p (before end) and moves *p past it; false if
  * truncated or longer than 10 bytes. One-byte varints (keys, small
  * lengths, ids) are read inline: they are nearly every varint on the hot path. */
-bool ia__get_varint_slow(const uint8_t **p, const uint8_t *end, uint64_t *v);
-static inline bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+IA_MUST_CHECK bool ia__get_varint_slow(const uint8_t **p, const uint8_t *end, uint64_t *v);
+IA_MUST_CHECK static inline bool ia__get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
   if (*p < end && **p < 0x80) {
     *v = *(*p)++;
     return true;
   }
   return ia__get_varint_slow(p, end, v);
+}
+
+/* A field key (tag and wire type): a varint of at most 5 bytes whose value
+ * fits 32 bits, as protobuf-c and Google's protobuf read them; false for
+ * anything longer, which they reject. */
+IA_MUST_CHECK static inline bool ia__get_key(const uint8_t **p, const uint8_t *end, uint64_t *key) {
+  const uint8_t *start = *p;
+  return ia__get_varint(p, end, key) && *p - start <= 5 && *key <= UINT32_MAX;
 }
 
 /* Writes v as a varint at p (room for 10 bytes); returns the byte after it. */
@@ -74,14 +99,14 @@ static inline uint8_t *ia__put_varint(uint8_t *p, uint64_t v) {
 }
 
 /* Parses a Frame's envelope; false if malformed or without a body. */
-bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env);
+IA_MUST_CHECK bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env);
 
 typedef struct ia__task_view {
   ia__slice method, payload;
   uint64_t deadline_ms;
   bool has_metadata;
 } ia__task_view;
-bool ia__task_parse(ia__slice body, ia__task_view *t);
+IA_MUST_CHECK bool ia__task_parse(ia__slice body, ia__task_view *t);
 
 /* TaskFail, Refusal and Goodbye share a shape: code = 1, message = 2, and
  * bytes (result / data) = 3. TaskResult's payload is field 1. */
@@ -90,12 +115,14 @@ typedef struct ia__status_view {
   uint32_t code;
   ia__slice message, data;
 } ia__status_view;
-bool ia__status_parse(ia__slice body, ia__status_view *s);
-bool ia__result_parse(ia__slice body, ia__slice *payload);
-/* Calls fn for each metadata entry of a Task body; stops when fn returns false. */
-bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user), void *user);
+IA_MUST_CHECK bool ia__status_parse(ia__slice body, ia__status_view *s);
+IA_MUST_CHECK bool ia__result_parse(ia__slice body, ia__slice *payload);
+/* Calls fn for each metadata entry of a Task body; stops when fn returns
+ * false. False if the body is malformed. */
+IA_MUST_CHECK bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user),
+                                     void *user);
 
-/* ---- building and sending ---- */
+/* ---- building (build.c) ---- */
 
 /* One field to encode. A bytes field is `p`/`n`, or, for the last field
  * only, the concatenation of `iov` (then `n` is ignored). */
@@ -109,8 +136,8 @@ typedef struct ia__field {
   int niov;
 } ia__field;
 
-#define IA_WFRAME_MAX_IOV 32
-#define IA_REPLY_MAX_IOV 8 /* pieces of a handler's packed result */
+#define IA__WFRAME_MAX_IOV 32
+#define IA__REPLY_MAX_IOV 8 /* pieces of a handler's packed result */
 
 /* A frame as a head (length prefix, envelope and every field but the last
  * bytes field) and a tail (that field's bytes, referenced, not copied, as
@@ -120,29 +147,34 @@ typedef struct ia__wframe {
   uint8_t small[256];
   uint8_t *head;
   size_t head_len;
-  struct iovec tail[IA_WFRAME_MAX_IOV];
+  struct iovec tail[IA__WFRAME_MAX_IOV];
   int ntail;
   size_t tail_len;
 } ia__wframe;
 
-/* Builds a frame with body `kind` made of `fields` (in field order). */
-bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n);
+/* Builds a frame with body `kind` made of `fields` (in field order); false
+ * if out of memory or the fields are too many. Release with
+ * ia__wframe_release(). */
+IA_MUST_CHECK bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields,
+                                    size_t n);
 void ia__wframe_release(ia__wframe *w);
-/* Total bytes on the wire. */
+/* Total bytes on the wire, and the frame's length as its prefix says it
+ * (what a receiver compares with its max_frame). */
 static inline size_t ia__wframe_len(const ia__wframe *w) {
   return w->head_len + w->tail_len;
 }
-/* Sends the whole frame on a blocking socket (flags as send(); MSG_NOSIGNAL
- * is added). 0, or -1 with errno. */
-int ia__wframe_send(int fd, const ia__wframe *w, int flags);
-/* Sends a whole buffer on a blocking socket. */
-int ia__send_all(int fd, const void *p, size_t n, int flags);
+static inline size_t ia__wframe_body_len(const ia__wframe *w) {
+  return ia__wframe_len(w) - IA__FRAME_HEADER;
+}
+/* The frame's pieces as iovecs (head first): n <= IA__WFRAME_MAX_IOV + 1. */
+int ia__wframe_iov(const ia__wframe *w, struct iovec *iov);
 
 /* Convenience builders for the frames every part sends. */
-bool ia__wframe_status(ia__wframe *w, uint64_t id, unsigned kind, ia_code code, const char *message,
-                       const void *data, size_t len);
-bool ia__wframe_empty(ia__wframe *w, uint64_t id, unsigned kind);
+IA_MUST_CHECK bool ia__wframe_status(ia__wframe *w, uint64_t id, unsigned kind, ia_code code,
+                                     const char *message, const void *data, size_t len);
+/* A frame whose body is empty (Ping, Pong, Accepted, Cancel): never fails. */
+void ia__wframe_empty(ia__wframe *w, uint64_t id, unsigned kind);
 /* An encoded protobuf-c submessage as a frame body. */
-bool ia__wframe_message(ia__wframe *w, uint64_t id, unsigned kind, const ProtobufCMessage *msg);
+IA_MUST_CHECK bool ia__wframe_message(ia__wframe *w, uint64_t id, unsigned kind, const ProtobufCMessage *msg);
 
 #endif

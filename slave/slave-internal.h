@@ -1,3 +1,31 @@
+/*
+ * slave: the task-executing end. Its parts, one file each:
+ *
+ *   slave.c     lifecycle and config: new, start, shutdown (grace, Goodbye),
+ *               join, free, run; the method table
+ *   conn.c      connections: accept (with a cap on those still in their
+ *               handshake, and a back-off when descriptors run out), the
+ *               handshake deadline, send, refuse, fail, close, deferred free
+ *   dispatch.c  the one frame-dispatch loop both readers run, and the
+ *               control frames (Hello, Cancel, Disconnect, Ping, Goodbye)
+ *   slot.c      the task slot: admission, running a task, the
+ *               Accepted-before-outcome rule, the watchdog's look
+ *   reader.c    the read side: the worker thread, the loop's reads, and the
+ *               hand-off of a socket between them
+ *   task_ctx.c  the handler's view of a task, and its outcome as a frame
+ *   watchdog.c  the process's watchdog thread (knows nothing of the slave)
+ *
+ * Threads. One libevent loop thread owns the listener, the timers, the
+ * connections still in their handshake, and the freeing of connections. One
+ * worker thread runs handlers. The master's socket is read by whichever of
+ * the two holds its read side (`reader`, under the slave's mutex); see
+ * reader.c. Tasks never run on the loop.
+ *
+ * Locks. The slave's mutex `mu` guards everything marked (mu). A
+ * connection's write stream has its own lock, always taken after `mu` and
+ * never held while waiting (runtime/wstream.h). The loop never blocks on a
+ * peer: it only sends without blocking.
+ */
 #ifndef IA_SLAVE_INTERNAL_H
 #define IA_SLAVE_INTERNAL_H
 
@@ -6,20 +34,63 @@
 #include <stddef.h>
 
 #include "interaction/slave.h"
+#include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
+#include "runtime/wstream.h"
+#include "slave/watchdog.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct sockaddr;
+
+#define IA__SEND_BOUND_MS 10000u     /* a master that takes nothing for this long is dropped */
+#define IA__MAX_PENDING_DEFAULT 64u  /* connections in their handshake at once */
+#define IA__SLAVE_QUEUE_LIMIT (1u << 20) /* bytes a master may leave unread before it is dropped */
 
 struct ia_hook_reply {
   char *message;
   uint8_t *data;
   size_t len;
 };
+void ia__hook_reply_release(ia_hook_reply *r);
+
+/* Who holds a connection's read side, and who is calling. */
+typedef enum ia__reader { IA__RD_LOOP = 0, IA__RD_WORKER } ia__reader;
+
+typedef struct ia__sconn {
+  ia_slave *slave;
+  int fd;
+  uint64_t gen; /* unique per slave: the epoll set's key */
+  ia__inbuf in; /* the reader's */
+  ia__ws out;
+  bool handshaken;     /* set by the loop when it accepts the Hello, before any hand-off */
+  ia__reader reader;   /* (mu) */
+  uint32_t ep;         /* (mu) what the loop's epoll set watches for it */
+  bool want_flush;     /* (mu) its stream has bytes waiting for POLLOUT */
+  atomic_bool closing; /* (written under mu) */
+  bool lost;           /* (mu) fire lost_connection when freed */
+  ia_code lost_code;   /* (mu) */
+  int tasks;           /* (mu) its tasks in the slot: it lives until they end */
+  char *master_name;   /* written before the hand-off to the worker, then read only */
+  uint32_t peer_max_frame;
+  struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
+  struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
+} ia__sconn;
+
+typedef struct ia__method {
+  char *method;
+  size_t len;
+  ia_handler_fn fn;
+  void *user;
+} ia__method;
 
 typedef enum ia__outcome {
-  IA_OUTCOME_NONE = 0,
-  IA_OUTCOME_RESULT,
-  IA_OUTCOME_FAIL,
-  IA_OUTCOME_INVALID, /* the handler broke the contract: reported as TASK_ERROR */
+  IA__OUTCOME_NONE = 0,
+  IA__OUTCOME_RESULT,
+  IA__OUTCOME_FAIL,
+  IA__OUTCOME_INVALID, /* the handler broke the contract: reported as TASK_ERROR */
 } ia__outcome;
 
 /* A metadata value handed out by ia_task_ctx_metadata(), kept until the task ends. */
@@ -28,20 +99,19 @@ typedef struct ia__md_copy {
   struct ia__md_copy *next;
 } ia__md_copy;
 
-#define IA_TASK_ARENA 512     /* a small request is decoded in here */
-#define IA_TASK_REPLY_BUF 256 /* a small result is packed in here */
+#define IA__TASK_ARENA 512     /* a small request is decoded in here */
+#define IA__TASK_REPLY_BUF 256 /* a small result is packed in here */
 
 struct ia_task_ctx {
   ia_slave *slave;
   uint64_t id;
-  uint64_t conn_gen; /* the connection it arrived on */
-  void *conn;        /* that connection, kept alive while the task holds it */
-  ia__slice body;    /* the Task body, inside the reader's input buffer */
+  ia__sconn *conn; /* the connection it arrived on, kept alive while the task holds the slot */
+  ia__slice body;  /* the Task body, inside the reader's input buffer */
   ia__slice payload;
-  size_t frame_len; /* bytes of the frame at the head of that buffer */
-  uint8_t *hold;    /* that buffer's storage, if the loop took the socket over */
-  bool started;        /* marked running (handler_starts_locked) */
-  const void *handler; /* the method's entry in the slave's table, or NULL */
+  size_t frame_len;          /* bytes of the frame at the head of that buffer */
+  uint8_t *hold;             /* that buffer's storage, if the loop took the socket over */
+  bool started;              /* marked running (ia__slot_starts_locked) */
+  const ia__method *handler; /* the method's entry in the slave's table, or NULL */
   char *method;
   ia__md_copy *md;
   ia__outcome outcome;
@@ -55,42 +125,165 @@ struct ia_task_ctx {
   ProtobufCAllocator alloc; /* the arena's (ia__task_ctx_allocator) */
   size_t arena_used;
   /* Storage that is not cleared per task: everything above is. */
-  struct iovec out_iov[IA_REPLY_MAX_IOV]; /* the result as pieces: out_niov of them */
+  struct iovec out_iov[IA__REPLY_MAX_IOV]; /* the result as pieces: out_niov of them */
   char method_small[96];
-  _Alignas(16) uint8_t arena[IA_TASK_ARENA];
-  uint8_t reply_buf[IA_TASK_REPLY_BUF];
+  _Alignas(16) uint8_t arena[IA__TASK_ARENA];
+  uint8_t reply_buf[IA__TASK_REPLY_BUF];
 };
-#define IA_TASK_CTX_CLEAR offsetof(ia_task_ctx, out_iov)
+#define IA__TASK_CTX_CLEAR offsetof(ia_task_ctx, out_iov)
 
-/* A task read from `body` (slices stay valid while the frame is buffered). */
-ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
-                              ia__slice body, size_t frame_len);
-void ia__task_ctx_free(ia_task_ctx *ctx);
-/* The task's outcome (result, fail, or TASK_ERROR) as a frame; the payload is
- * referenced from ctx. */
-bool ia__task_ctx_outcome_frame(const ia_task_ctx *ctx, ia__wframe *w);
+struct ia_slave {
+  ia_slave_config cfg; /* host and name point at owned copies */
+  uint32_t max_frame;
+  uint32_t max_pending;
+  ia__method *methods; /* fixed once started: read without a lock */
+  size_t n_methods;
+  void **allocs; /* ia_slave_alloc() blocks */
+  size_t n_allocs;
 
+  struct event_base *base;
+  struct evconnlistener *listener; /* loop once started */
+  struct event *accept_retry_ev;   /* turns the listener back on after a pause */
+  uint64_t accept_warned_ms;       /* loop: when a failing accept was last logged */
+  unsigned accept_pause_ms;        /* loop: the next pause after a failing accept */
+  ia__epset ep;                    /* sockets the loop reads or flushes */
+  pthread_t loop_thread;
+  pthread_t worker;
+  bool started;
+  bool joined;
+  _Atomic uint16_t port;
+
+  ia__sconn *conns, *conns_tail; /* loop, in accept order */
+  unsigned n_pending;            /* loop: connections still in their handshake */
+  uint64_t next_gen;             /* loop */
+  bool finishing;                /* loop */
+
+  pthread_mutex_t mu;
+  pthread_cond_t work_cond;   /* the worker waits for a read side or a task */
+  pthread_cond_t cancel_cond; /* a sleeping handler waits for its cancel */
+  ia__sconn *master;          /* (mu) the handshaken master */
+  ia_task_ctx *slot;          /* (mu) the task holding the slot */
+  ia_task_ctx *to_run;        /* (mu) a task the loop read, for the worker */
+  bool in_handler;            /* (mu) slot's handler runs */
+  bool watched;               /* (mu) the loop was asked to take over while it runs */
+  uint64_t run_seq;           /* (mu) handlers started so far */
+  uint64_t wd_seq;            /* (mu) the one the watchdog saw running at its last look */
+  atomic_bool worker_stop;    /* (written under mu) */
+  atomic_bool shutting_down;
+
+  ia__watch watch; /* this slave's registration with the watchdog */
+  bool in_watchdog;
+  _Atomic(ia_task_ctx *) spare; /* a task context kept for the next task */
+  struct event *long_ev;        /* the watchdog asks the loop to take over */
+  struct event *close_ev;       /* frees closing connections */
+  struct event *shutdown_ev;
+  struct event *grace_ev;
+  struct event *deadline_ev;
+};
+
+/* ---- slave.c ---- */
+
+/* The method's entry, or NULL. Without a lock: the table is fixed once started. */
+const ia__method *ia__slave_method(const ia_slave *s, const uint8_t *name, size_t len);
 /* A released task context kept for the next task (any thread). take gives
  * NULL when there is none; keep returns false when one is kept already. */
-ia_task_ctx *ia__slave_take_spare(ia_slave *slave);
-bool ia__slave_keep_spare(ia_slave *slave, ia_task_ctx *ctx);
+ia_task_ctx *ia__slave_take_spare(ia_slave *s);
+bool ia__slave_keep_spare(ia_slave *s, ia_task_ctx *ctx);
+/* The loop looks whether shutdown can finish (no task left). Loop. */
+void ia__slave_maybe_finish(ia_slave *s);
 
-/* The slave's lock and the condition a cancelled sleeper waits on. */
-pthread_mutex_t *ia__slave_mutex(ia_slave *slave);
-pthread_cond_t *ia__slave_cancel_cond(ia_slave *slave);
+/* ---- conn.c ---- */
 
-void ia__hook_reply_release(ia_hook_reply *r);
+/* The listener's accept and error callbacks, and the retry timer's. Loop. */
+void ia__sconn_accept_cb(struct evconnlistener *l, int fd, struct sockaddr *addr, int socklen, void *arg);
+void ia__sconn_accept_error_cb(struct evconnlistener *l, void *arg);
+void ia__sconn_accept_retry_cb(int fd, short what, void *arg);
+/* Sends a frame on c: without blocking from the loop, waiting up to
+ * IA__SEND_BOUND_MS from the worker. False if c failed (it is closing then). */
+bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who);
+/* The same without blocking, with mu held; on false the caller closes c
+ * (ia__sconn_close) once it has let go of mu. */
+IA_MUST_CHECK bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w);
+/* Sends a Refusal (or a status-shaped body `kind`) for `id`. */
+void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
+                      const ia_hook_reply *r, ia__reader who);
+/* The peer broke the protocol or sent too much: Goodbye with the code, then close. */
+void ia__sconn_fail(ia__sconn *c, ia_code code, const char *message, ia__reader who);
+/* Starts closing c, from any thread: it stops being the master, its task
+ * is cancelled, its socket shut down (which wakes a reader), and the loop
+ * frees it once nobody reads it and no task holds it. `lost` fires
+ * lost_connection then. */
+void ia__sconn_close(ia__sconn *c, bool lost, ia_code code);
+/* Writes what c's stream queued, once its socket takes it (EPOLLOUT). Loop. */
+void ia__sconn_flush(ia__sconn *c);
+/* Makes the loop's epoll set watch what c needs now: input while the loop
+ * is its reader, output while its stream has bytes waiting. (mu) */
+void ia__sconn_watch_locked(ia__sconn *c);
+/* Frees c (loop, or join once the threads are gone). */
+void ia__sconn_free(ia__sconn *c);
+/* The loop frees every closing connection nobody reads. */
+void ia__sconn_close_cb(int fd, short what, void *arg);
+/* True when the slave's current master has closed its socket (it is going
+ * away and its EOF is merely unread); mu held. */
+bool ia__sconn_peer_gone(const ia__sconn *c);
 
-/* The process's shared watchdog (watchdog.c). */
-bool ia__watchdog_add(ia_slave *slave);
-void ia__watchdog_remove(ia_slave *slave);
-/* A handler starts: wakes the watchdog if it sleeps (an atomic load when not). */
-void ia__watchdog_poke(void);
-/* Looks at the slave's running handler (slave.c): IA_WD_* bits. A handler
- * seen running at two looks in a row runs long. Called by the watchdog
- * thread only. */
-#define IA_WD_RUNNING 1 /* a handler runs */
-#define IA_WD_LONG 2    /* and it runs long: the loop was asked to take over */
-int ia__slave_watchdog_check(ia_slave *slave);
+/* ---- dispatch.c ---- */
+
+typedef enum ia__dispatch_rc {
+  IA__DISPATCH_MORE,   /* every whole frame handled: read more */
+  IA__DISPATCH_HANDED, /* the read side went to the other thread */
+  IA__DISPATCH_CLOSED, /* the connection is closing */
+} ia__dispatch_rc;
+
+/* Handles every whole frame at the head of c->in, as `who`, which holds c's
+ * read side. The one frame loop of the slave: the worker's and the loop's
+ * reads both end here. */
+ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who);
+
+/* ---- slot.c ---- */
+
+typedef enum ia__take {
+  IA__TAKE_DONE,   /* answered (refused); the frame can be consumed */
+  IA__TAKE_SLOT,   /* *out holds the slot; the frame stays buffered until it ends */
+  IA__TAKE_CLOSED, /* the connection is closing */
+} ia__take;
+
+/* Checks a task frame at the head of c->in and takes the slot for it. */
+ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out);
+/* Runs a task that holds the slot and whose frame is at the head of c->in,
+ * frees the slot, replies and drops the frame. Worker. True if the worker
+ * still holds c's read side. */
+bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx);
+/* Asks the task in the slot to stop if it came from c (any c when NULL). (mu) */
+void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id);
+/* The watchdog's look at this slave (its ia__watch check). */
+int ia__slot_watch_check(void *slave);
+/* A handler runs long: the loop takes the read side (long_ev). Loop. */
+void ia__slot_long_cb(int fd, short what, void *arg);
+
+/* ---- reader.c ---- */
+
+/* The worker thread. */
+void *ia__slave_worker_main(void *arg);
+/* Gives c's read side (with what is buffered) to the worker. Loop, mu held. */
+void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c);
+/* The loop takes c's read side while ctx's handler runs: the task's frame
+ * stays where the handler reads it, the rest moves to a new buffer. (mu) */
+IA_MUST_CHECK bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx);
+/* The loop reads c until a short read (bounded) and handles its frames. */
+void ia__slave_loop_read(ia__sconn *c);
+/* The loop's epoll set reported these sockets (ia__epset_fn). */
+void ia__slave_ep_batch(void *arg, struct epoll_event *evs, int n);
+
+/* ---- task_ctx.c ---- */
+
+/* A task read from `body` (slices stay valid while the frame is buffered). */
+ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, const ia__task_view *view, ia__slice body,
+                              size_t frame_len);
+void ia__task_ctx_free(ia_task_ctx *ctx);
+/* The task's outcome (result, fail, or TASK_ERROR) as a frame no larger
+ * than max_frame: a result over it becomes TASK_ERROR. The payload is
+ * referenced from ctx. False if out of memory. */
+IA_MUST_CHECK bool ia__task_ctx_outcome_frame(const ia_task_ctx *ctx, uint32_t max_frame, ia__wframe *w);
 
 #endif

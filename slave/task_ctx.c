@@ -1,18 +1,24 @@
-/* The handler's view of a task, and turning its outcome into a frame. */
+/*
+ * The handler's view of a task -- method, payload, metadata, cancellation,
+ * a sleep that wakes on cancel, the arena a typed request is decoded into --
+ * and turning its outcome into a frame. A context belongs to the thread
+ * running its handler; only `cancelled` is written by others.
+ */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "slave/slave-internal.h"
 
-ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, const ia__task_view *view,
-                              ia__slice body, size_t frame_len) {
+ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, const ia__task_view *view, ia__slice body,
+                              size_t frame_len) {
   /* One task at a time per slave: the last context is kept for the next. */
   ia_task_ctx *ctx = ia__slave_take_spare(slave);
   if (!ctx) ctx = malloc(sizeof *ctx);
   if (!ctx) return NULL;
-  memset(ctx, 0, IA_TASK_CTX_CLEAR);
+  memset(ctx, 0, IA__TASK_CTX_CLEAR);
   size_t mlen = view->method.n;
   ctx->method = mlen < sizeof ctx->method_small ? ctx->method_small : malloc(mlen + 1);
   if (!ctx->method) {
@@ -23,7 +29,6 @@ ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, uint64_t conn_gen, c
   ctx->method[mlen] = '\0';
   ctx->slave = slave;
   ctx->id = id;
-  ctx->conn_gen = conn_gen;
   ctx->body = body;
   ctx->payload = view->payload;
   ctx->frame_len = frame_len;
@@ -123,16 +128,16 @@ uint64_t ia_task_ctx_id(const ia_task_ctx *t) {
 
 static ia_code set_outcome(ia_task_ctx *t, ia__outcome kind, ia_code code, const char *message,
                            const void *data, size_t len) {
-  if (t->outcome != IA_OUTCOME_NONE) {
+  if (t->outcome != IA__OUTCOME_NONE) {
     free(t->message);
     t->message = strdup("the handler set more than one outcome");
-    t->outcome = IA_OUTCOME_INVALID;
+    t->outcome = IA__OUTCOME_INVALID;
     return IA_INVALID_ARGUMENT;
   }
   if (len > 0) {
     t->out = malloc(len);
     if (!t->out) {
-      t->outcome = IA_OUTCOME_INVALID;
+      t->outcome = IA__OUTCOME_INVALID;
       t->message = strdup("no memory for the handler's result");
       return IA_NO_MEMORY;
     }
@@ -148,18 +153,18 @@ static ia_code set_outcome(ia_task_ctx *t, ia__outcome kind, ia_code code, const
 
 ia_code ia_task_ctx_reply(ia_task_ctx *t, const void *payload, size_t len) {
   if (len > 0 && !payload) return IA_INVALID_ARGUMENT;
-  return set_outcome(t, IA_OUTCOME_RESULT, IA_OK, NULL, payload, len);
+  return set_outcome(t, IA__OUTCOME_RESULT, IA_OK, NULL, payload, len);
 }
 
 ia_code ia_task_ctx_fail(ia_task_ctx *t, ia_code code, const char *message, const void *result, size_t len) {
   if (len > 0 && !result) return IA_INVALID_ARGUMENT;
   if (code == IA_OK) {
     /* Failing with "OK" is a contradiction: report it rather than guess. */
-    set_outcome(t, IA_OUTCOME_INVALID, IA_TASK_ERROR, "the handler failed with code 0 (OK)", NULL, 0);
-    t->outcome = IA_OUTCOME_INVALID;
+    set_outcome(t, IA__OUTCOME_INVALID, IA_TASK_ERROR, "the handler failed with code 0 (OK)", NULL, 0);
+    t->outcome = IA__OUTCOME_INVALID;
     return IA_INVALID_ARGUMENT;
   }
-  return set_outcome(t, IA_OUTCOME_FAIL, code, message, result, len);
+  return set_outcome(t, IA__OUTCOME_FAIL, code, message, result, len);
 }
 
 bool ia_task_ctx_cancelled(const ia_task_ctx *t) {
@@ -167,8 +172,8 @@ bool ia_task_ctx_cancelled(const ia_task_ctx *t) {
 }
 
 bool ia_task_ctx_sleep(ia_task_ctx *t, uint32_t ms) {
-  pthread_mutex_t *mu = ia__slave_mutex(t->slave);
-  pthread_cond_t *cond = ia__slave_cancel_cond(t->slave);
+  pthread_mutex_t *mu = &t->slave->mu;
+  pthread_cond_t *cond = &t->slave->cancel_cond;
   struct timespec until;
   ia__deadline_ts(&until, ms);
   pthread_mutex_lock(mu);
@@ -182,11 +187,11 @@ bool ia_task_ctx_sleep(ia_task_ctx *t, uint32_t ms) {
 
 ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct iovec *iov, int niov) {
   /* scratch is NULL when the pieces lie in t->reply_buf (or need none). */
-  if (niov < 0 || niov > IA_REPLY_MAX_IOV) {
+  if (niov < 0 || niov > IA__REPLY_MAX_IOV) {
     free(scratch);
     return IA_INVALID_ARGUMENT;
   }
-  ia_code rc = set_outcome(t, IA_OUTCOME_RESULT, IA_OK, NULL, NULL, 0);
+  ia_code rc = set_outcome(t, IA__OUTCOME_RESULT, IA_OK, NULL, NULL, 0);
   if (rc != IA_OK) {
     free(scratch);
     return rc;
@@ -199,21 +204,36 @@ ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct io
   return IA_OK;
 }
 
-bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, ia__wframe *w) {
+/* The frame of a TASK_ERROR outcome. */
+static bool error_frame(const ia_task_ctx *t, const char *message, ia__wframe *w) {
+  return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, IA_TASK_ERROR, message, NULL, 0);
+}
+
+bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wframe *w) {
+  bool built;
   switch (t->outcome) {
-  case IA_OUTCOME_RESULT: {
+  case IA__OUTCOME_RESULT: {
     ia__field f = {.no = 1, .p = t->out, .n = t->out_len, .iov = t->out_iov, .niov = t->out_niov};
-    return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
-  }
-  case IA_OUTCOME_FAIL:
-    return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, t->fail_code,
-                             t->message ? t->message : "", t->out, t->out_len);
-  case IA_OUTCOME_NONE:
-  case IA_OUTCOME_INVALID:
+    built = ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
     break;
   }
-  return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, IA_TASK_ERROR,
-                           t->message ? t->message : "the handler returned no result", NULL, 0);
+  case IA__OUTCOME_FAIL:
+    built = ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, t->fail_code,
+                              t->message ? t->message : "", t->out, t->out_len);
+    break;
+  default:
+    return error_frame(t, t->message ? t->message : "the handler returned no result", w);
+  }
+  if (!built || ia__wframe_body_len(w) <= max_frame) return built;
+  /* The master would have to drop the connection for a frame over its
+   * limit: it hears that the task went wrong instead. */
+  size_t len = ia__wframe_body_len(w);
+  ia__wframe_release(w);
+  char msg[160];
+  snprintf(msg, sizeof msg, "the handler's outcome (%zu bytes) is larger than the master's max_frame (%u)", len,
+           (unsigned)max_frame);
+  IA__WARN("slave: task %llu: %s", (unsigned long long)t->id, msg);
+  return error_frame(t, msg, w);
 }
 
 void ia_hook_reply_set(ia_hook_reply *r, const char *message, const void *data, size_t len) {

@@ -79,12 +79,18 @@ static float uniform(uint64_t *state) {
 
 /* ---- failures ---- */
 
+/* Ending a task fails only if it already had an outcome or memory ran out;
+ * the master hears of the task either way (as TASK_ERROR at worst). */
+static void ended(ia_code rc, const ia_task_ctx *task) {
+  if (rc != IA_OK) fprintf(stderr, "learner-slave: ending %s: %s\n", ia_task_ctx_method(task), ia_strerror(rc));
+}
+
 /* Fails the task on purpose (603) with `message`, which also travels as the
  * LearnerFail's reason. */
 static void fail_task(ia_task_ctx *task, const char *message) {
   Ding__LearnerFail why = DING__LEARNER_FAIL__INIT;
   why.reason = (char *)message;
-  ia_pb_fail(task, IA_TASK_FAILED, message, &why.base);
+  ended(ia_pb_fail(task, IA_TASK_FAILED, message, &why.base), task);
 }
 
 /* Parses the whole of `text` as a float in (lo, hi]; false on anything else. */
@@ -145,7 +151,7 @@ static void handle_start(ia_task_ctx *task, const Ding__StartTask *req, void *us
   /* A real learner would open its data here; this one accepts every path. */
   res.n_data_paths = req->n_data_paths;
   res.data_paths = req->data_paths;
-  ding_learner_start_reply_ok(task, &res);
+  ended(ding_learner_start_reply_ok(task, &res), task);
 }
 
 static void handle_get_data(ia_task_ctx *task, const Ding__DataRequest *req, void *user) {
@@ -165,7 +171,7 @@ static void handle_get_data(ia_task_ctx *task, const Ding__DataRequest *req, voi
   float *obs = calloc((size_t)(n ? n : 1) * dim, sizeof *obs);
   if (samples == NULL || ptrs == NULL || obs == NULL) {
     pthread_mutex_unlock(&l->mu);
-    ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory for the batch", NULL, 0);
+    ended(ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory for the batch", NULL, 0), task);
     goto out;
   }
   for (uint32_t i = 0; i < n; i++) {
@@ -188,7 +194,7 @@ static void handle_get_data(ia_task_ctx *task, const Ding__DataRequest *req, voi
   batch.iter = req->iter;
   batch.n_samples = n;
   batch.samples = ptrs;
-  ding_learner_get_data_reply_ok(task, &batch);
+  ended(ding_learner_get_data_reply_ok(task, &batch), task);
 out:
   free(obs);
   free(ptrs);
@@ -264,7 +270,7 @@ static void handle_learn(ia_task_ctx *task, const Ding__LearnTask *req, void *us
   }
   res.n_stats = 4;
   res.stats = entry_ptrs;
-  ding_learner_learn_reply_ok(task, &res);
+  ended(ding_learner_learn_reply_ok(task, &res), task);
 }
 
 static const ding_learner_handlers handlers = {

@@ -118,7 +118,8 @@ static void step_fanout(endpoint *eps, int n) {
   }
   double t0 = now_ms();
   for (int i = 0; i < n; i++)
-    if (tasks[i] != NULL) (void)ia_task_start(tasks[i]); /* a failure shows in the status */
+    if (tasks[i] != NULL && ia_task_start(tasks[i]) != IA_OK)
+      check(false, "ia_task_start sent the task"); /* its status says why */
   for (int i = 0; i < n; i++) {
     if (tasks[i] == NULL) continue;
     if (ia_task_join(tasks[i], JOIN_TIMEOUT_MS) != IA_OK) check(false, "ia_task_join timed out");

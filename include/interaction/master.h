@@ -3,6 +3,18 @@
  * connections by name, and runs tasks on them: blocking (ia_call) or
  * asynchronous (ia_task_start / ia_task_join), many slaves at once from one
  * I/O thread.
+ *
+ * Threads. Every function here may be called from any thread unless its
+ * comment says otherwise. The master has one I/O thread of its own; task
+ * callbacks run either there or on a thread blocked in a call on the same
+ * connection, and must not block. Functions that block (connect, call,
+ * join, disconnect, ping) refuse to run on the I/O thread
+ * (IA_INVALID_ARGUMENT), so they cannot be called from a callback.
+ *
+ * Ownership. Configs, names, payloads and data passed in are copied (or,
+ * for a blocking call's request, only read until the call returns). What an
+ * ia_error holds is released by ia_error_clear(); ia_call's reply is
+ * free()d by the caller; a task's result and error live until ia_task_free().
  */
 #ifndef INTERACTION_MASTER_H
 #define INTERACTION_MASTER_H
@@ -24,60 +36,73 @@ typedef struct ia_task ia_task;
 typedef struct ia_master_config {
   const char *name;   /* sent in Hello; NULL means "master" */
   uint32_t channel;   /* must match the slave's channel */
-  uint32_t max_frame; /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
+  uint32_t max_frame; /* largest accepted frame; 0 means 64 MiB (cap 1 GiB); sent in Hello */
 } ia_master_config;
 
+/* Fills a config with the defaults (name "master", channel 0, 64 MiB). */
 void ia_master_config_init(ia_master_config *config);
 
-/* Creates a master (config copied). Free with ia_master_free(). */
+/* Creates a master from `config` (copied). *out is the caller's, released
+ * with ia_master_free(). */
 IA_MUST_CHECK ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error *err);
-/* Starts the I/O thread. */
+/* Starts the I/O thread. Once per master. */
 IA_MUST_CHECK ia_code ia_master_start(ia_master *master, ia_error *err);
-/* Disconnects every slave, ends pending tasks with SHUTTING_DOWN. Thread-safe. */
+/* Says Goodbye to every slave and ends pending tasks with SHUTTING_DOWN
+ * (callbacks run on the I/O thread). Returns at once; callable from a
+ * callback. */
 void ia_master_shutdown(ia_master *master);
-/* Waits until the I/O thread stopped. */
+/* Waits until the I/O thread stopped (after ia_master_shutdown). Not from a
+ * callback. */
 void ia_master_join(ia_master *master);
 /* Shuts down, joins and frees the master together with every connection the
  * user has not freed (those handles are dead afterwards). Free every task
- * first. NULL is allowed. */
+ * first. NULL is allowed. Not from a callback. */
 void ia_master_free(ia_master *master);
 
 /*
- * Dials host:port, says Hello and waits for Welcome, all within timeout_ms.
- * `name` must be unique among live connections (IA_ALREADY_CONNECTED
- * otherwise). On refusal (channel mismatch, before_connection hook, a busy
- * slave) the code, message and the slave's data come back in `err` and
- * nothing is registered. On success *out is the connection; release it with
- * ia_conn_free(). Blocking; thread-safe.
+ * Dials host:port, says Hello (with `data`, at most ~64 KiB, for the slave's
+ * before_connection hook) and waits for Welcome, all within timeout_ms
+ * (UINT32_MAX: no limit). `name` must be unique among live connections
+ * (IA_ALREADY_CONNECTED otherwise). On refusal (channel mismatch,
+ * before_connection hook, a busy slave) the code, message and the slave's
+ * data come back in `err` and nothing is registered. On success *out is the
+ * caller's handle, released with ia_conn_free(). Blocking; not on the I/O
+ * thread.
  */
 IA_MUST_CHECK ia_code ia_master_connect(ia_master *master, const char *name, const char *host, uint16_t port,
                                         const void *data, size_t len, uint32_t timeout_ms, ia_conn **out,
                                         ia_error *err);
 
-/* The live connection registered under `name`, or NULL. The pointer is
- * borrowed: valid until its owner calls ia_conn_free(). Thread-safe. */
-ia_conn *ia_master_find(ia_master *master, const char *name);
+/* The live connection registered under `name`, or NULL. The result is a new
+ * reference of the caller's: it stays valid, whatever another thread does,
+ * until the caller passes it to ia_conn_release() (which never closes the
+ * connection). */
+IA_MUST_CHECK ia_conn *ia_master_find(ia_master *master, const char *name);
+/* Drops a reference from ia_master_find(). NULL is allowed. */
+void ia_conn_release(ia_conn *conn);
 
-/* The connection's name; valid as long as the connection. */
+/* The connection's name; valid as long as the handle. */
 const char *ia_conn_name(const ia_conn *conn);
-/* True while the TCP connection is up and handshaken. Thread-safe. */
+/* True while the TCP connection is up and handshaken. */
 bool ia_conn_is_connected(const ia_conn *conn);
 
 /*
  * Graceful disconnect (the original's `del master[name]`): sends Disconnect
  * with `data` and waits up to timeout_ms. The slave's before_disconnection
- * hook may refuse (IA_DISCONNECTION_REFUSED, connection stays up). On success
- * the name is free for reuse. Blocking; thread-safe.
+ * hook may refuse (IA_DISCONNECTION_REFUSED, the connection stays up). On
+ * success, or IA_TIMEOUT (then the connection is closed anyway), the name
+ * is free for reuse; the handle stays the caller's. Blocking.
  */
 IA_MUST_CHECK ia_code ia_conn_disconnect(ia_conn *conn, const void *data, size_t len, uint32_t timeout_ms,
                                          ia_error *err);
 
 /* Sends a Ping and waits up to timeout_ms for the Pong; *rtt_us (may be
- * NULL) gets the round trip in microseconds. Blocking; thread-safe. */
+ * NULL) gets the round trip in microseconds. Blocking. */
 IA_MUST_CHECK ia_code ia_conn_ping(ia_conn *conn, uint32_t timeout_ms, uint64_t *rtt_us, ia_error *err);
 
-/* Drops the caller's handle. A still-live connection is closed at once
- * (pending tasks end LOST). NULL is allowed. */
+/* Drops the handle ia_master_connect() gave. A still-live connection is
+ * closed at once (pending tasks end LOST). Tasks made on it stay valid until
+ * they are freed. NULL is allowed. */
 void ia_conn_free(ia_conn *conn);
 
 /* ---- tasks ---- */
@@ -94,46 +119,65 @@ typedef enum ia_status {
   IA_STATUS_CANCELLED,
 } ia_status;
 
+/* The status's name ("COMPLETED"); static, never NULL. */
 const char *ia_status_name(ia_status status);
 /* True for START_FAILED and every status after it. */
 bool ia_status_is_terminal(ia_status status);
 
+/* A task callback. `user` is what was registered with it, never touched by
+ * the library. A callback may free its own task (ia_task_free): the library
+ * keeps it alive until its last callback returned, and the later callbacks
+ * still run. */
 typedef void (*ia_task_cb)(ia_task *task, void *user);
 
-/* A new task in IDLE; `method` and `payload` are copied. Free with
- * ia_task_free(). NULL if out of memory. Thread-safe. */
-ia_task *ia_conn_new_task(ia_conn *conn, const char *method, const void *payload, size_t len);
+/* A new task in IDLE; `method` and `payload` are copied. The task is the
+ * caller's, released with ia_task_free(); it holds its connection alive.
+ * NULL if out of memory or an argument is NULL. */
+IA_MUST_CHECK ia_task *ia_conn_new_task(ia_conn *conn, const char *method, const void *payload, size_t len);
 
 /* Registers callbacks for COMPLETED (on_complete) or any other terminal
  * status (on_fail). Several may be added; they run in registration order,
- * all before ia_task_join() returns, on the thread that read the reply: the
- * master's I/O thread, or a thread blocked in a call on the same connection.
- * They must not block; they may start other tasks. Only while the task is
- * IDLE. */
+ * all before ia_task_join() returns, on the thread that ended the task: the
+ * master's I/O thread, a thread blocked in a call on the same connection,
+ * or -- when the task cannot be sent -- the caller of ia_task_start(),
+ * before it returns. They must not block; they may start other tasks and
+ * free their own. Only while the task is IDLE (IA_INVALID_ARGUMENT after),
+ * by the thread that owns it. */
 IA_MUST_CHECK ia_code ia_task_on_complete(ia_task *task, ia_task_cb cb, void *user);
 IA_MUST_CHECK ia_code ia_task_on_fail(ia_task *task, ia_task_cb cb, void *user);
 
-/* Sends the task. Never blocks. If it cannot be sent the task ends at once in
- * START_FAILED (callbacks run on this thread) and the code is returned. */
-ia_code ia_task_start(ia_task *task);
+/* Sends the task without blocking (what the socket does not take at once is
+ * queued and sent by the I/O thread). If it cannot be sent -- the connection
+ * is down, the frame is larger than the slave's max_frame, no memory -- the
+ * task ends at once in START_FAILED, its on_fail callbacks run on this
+ * thread before this returns (they may free the task), and the code is
+ * returned. IA_INVALID_ARGUMENT if the task is not IDLE. Callable from a
+ * callback. */
+IA_MUST_CHECK ia_code ia_task_start(ia_task *task);
 
 /* Waits up to timeout_ms (UINT32_MAX: no limit) for a terminal status with
- * every callback run. Returns IA_OK when terminal, IA_TIMEOUT otherwise; the
- * task itself goes on. Not callable from a callback of the same master. */
+ * every callback run. Returns IA_OK when terminal, IA_TIMEOUT otherwise (the
+ * task itself goes on), IA_INVALID_ARGUMENT if it was never started or this
+ * is the I/O thread. */
 IA_MUST_CHECK ia_code ia_task_join(ia_task *task, uint32_t timeout_ms);
 
-/* The task's status now. Thread-safe. */
+/* The task's status now. */
 ia_status ia_task_status(const ia_task *task);
-/* The result payload (COMPLETED) or NULL; valid until ia_task_free(). */
+/* The result payload (COMPLETED) or NULL; owned by the task, valid until
+ * ia_task_free(). Read it once the task is terminal. */
 const uint8_t *ia_task_result(const ia_task *task, size_t *len);
-/* Why the task did not complete: code, message, and the data the slave sent
- * (TaskFail's result, a refusal's data). Valid until ia_task_free(). */
+/* Why the task did not complete: code (never IA_OK), message, and the data
+ * the slave sent (TaskFail's result, a refusal's data). Owned by the task,
+ * valid until ia_task_free(). Read it once the task is terminal. */
 const ia_error *ia_task_error(const ia_task *task);
-/* Asks the slave to cancel a started task (a Cancel frame); the handler sees
- * it through ia_task_ctx_cancelled() and the task usually ends CANCELLED.
- * IA_INVALID_ARGUMENT if the task is not running. Thread-safe. */
-ia_code ia_task_cancel(ia_task *task);
-/* Releases the task. A running task goes on; its outcome is dropped. */
+/* Asks the slave to cancel a started task (a Cancel frame, sent without
+ * blocking); the handler sees it through ia_task_ctx_cancelled() and the
+ * task usually ends CANCELLED. IA_INVALID_ARGUMENT if the task is not
+ * running. Callable from a callback. */
+IA_MUST_CHECK ia_code ia_task_cancel(ia_task *task);
+/* Releases the caller's task. A running task goes on; its outcome is
+ * dropped and its callbacks still run. NULL is allowed. Callable from a
+ * callback, the task's own included. */
 void ia_task_free(ia_task *task);
 
 /* Options of a call; NULL means the defaults. */
@@ -147,10 +191,12 @@ typedef struct ia_call_opts {
 uint32_t ia_call_opts_timeout(const ia_call_opts *opts);
 
 /*
- * One blocking call: sends `method` with the request, waits up to timeout_ms
- * and returns IA_OK with the reply in *reply (malloc'd, free() it) or the
- * code of what happened instead, with details in `err` (TaskFail's result is
- * err->data). Thread-safe.
+ * One blocking call: sends `method` with the request (read, not kept),
+ * waits up to timeout_ms and returns IA_OK with the reply in *reply
+ * (malloc'd, free() it) or the code of what happened instead, with details
+ * in `err` (TaskFail's result is err->data). At the timeout the task is
+ * cancelled and abandoned: IA_TIMEOUT is returned within about a
+ * millisecond of it, and a late answer is dropped. Not on the I/O thread.
  */
 IA_MUST_CHECK ia_code ia_call(ia_conn *conn, const char *method, const void *req, size_t len, void **reply,
                               size_t *reply_len, uint32_t timeout_ms, ia_error *err);

@@ -65,7 +65,7 @@ IA_MUST_CHECK ia_code ia_pb_call(ia_conn *conn, const char *method, const Protob
  * then ia_task_start(). Free the task with ia_task_free(). NULL if out of
  * memory or an argument is NULL. Thread-safe.
  */
-ia_task *ia_pb_task_new(ia_conn *conn, const char *method, const ProtobufCMessage *req);
+IA_MUST_CHECK ia_task *ia_pb_task_new(ia_conn *conn, const char *method, const ProtobufCMessage *req);
 
 /*
  * Decodes the result of a task as `desc`. For a COMPLETED task: IA_OK with
@@ -96,7 +96,7 @@ IA_MUST_CHECK ia_code ia_pb_request(const ia_task_ctx *task, const ProtobufCMess
  * IA_NO_MEMORY is returned, so the master still gets an outcome. Returns
  * IA_INVALID_ARGUMENT if `reply` is NULL or the task already has an outcome.
  */
-ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply);
+IA_MUST_CHECK ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply);
 
 /*
  * Fails the task on purpose (TaskFail) with `code` (non-zero), `message`
@@ -105,7 +105,7 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply);
  * without its result and IA_NO_MEMORY is returned. Returns what
  * ia_task_ctx_fail() returns otherwise.
  */
-ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result);
+IA_MUST_CHECK ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result);
 
 /*
  * A decoded request whose large bytes fields (singular, not in a oneof, 4 KiB

@@ -1,8 +1,17 @@
 /*
  * The slave: the task-executing end. It listens, accepts one master at a
  * time, and runs each task's handler on a worker thread while its I/O loop
- * keeps answering pings, refusing or queueing new tasks and noticing a lost
- * master.
+ * keeps answering pings, refusing new tasks and noticing a lost master.
+ *
+ * Threads. The lifecycle functions (new, start, join, free, run, register)
+ * are called by the program's own threads, one at a time per slave;
+ * ia_slave_shutdown() and ia_slave_port() from any thread. Handlers run on
+ * the slave's worker thread; hooks on the I/O thread or the worker. Neither
+ * may call ia_slave_join() or ia_slave_free() on its own slave.
+ *
+ * Ownership. The config and every string in it are copied; `user` is
+ * passed back untouched. Everything a handler gets from an ia_task_ctx is
+ * owned by the slave and valid only until the handler returns.
  */
 #ifndef INTERACTION_SLAVE_H
 #define INTERACTION_SLAVE_H
@@ -26,8 +35,9 @@ typedef struct ia_task_ctx ia_task_ctx;
 /* What a refusing hook sends back: a message and optional data (copied). */
 typedef struct ia_hook_reply ia_hook_reply;
 
-/* Task modes of shared/DESIGN.md. Only IA_MODE_NONBLOCKING_SINGLE exists yet;
- * the others are accepted by the config for forward compatibility. */
+/* Task modes of shared/DESIGN.md. Only IA_MODE_NONBLOCKING_SINGLE exists
+ * yet: ia_slave_new() refuses the others with IA_INVALID_ARGUMENT until they
+ * are built, rather than advertise what it would not do. */
 typedef enum ia_mode {
   IA_MODE_NONBLOCKING_SINGLE = 0,
   IA_MODE_NONBLOCKING_MULTI = 1,
@@ -36,7 +46,7 @@ typedef enum ia_mode {
 } ia_mode;
 
 /*
- * Runs one task on a worker thread. It must end by calling exactly one of
+ * Runs one task on the worker thread. It must end by calling exactly one of
  * ia_task_ctx_reply() or ia_task_ctx_fail(); a handler that calls neither, or
  * fails with IA_OK, is reported to the master as IA_TASK_ERROR.
  */
@@ -44,13 +54,14 @@ typedef void (*ia_handler_fn)(ia_task_ctx *task, void *user);
 
 /* Hooks run on a slave thread (the I/O thread, or the worker that read the
  * frame) and must not block. Each returns true to accept, false to refuse
- * (the refusal carries what was set on `refusal`). */
+ * (the refusal carries what was set on `refusal`). Pointers passed in are
+ * valid only during the call. */
 typedef bool (*ia_before_connection_fn)(const char *master_name, const uint8_t *data, size_t len,
                                         ia_hook_reply *refusal, void *user);
 typedef bool (*ia_before_disconnection_fn)(const char *master_name, const uint8_t *data, size_t len,
                                            ia_hook_reply *refusal, void *user);
 typedef bool (*ia_before_task_fn)(const ia_task_ctx *task, ia_hook_reply *refusal, void *user);
-/* The master vanished (reset, EOF without Goodbye, protocol error). */
+/* The master vanished (reset, EOF without Goodbye, protocol error). I/O thread. */
 typedef void (*ia_lost_connection_fn)(const char *master_name, ia_code why, void *user);
 
 typedef struct ia_slave_config {
@@ -58,10 +69,11 @@ typedef struct ia_slave_config {
   uint16_t port;    /* 0 picks a free port: read it with ia_slave_port() */
   uint32_t channel; /* a master must present the same channel */
   const char *name; /* sent in Welcome; NULL means "slave" */
-  ia_mode mode;
+  ia_mode mode;     /* only IA_MODE_NONBLOCKING_SINGLE for now */
   uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
-  uint32_t hello_timeout_ms; /* a connection must say Hello within this */
+  uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
+  uint32_t max_pending;      /* connections still in their handshake at once (0: 64); a new one closes the oldest */
   ia_handler_fn handler;
   ia_before_connection_fn before_connection;
   ia_before_disconnection_fn before_disconnection;
@@ -71,32 +83,34 @@ typedef struct ia_slave_config {
 } ia_slave_config;
 
 /* Fills a config with the defaults (127.0.0.1:0, channel 0, 64 MiB frames,
- * 2 s grace, 10 s hello timeout). */
+ * 2 s grace, 10 s hello timeout, 64 pending connections). */
 void ia_slave_config_init(ia_slave_config *config);
 
 /*
  * Creates a slave from `config` (copied; strings duplicated). The slave is
- * not listening until ia_slave_start(). Free it with ia_slave_free().
+ * not listening until ia_slave_start(). *out is the caller's, released with
+ * ia_slave_free(). IA_INVALID_ARGUMENT for a mode that does not exist yet.
  */
 IA_MUST_CHECK ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err);
 
 /* Binds, starts the I/O and worker threads, and returns once connections are
- * accepted. Not thread-safe against other lifecycle calls. */
+ * accepted. Once per slave. */
 IA_MUST_CHECK ia_code ia_slave_start(ia_slave *slave, ia_error *err);
 
-/* The bound port (useful with port 0); 0 before start. Thread-safe. */
+/* The bound port (useful with port 0); 0 before start. Any thread. */
 uint16_t ia_slave_port(const ia_slave *slave);
 
 /* Asks the slave to stop: it stops accepting, lets a running task finish for
  * the grace period, then cancels it, says Goodbye to its master and closes.
- * Returns at once. Thread-safe; callable from any thread, even a handler. */
+ * Returns at once. Any thread, a handler or hook included. */
 void ia_slave_shutdown(ia_slave *slave);
 
 /* Waits until everything started by ia_slave_start() has stopped. Returns at
- * once if the slave was never started. Not callable from a handler or hook. */
+ * once if the slave was never started. Not from a handler or hook. */
 void ia_slave_join(ia_slave *slave);
 
-/* Shuts down, joins and releases the slave. NULL is allowed. */
+/* Shuts down, joins and releases the slave. NULL is allowed. Not from a
+ * handler or hook. */
 void ia_slave_free(ia_slave *slave);
 
 /*
@@ -113,35 +127,40 @@ IA_MUST_CHECK ia_code ia_slave_run(ia_slave *slave, ia_error *err);
  * Registers a handler for one method name (for typed services,
  * "package.Service/Method"). A task whose method has a registered handler
  * runs it; any other runs the config's handler, and with none the master
- * gets IA_UNKNOWN_METHOD. `method` is copied. Call before ia_slave_start();
- * registering the same method again replaces its handler.
+ * gets IA_UNKNOWN_METHOD. `method` is copied; `user` is passed to fn. Call
+ * before ia_slave_start() (IA_INVALID_ARGUMENT after); registering the same
+ * method again replaces its handler.
  */
 IA_MUST_CHECK ia_code ia_slave_register(ia_slave *slave, const char *method, ia_handler_fn fn, void *user);
 
 /* Zeroed memory owned by the slave, released by ia_slave_free(): for
  * bindings that must live as long as the slave (generated stubs keep their
- * handler tables here). NULL if out of memory. Not thread-safe. */
-void *ia_slave_alloc(ia_slave *slave, size_t size);
+ * handler tables here). NULL if out of memory. Before ia_slave_start(). */
+IA_MUST_CHECK void *ia_slave_alloc(ia_slave *slave, size_t size);
 
 /* ---- inside a handler or hook ---- */
 
-/* The method name; NUL-terminated, never NULL. */
+/* The method name; NUL-terminated, never NULL, valid until the handler returns. */
 const char *ia_task_ctx_method(const ia_task_ctx *task);
-/* The request payload; valid until the handler returns. */
+/* The request payload, valid until the handler returns (read-only). */
 const uint8_t *ia_task_ctx_payload(const ia_task_ctx *task, size_t *len);
-/* A metadata value by key, or NULL. */
+/* A metadata value by key, or NULL; valid until the handler returns. */
 const char *ia_task_ctx_metadata(const ia_task_ctx *task, const char *key);
 /* The frame id of the task (unique per connection). */
 uint64_t ia_task_ctx_id(const ia_task_ctx *task);
 
-/* Sets the result payload (copied). IA_INVALID_ARGUMENT if the task already
- * has an outcome. */
-ia_code ia_task_ctx_reply(ia_task_ctx *task, const void *payload, size_t len);
+/* Sets the result payload (copied: the handler may free it at once).
+ * IA_INVALID_ARGUMENT if the task already has an outcome (it is then
+ * reported as TASK_ERROR), IA_NO_MEMORY if it cannot be copied. Handler's
+ * thread only. */
+IA_MUST_CHECK ia_code ia_task_ctx_reply(ia_task_ctx *task, const void *payload, size_t len);
 /* Fails the task on purpose (the original's TaskFail): code (non-zero),
- * message (may be NULL) and a result payload (copied, may be empty). */
-ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message, const void *result,
-                         size_t len);
-/* True once the master cancelled the task or the slave's grace ran out. */
+ * message (copied, may be NULL) and a result payload (copied, may be
+ * empty). The same errors as ia_task_ctx_reply(). */
+IA_MUST_CHECK ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message, const void *result,
+                                       size_t len);
+/* True once the master cancelled the task, the master went away, or the
+ * slave's grace ran out. */
 bool ia_task_ctx_cancelled(const ia_task_ctx *task);
 /* Sleeps up to `ms`, waking early on cancellation. Returns true if the whole
  * time passed, false if the task was cancelled. */

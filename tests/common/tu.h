@@ -66,6 +66,11 @@ int tu_handler_calls(void);
 /* Polls until tu_handler_calls() >= want, up to timeout_ms. */
 bool tu_wait_handler_calls(int want, uint32_t timeout_ms);
 
+/* A test handler ends its task with tu_ended(ia_task_ctx_reply(...)) and the
+ * like: ending a task fails only if it had an outcome already or memory ran
+ * out, which the master then sees; this reports it on stderr. */
+void tu_ended(ia_code rc);
+
 /* Defaults for a test slave: 127.0.0.1, port 0, `channel`, tu_handler. */
 void tu_slave_config(ia_slave_config *config, uint32_t channel);
 /* ia_slave_new + ia_slave_start; on failure nothing is left allocated. */

@@ -97,7 +97,7 @@ static void refuse(ia_task_ctx *task, const Ia__Test__Batch *req, void *user) {
   info.reason = "not today";
   info.has_attempt = 1;
   info.attempt = (int32_t)req->n_values;
-  ia_pb_fail(task, IA_TASK_FAILED, "refused on purpose", &info.base);
+  tu_ended(ia_pb_fail(task, IA_TASK_FAILED, "refused on purpose", &info.base));
 }
 
 static void echo(ia_task_ctx *task, const Ia__Test__Point *req, void *user) {
@@ -190,7 +190,7 @@ static void learn(ia_task_ctx *task, const Ia__P3__Sample *req, void *user) {
 static void garbage_echo(ia_task_ctx *task, void *user) {
   (void)user;
   static const uint8_t junk[] = {0x08, 0xff, 0xff};
-  ia_task_ctx_reply(task, junk, sizeof junk);
+  tu_ended(ia_task_ctx_reply(task, junk, sizeof junk));
 }
 
 /* ---- fixture ---- */

@@ -15,7 +15,7 @@
 #include "flat2.pb-c.h"
 #include "flat3.pb-c.h"
 #include "interaction/pb.h"
-#include "runtime/pb_flat.h"
+#include "pb/flat.h"
 
 #define ROUNDS 20000
 #define BUF 1024

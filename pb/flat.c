@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/pb_flat.h"
+#include "pb/flat.h"
 #include "runtime/wire.h"
 
 #define DESC_FLAT 1u     /* every field is one this codec handles */
@@ -153,7 +153,7 @@ bool ia__pb_flat_unpack(const ProtobufCMessageDescriptor *d, ProtobufCAllocator 
   unsigned next = 0; /* the field after the last one read */
   while (p < end) {
     uint64_t key, v = 0;
-    if (!ia__get_varint(&p, end, &key)) goto give_up;
+    if (!ia__get_key(&p, end, &key)) goto give_up;
     unsigned wt = key & 7;
     /* Fields usually come in order: try the next one first. */
     int i = next < d->n_fields && d->fields[next].id == key >> 3 ? (int)next : field_index(d, key >> 3);

@@ -1,4 +1,4 @@
-/* A fast decoder for flat protobuf-c messages (pb_flat.c). */
+/* A fast codec for flat protobuf-c messages (flat.c). */
 #ifndef IA_PB_FLAT_H
 #define IA_PB_FLAT_H
 

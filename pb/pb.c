@@ -1,8 +1,9 @@
 /*
- * Protobuf glue (interaction/pb.h): packs protobuf-c messages into the
- * byte-level calls of master.h and slave.h and unpacks what comes back. It
- * holds no state and owns no thread; every function is a thin, synchronous
- * adapter, so the typed stubs generated in gen/ stay a few lines each.
+ * Protobuf glue (interaction/pb.h), the part above both ends: packs
+ * protobuf-c messages into the byte-level calls of master.h and slave.h and
+ * unpacks what comes back. It holds no state and owns no thread; every
+ * function is a thin, synchronous adapter, so the typed stubs generated in
+ * gen/ stay a few lines each.
  *
  * It must never assert on what a peer sent: a payload that does not decode is
  * a status code, not a crash.
@@ -14,9 +15,11 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "runtime/pb_flat.h"
+#include "master/master-pb.h"
+#include "pb/flat.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
+#include "slave/slave-pb.h"
 
 /* Small messages (the common case for control tasks) are packed on the
  * stack: the byte-level API copies the bytes anyway, so a heap buffer would
@@ -75,7 +78,7 @@ typedef struct pb_vec {
   struct {
     const uint8_t *ref; /* NULL: scratch + off */
     size_t off, len;
-  } piece[IA_REPLY_MAX_IOV];
+  } piece[IA__REPLY_MAX_IOV];
   int n;
   bool failed;
 } pb_vec;
@@ -84,7 +87,7 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
   pb_vec *v = (pb_vec *)b;
   if (v->failed || len == 0) return;
   /* Two pieces are kept back: a reference may need a scratch piece after it. */
-  bool ref = len >= PB_REF_MIN && v->n < IA_REPLY_MAX_IOV - 2 &&
+  bool ref = len >= PB_REF_MIN && v->n < IA__REPLY_MAX_IOV - 2 &&
              (v->anywhere || (data >= v->lo && data + len <= v->hi));
   if (ref) {
     v->piece[v->n].ref = data;
@@ -201,7 +204,7 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
     vec_release(&v);
     return ia__error_set(err, IA_NO_MEMORY, "no memory to pack the request of %s", method);
   }
-  struct iovec iov[IA_REPLY_MAX_IOV];
+  struct iovec iov[IA__REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
   const ia__decoder dec = {decode_message, release_message, reply_desc};
   void *msg = NULL;
@@ -269,7 +272,7 @@ static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *
   while (p < end) {
     const uint8_t *field_start = p;
     uint64_t key, v;
-    if (!ia__get_varint(&p, end, &key)) return false;
+    if (!ia__get_key(&p, end, &key)) return false;
     switch (key & 7) {
     case 0:
       if (!ia__get_varint(&p, end, &v)) return false;
@@ -376,10 +379,10 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   if (!vec_pack(&v, reply, false, payload, plen, first, cap)) {
     vec_release(&v);
     /* The master must still learn that this task ended. */
-    ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory packing the result", NULL, 0);
-    return IA_NO_MEMORY;
+    ia_code rc = ia_task_ctx_fail(task, IA_TASK_ERROR, "out of memory packing the result", NULL, 0);
+    return rc != IA_OK ? rc : IA_NO_MEMORY;
   }
-  struct iovec iov[IA_REPLY_MAX_IOV];
+  struct iovec iov[IA__REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
   return ia__task_ctx_reply_vec(task, v.heap ? v.scratch : NULL, iov, n);
 }

@@ -1,0 +1,102 @@
+/*
+ * The master's one blocking call. ia_call(), the vectored call under the
+ * typed stubs (ia__call_vec) and the internal Disconnect and Ping all run a
+ * task through ia__call_task(): submit it, await it -- the caller reads its
+ * own reply, see reader.c -- and at the deadline cancel and abandon it.
+ *
+ * Abandoning is what makes a timeout safe: the task leaves the pending list
+ * (so timed-out calls do not pile up on a connection), its id is
+ * remembered (so a late answer from a handler that ignored the cancel is
+ * dropped, not called a protocol error), and nothing the caller owns is
+ * referenced any more (the request was sent or copied, the decoder is held
+ * by value).
+ *
+ * Never: return while the task can still reach the caller's memory, or
+ * block the master's I/O thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "master/master-internal.h"
+
+uint32_t ia_call_opts_timeout(const ia_call_opts *opts) {
+  return opts && opts->timeout_ms ? opts->timeout_ms : IA_CALL_DEFAULT_TIMEOUT_MS;
+}
+
+ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
+  ia_conn *c = t->conn;
+  if (ia__master_on_loop(c->m))
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the master's I/O thread");
+  uint64_t deadline = ia__deadline_after(timeout_ms);
+  ia_code rc = ia__task_send(t, true, deadline);
+  t->piov = NULL; /* the caller's memory: sent or copied by now */
+  t->pniov = 0;
+  if (rc == IA_INVALID_ARGUMENT) return ia__error_set(err, rc, "the task was started already");
+  if (rc != IA_OK) return IA_OK; /* START_FAILED, with why in the task's error */
+  if (ia__conn_await(c, t, deadline) == IA_OK) return IA_OK;
+  if (ia__master_abandon(c, t)) {
+    ia__wframe w;
+    ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
+    (void)ia__conn_send_nb(c, &w);
+    return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms",
+                         t->kind == IA__TASK_USER ? t->method : "the request", timeout_ms);
+  }
+  /* A reader took the answer off the list just now and is finishing the
+   * task: its outcome is a moment away. */
+  if (ia_task_join(t, 1000) == IA_OK) return IA_OK;
+  return ia__error_set(err, IA_TIMEOUT, "no answer within %u ms", timeout_ms);
+}
+
+/* The outcome of a terminal task as a call's result: IA_OK if it
+ * completed, else its code with the details copied into err. */
+static ia_code outcome(const ia_task *t, ia_error *err) {
+  if (ia_task_status(t) == IA_STATUS_COMPLETED) return IA_OK;
+  if (err) ia__error_copy(err, &t->error);
+  return t->error.code;
+}
+
+ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
+                     const ia__decoder *dec, void **object, ia_error *err) {
+  *object = NULL;
+  ia_task *t = ia__task_new(c, method, NULL, 0);
+  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
+  t->piov = iov;
+  t->pniov = niov;
+  t->dec = *dec;
+  ia_code rc = ia__call_task(t, timeout_ms, err);
+  if (rc == IA_OK) rc = outcome(t, err);
+  if (rc == IA_OK) {
+    *object = t->decoded;
+    t->decoded = NULL;
+  }
+  ia_task_free(t);
+  return rc;
+}
+
+ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
+                uint32_t timeout_ms, ia_error *err) {
+  if (reply) *reply = NULL;
+  if (reply_len) *reply_len = 0;
+  if (!c || !method || !reply || !reply_len || (len && !req))
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, reply and reply_len are required");
+  ia_task *t = ia__task_new(c, method, req, len);
+  if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
+  ia_code rc = ia__call_task(t, timeout_ms, err);
+  if (rc == IA_OK) rc = outcome(t, err);
+  if (rc == IA_OK) {
+    /* The caller gets a malloc'd reply: a small one is copied out of the task. */
+    if (t->result == t->result_small) {
+      *reply = malloc(t->result_len ? t->result_len : 1);
+      if (*reply) memcpy(*reply, t->result_small, t->result_len);
+    } else {
+      *reply = t->result;
+      t->result = NULL;
+    }
+    if (*reply)
+      *reply_len = t->result_len;
+    else
+      rc = ia__error_set(err, IA_NO_MEMORY, "no memory for the reply");
+  }
+  ia_task_free(t);
+  return rc;
+}

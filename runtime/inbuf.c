@@ -1,0 +1,119 @@
+/*
+ * The input buffer of a connection: bytes read from its socket, owned by
+ * whichever thread holds the read side, from which whole frames are taken
+ * where they lie (the hot path decodes in place; nothing is copied out).
+ *
+ * The buffer grows to the size of the head frame only once its length
+ * prefix has been read and checked against the reader's max_frame, so a
+ * peer can never make anyone allocate more than the limit that applies to
+ * it (before its Hello, IA__PREAUTH_MAX_FRAME).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/sock.h"
+#include "runtime/wire.h"
+
+#define INBUF_MIN (64u * 1024u)
+/* Larger buffers are given back once empty; smaller ones are reused, so
+ * that a stream of big frames faults no pages. */
+#define INBUF_KEEP_MAX (64u << 20)
+
+uint32_t ia__max_frame(uint32_t configured) {
+  if (configured == 0) return IA__MAX_FRAME_DEFAULT;
+  return configured > IA__MAX_FRAME_CAP ? IA__MAX_FRAME_CAP : configured;
+}
+
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body, uint32_t *len) {
+  size_t have = b->end - b->start;
+  if (have < IA__FRAME_HEADER) return IA__NEXT_MORE;
+  uint32_t l = be32(b->buf + b->start);
+  if (l > max_frame) return IA__NEXT_OVERSIZE;
+  if (have < IA__FRAME_HEADER + (size_t)l) return IA__NEXT_MORE;
+  *body = b->buf + b->start + IA__FRAME_HEADER;
+  *len = l;
+  return IA__NEXT_READY;
+}
+
+void ia__inbuf_consume(ia__inbuf *b, size_t n) {
+  b->start += n;
+  if (b->start >= b->end) {
+    b->start = b->end = 0;
+    if (b->cap > INBUF_KEEP_MAX) {
+      free(b->buf);
+      b->buf = NULL;
+      b->cap = 0;
+    }
+  }
+}
+
+ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t most, int flags, bool *full) {
+  size_t have = b->end - b->start;
+  size_t need = INBUF_MIN;
+  if (have >= IA__FRAME_HEADER) {
+    uint32_t l = be32(b->buf + b->start);
+    if (l <= max_frame && IA__FRAME_HEADER + (size_t)l > need) need = IA__FRAME_HEADER + (size_t)l;
+  }
+  if (b->cap - b->start < need) {
+    /* Move what is unread to the front, then grow if that is not enough. */
+    if (b->start > 0) {
+      memmove(b->buf, b->buf + b->start, have);
+      b->start = 0;
+      b->end = have;
+    }
+    if (b->cap < need) {
+      uint8_t *nb = realloc(b->buf, need);
+      if (!nb) {
+        errno = ENOMEM;
+        return -1;
+      }
+      b->buf = nb;
+      b->cap = need;
+    }
+  }
+  size_t room = b->cap - b->end;
+  if (room > most) room = most;
+  ssize_t r;
+  do
+    r = ia__sys_recv(fd, b->buf + b->end, room, flags);
+  while (r < 0 && errno == EINTR);
+  if (r > 0) b->end += (size_t)r;
+  if (full) *full = r > 0 && (size_t)r == room;
+  return r;
+}
+
+ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags, bool *full) {
+  return ia__inbuf_recv_most(b, fd, max_frame, SIZE_MAX, flags, full);
+}
+
+size_t ia__inbuf_missing(const ia__inbuf *b) {
+  size_t have = b->end - b->start;
+  if (have < IA__FRAME_HEADER) return IA__FRAME_HEADER - have;
+  size_t whole = IA__FRAME_HEADER + (size_t)be32(b->buf + b->start);
+  return whole > have ? whole - have : 0;
+}
+
+bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to) {
+  size_t rest = b->end - b->start - keep;
+  memset(to, 0, sizeof *to);
+  if (rest > 0) {
+    size_t cap = rest > INBUF_MIN ? rest : INBUF_MIN;
+    to->buf = malloc(cap);
+    if (!to->buf) return false;
+    to->cap = cap;
+    memcpy(to->buf, b->buf + b->start + keep, rest);
+    to->end = rest;
+  }
+  b->end = b->start + keep;
+  return true;
+}
+
+void ia__inbuf_free(ia__inbuf *b) {
+  free(b->buf);
+  memset(b, 0, sizeof *b);
+}

@@ -1,0 +1,146 @@
+/*
+ * The read side of the slave's connections, and its hand-off between the
+ * worker and the loop (lazy leader/follower, shared/DESIGN.md "Threads"):
+ *
+ *  - Normally the worker holds the master's read side: it recv()s a task,
+ *    runs the handler itself, frees the slot and sends the reply, with no
+ *    thread hand-off at all.
+ *  - Once the watchdog has seen the same handler running at two of its
+ *    looks, the loop takes the read side over (slot.c, ia__slot_long_cb):
+ *    from then on the loop answers pings, refuses new tasks with
+ *    TASK_ALREADY_EXIST, sees Cancel and notices a lost master while the
+ *    handler runs. When the loop later reads a task into a free slot, it
+ *    hands task and read side back together. A short task pays nothing.
+ *  - Connections in their handshake are read by the loop.
+ *
+ * `reader` says who holds it, under the slave's mutex; only the holder
+ * touches the connection's input buffer. The loop's sockets sit in its
+ * epoll set (runtime/epset.h), in for EPOLLIN exactly while the loop reads.
+ *
+ * Never: let the loop block in a read, or read a socket whose read side is
+ * the other thread's.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "slave/slave-internal.h"
+
+#define LOOP_READS 8 /* full reads of one socket per turn of the loop */
+
+void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c) {
+  c->reader = IA__RD_WORKER;
+  ia__sconn_watch_locked(c);
+  pthread_cond_signal(&s->work_cond);
+}
+
+bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx) {
+  ia__inbuf rest;
+  if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) return false;
+  ctx->hold = c->in.buf;
+  c->in = rest;
+  c->reader = IA__RD_LOOP;
+  ia__sconn_watch_locked(c);
+  return true;
+}
+
+/* What a failed recv() means for c; reader's thread. */
+static void read_failed(ia__sconn *c, ssize_t n, ia__reader who) {
+  if (n < 0 && errno == ENOMEM) {
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a frame", who);
+    return;
+  }
+  IA__INFO("slave: connection from %s lost", c->master_name ? c->master_name : "a peer");
+  ia__sconn_close(c, true, IA_CONNECTION_LOST);
+}
+
+static bool retry(ssize_t n) {
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
+void ia__slave_loop_read(ia__sconn *c) {
+  ia_slave *s = c->slave;
+  for (int i = 0; i < LOOP_READS; i++) {
+    bool full = false;
+    uint32_t limit = c->handshaken ? s->max_frame : IA__PREAUTH_MAX_FRAME;
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, limit, MSG_DONTWAIT, &full);
+    if (retry(n)) return;
+    if (n <= 0) {
+      read_failed(c, n, IA__RD_LOOP);
+      return;
+    }
+    if (ia__slave_dispatch(c, IA__RD_LOOP) != IA__DISPATCH_MORE || !full) return;
+  }
+  ia__epset_again(&s->ep); /* more is waiting: after the other sockets */
+}
+
+static ia__sconn *find_conn(ia_slave *s, uint64_t gen) {
+  for (ia__sconn *c = s->conns; c; c = c->next)
+    if (c->gen == gen) return c;
+  return NULL;
+}
+
+void ia__slave_ep_batch(void *arg, struct epoll_event *evs, int n) {
+  ia_slave *s = arg;
+  for (int i = 0; i < n; i++) {
+    ia__sconn *c = find_conn(s, evs[i].data.u64);
+    if (!c) continue; /* freed since the set reported it */
+    if (evs[i].events & EPOLLOUT) ia__sconn_flush(c);
+    if (!(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+    pthread_mutex_lock(&s->mu);
+    bool mine = c->reader == IA__RD_LOOP && !atomic_load(&c->closing);
+    pthread_mutex_unlock(&s->mu);
+    if (mine) ia__slave_loop_read(c);
+  }
+}
+
+/* Reads and serves c while the worker holds its read side. Worker. */
+static void worker_read(ia_slave *s, ia__sconn *c) {
+  for (;;) {
+    ia__dispatch_rc r = ia__slave_dispatch(c, IA__RD_WORKER);
+    if (r == IA__DISPATCH_HANDED) return;
+    if (r == IA__DISPATCH_CLOSED) break;
+    if (atomic_load_explicit(&c->closing, memory_order_acquire) ||
+        atomic_load_explicit(&s->worker_stop, memory_order_acquire))
+      break;
+    /* Blocking, with the socket's receive tick: a closing socket is shut
+     * down, which wakes this at once. */
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0, NULL);
+    if (n > 0 || retry(n)) continue;
+    read_failed(c, n, IA__RD_WORKER);
+    break;
+  }
+  pthread_mutex_lock(&s->mu);
+  c->reader = IA__RD_LOOP;
+  ia__sconn_watch_locked(c);
+  pthread_mutex_unlock(&s->mu);
+  event_active(s->close_ev, EV_TIMEOUT, 0); /* the loop may free it now */
+}
+
+void *ia__slave_worker_main(void *arg) {
+  ia_slave *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    if (s->to_run) {
+      ia_task_ctx *ctx = s->to_run;
+      s->to_run = NULL;
+      ia__sconn *c = ctx->conn; /* alive while the task holds the slot */
+      pthread_mutex_unlock(&s->mu);
+      if (ia__slot_run(s, c, ctx)) worker_read(s, c);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    ia__sconn *c = s->master;
+    if (c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && !atomic_load(&s->worker_stop)) {
+      pthread_mutex_unlock(&s->mu);
+      worker_read(s, c);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
+    if (atomic_load(&s->worker_stop)) break;
+    pthread_cond_wait(&s->work_cond, &s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}

@@ -1,0 +1,200 @@
+/*
+ * The task slot (non-blocking single mode: one task at a time, a second is
+ * refused at once with TASK_ALREADY_EXIST): admission, running a task, and
+ * the watchdog's look at the running handler.
+ *
+ * Order rules, enforced here and nowhere else:
+ *
+ *  - The slot is taken under the slave's mutex, so two tasks can never both
+ *    hold it, whichever threads read them.
+ *  - The slot is freed before the outcome is sent, so that a master that
+ *    holds a result always finds the slot free for its next task.
+ *  - Accepted is never sent after the outcome of the same task. The loop
+ *    hands Accepted to the connection's stream with the mutex held, while
+ *    the handler still runs (in_handler); the worker takes the mutex to free
+ *    the slot before it sends the outcome, so the outcome always goes out
+ *    behind the Accepted in the stream.
+ *
+ * Never: run a handler on the loop, or hold the mutex while a handler or a
+ * hook runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "slave/slave-internal.h"
+
+/* The slot's handler is about to run. (mu) */
+static void starts_locked(ia_slave *s, ia_task_ctx *ctx) {
+  s->in_handler = true;
+  s->watched = false;
+  s->run_seq++;
+  ctx->started = true;
+}
+
+void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id) {
+  ia_task_ctx *t = s->slot;
+  if (!t || (c && t->conn != c) || (!any_id && t->id != id)) return;
+  atomic_store(&t->cancelled, true);
+  pthread_cond_broadcast(&s->cancel_cond);
+}
+
+ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+  ia_slave *s = c->slave;
+  ia__task_view v;
+  if (!ia__task_parse(env->body, &v)) {
+    ia__sconn_fail(c, IA_PROTOCOL_ERROR, "malformed Task", who);
+    return IA__TAKE_CLOSED;
+  }
+  const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
+  if (atomic_load(&s->shutting_down)) {
+    ia__sconn_status(c, env->id, refusal, IA_SHUTTING_DOWN, "the slave is shutting down", NULL, who);
+    return IA__TAKE_DONE;
+  }
+  const ia__method *e = ia__slave_method(s, v.method.p, v.method.n);
+  if (!s->cfg.handler && !e) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v.method.n > 100 ? 100 : v.method.n),
+             (const char *)v.method.p);
+    ia__sconn_status(c, env->id, refusal, IA_UNKNOWN_METHOD, msg, NULL, who);
+    return IA__TAKE_DONE;
+  }
+  ia_task_ctx *ctx = ia__task_ctx_new(s, env->id, &v, env->body, frame_len);
+  if (!ctx) {
+    ia__sconn_status(c, env->id, refusal, IA_TASK_ERROR, "the slave is out of memory", NULL, who);
+    return IA__TAKE_DONE;
+  }
+  ctx->conn = c;
+  ctx->handler = e;
+  /* Without a before_task hook the handler starts at once: the slot is
+   * taken and the handler marked running in one go (see ia__slot_run). */
+  bool now = !s->cfg.before_task;
+  pthread_mutex_lock(&s->mu);
+  bool busy = s->slot != NULL;
+  if (!busy) {
+    s->slot = ctx;
+    c->tasks++;
+    if (now) starts_locked(s, ctx);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (busy) {
+    ia__sconn_status(c, env->id, refusal, IA_TASK_ALREADY_EXIST, "the slave's task slot is busy", NULL, who);
+    ia__task_ctx_free(ctx);
+    return IA__TAKE_DONE;
+  }
+  if (s->cfg.before_task) {
+    ia_hook_reply reply = {0};
+    bool ok = s->cfg.before_task(ctx, &reply, s->cfg.user);
+    if (!ok) {
+      pthread_mutex_lock(&s->mu);
+      s->slot = NULL;
+      c->tasks--;
+      pthread_mutex_unlock(&s->mu);
+      ia__sconn_status(c, env->id, refusal, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply, who);
+    }
+    ia__hook_reply_release(&reply);
+    if (!ok) {
+      ia__task_ctx_free(ctx);
+      return IA__TAKE_DONE;
+    }
+  }
+  *out = ctx;
+  return IA__TAKE_SLOT;
+}
+
+static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
+  const ia__method *e = ctx->handler;
+  if (e) {
+    e->fn(ctx, e->user);
+  } else if (s->cfg.handler) {
+    s->cfg.handler(ctx, s->cfg.user);
+  } else {
+    char msg[160];
+    snprintf(msg, sizeof msg, "no handler for method '%.100s'", ctx->method);
+    ia_code rc = ia_task_ctx_fail(ctx, IA_UNKNOWN_METHOD, msg, NULL, 0);
+    (void)rc; /* a fresh task has no outcome yet: this cannot fail */
+  }
+}
+
+bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
+  if (!ctx->started) { /* not yet marked running by ia__slot_admit */
+    pthread_mutex_lock(&s->mu);
+    starts_locked(s, ctx);
+    pthread_mutex_unlock(&s->mu);
+  }
+  ia__watchdog_poke();
+
+  run_handler(s, ctx);
+  if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
+    IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+  ia__wframe w;
+  bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
+
+  pthread_mutex_lock(&s->mu);
+  s->in_handler = false;
+  s->slot = NULL; /* freed before the outcome goes out: see the top comment */
+  bool mine = c->reader == IA__RD_WORKER;
+  bool open = !atomic_load(&c->closing);
+  /* While the worker reads c the loop cannot free it: the task lets go of
+   * it now. Else it holds c until the outcome is out. */
+  if (mine) c->tasks--;
+  pthread_mutex_unlock(&s->mu);
+  if (built && open)
+    (void)ia__sconn_send(c, &w, IA__RD_WORKER);
+  else if (!built)
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
+  else
+    IA__INFO("slave: the master of task %llu is gone; its outcome is dropped", (unsigned long long)ctx->id);
+  if (built) ia__wframe_release(&w);
+  if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
+  ia__task_ctx_free(ctx);
+  if (mine) return true;
+  pthread_mutex_lock(&s->mu);
+  c->tasks--;
+  bool closing = atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
+  return false;
+}
+
+int ia__slot_watch_check(void *arg) {
+  ia_slave *s = arg;
+  pthread_mutex_lock(&s->mu);
+  bool running = s->in_handler && s->slot;
+  /* Seen at two looks in a row, a tick apart (1 ms or more): long. The
+   * worker stamps no clock per task; it counts. */
+  bool act = running && !s->watched && s->wd_seq == s->run_seq;
+  if (running) s->wd_seq = s->run_seq;
+  if (act) s->watched = true;
+  pthread_mutex_unlock(&s->mu);
+  if (act) event_active(s->long_ev, EV_TIMEOUT, 0);
+  return (running ? IA__WD_RUNNING : 0) | (act ? IA__WD_LONG : 0);
+}
+
+void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia_slave *s = arg;
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *ctx = s->slot;
+  ia__sconn *c = ctx && s->in_handler ? ctx->conn : NULL;
+  bool take = c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx);
+  bool sent = true;
+  uint64_t id = take ? ctx->id : 0;
+  if (take) {
+    /* The Accepted rule (top comment): into the stream now, mutex held. */
+    ia__wframe w;
+    ia__wframe_empty(&w, id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
+    sent = ia__sconn_send_nb_locked(c, &w);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!take) return;
+  if (!sent) {
+    ia__sconn_close(c, true, IA_CONNECTION_LOST);
+    return;
+  }
+  IA__DEBUG("slave: task %llu runs long: the loop reads the socket", (unsigned long long)id);
+  /* Frames the master sent behind the task are already buffered. */
+  ia__slave_dispatch(c, IA__RD_LOOP);
+}
