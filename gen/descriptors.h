@@ -3,8 +3,8 @@
  * message, what C package protoc-c uses for a file, and the renames protoc-c
  * needs to produce C that compiles.
  */
-#ifndef IA_GEN_DESCRIPTORS_H
-#define IA_GEN_DESCRIPTORS_H
+#ifndef IA__GEN_DESCRIPTORS_H
+#define IA__GEN_DESCRIPTORS_H
 
 #include <stdbool.h>
 #include <stddef.h>

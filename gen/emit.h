@@ -3,8 +3,8 @@
  * `<name>.ia.h` and `<name>.ia.c`. It knows nothing of protoc's plugin
  * protocol (protoc-gen-interaction.c does that) and writes no files.
  */
-#ifndef IA_GEN_EMIT_H
-#define IA_GEN_EMIT_H
+#ifndef IA__GEN_EMIT_H
+#define IA__GEN_EMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -10,8 +10,8 @@
  *
  * Every function returns a malloc'd string that the caller frees.
  */
-#ifndef IA_GEN_NAMES_H
-#define IA_GEN_NAMES_H
+#ifndef IA__GEN_NAMES_H
+#define IA__GEN_NAMES_H
 
 #include <stdbool.h>
 

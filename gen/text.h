@@ -6,8 +6,8 @@
  * exit(1), which protoc reports as a failed plugin. That keeps every caller
  * free of NULL checks.
  */
-#ifndef IA_GEN_TEXT_H
-#define IA_GEN_TEXT_H
+#ifndef IA__GEN_TEXT_H
+#define IA__GEN_TEXT_H
 
 #include <stdarg.h>
 #include <stddef.h>

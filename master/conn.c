@@ -185,7 +185,7 @@ ia_code ia__conn_send_nb(ia_conn *c, const ia__wframe *w) {
 }
 
 ia_code ia__conn_send(ia_conn *c, const ia__wframe *w, uint64_t deadline_ms) {
-  return sent(c, ia__ws_send(&c->out, c->fd, w, deadline_ms));
+  return sent(c, ia__ws_send(&c->out, c->fd, w, deadline_ms, 0));
 }
 
 void ia__conn_flush(ia_conn *c) {
@@ -277,7 +277,7 @@ static ia_code handshake(ia_conn *c, const void *data, size_t len, uint64_t dead
     return ia__error_set(err, IA_FRAME_TOO_LARGE, "the connect data (%zu bytes) makes a Hello over %u bytes", len,
                          IA__PREAUTH_MAX_FRAME);
   }
-  ia__ws_rc rc = ia__ws_send(&c->out, c->fd, &w, deadline);
+  ia__ws_rc rc = ia__ws_send(&c->out, c->fd, &w, deadline, 0);
   ia__wframe_release(&w);
   if (rc == IA__WS_TIMEOUT) return ia__error_set(err, IA_TIMEOUT, "sending Hello timed out");
   if (rc != IA__WS_DONE)

@@ -30,8 +30,8 @@
  * a descriptor that was closed and reused. A task is counted by its user
  * handle and by the pending list while it waits for an answer.
  */
-#ifndef IA_MASTER_INTERNAL_H
-#define IA_MASTER_INTERNAL_H
+#ifndef IA__MASTER_INTERNAL_H
+#define IA__MASTER_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>

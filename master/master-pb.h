@@ -3,8 +3,8 @@
  * API: a blocking call whose request is sent from where it lies and whose
  * reply is decoded where it lies, without a copy of either.
  */
-#ifndef IA_MASTER_PB_H
-#define IA_MASTER_PB_H
+#ifndef IA__MASTER_PB_H
+#define IA__MASTER_PB_H
 
 #include <stddef.h>
 #include <sys/uio.h>

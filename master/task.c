@@ -173,23 +173,24 @@ ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms) {
   ia_conn *c = t->conn;
   ia__wframe w;
   ia_code rc;
-  char why[160];
+  const char *why = "the connection is not up";
+  char buf[160];
   if (!task_frame(t, &w)) {
     rc = IA_NO_MEMORY;
-    snprintf(why, sizeof why, "no memory for the task frame");
+    why = "no memory for the task frame";
   } else if (ia__wframe_body_len(&w) > c->peer_max_frame) {
     /* The whole frame, as the slave measures it: a payload just under the
      * limit still makes a frame over it, and the slave would drop the
      * connection for it. */
     rc = IA_FRAME_TOO_LARGE;
-    snprintf(why, sizeof why, "the task's frame (%zu bytes) is larger than the slave's max_frame (%u)",
+    snprintf(buf, sizeof buf, "the task's frame (%zu bytes) is larger than the slave's max_frame (%u)",
              ia__wframe_body_len(&w), (unsigned)c->peer_max_frame);
+    why = buf;
     ia__wframe_release(&w);
   } else {
     rc = ia__conn_submit(c, t, &w, blocking, deadline_ms);
     ia__wframe_release(&w);
     if (rc == IA_INVALID_ARGUMENT) return rc; /* started already: nothing to end */
-    snprintf(why, sizeof why, "the connection is not up");
   }
   if (rc != IA_OK) ia__task_finish(t, IA_STATUS_START_FAILED, rc, why, NULL, 0, false);
   return rc;

@@ -1,6 +1,6 @@
 /* A fast codec for flat protobuf-c messages (flat.c). */
-#ifndef IA_PB_FLAT_H
-#define IA_PB_FLAT_H
+#ifndef IA__PB_FLAT_H
+#define IA__PB_FLAT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -17,8 +17,8 @@
  * libevent's other events (a socket that always has more must not starve
  * the others, nor be left with bytes and no edge to come).
  */
-#ifndef IA_EPSET_H
-#define IA_EPSET_H
+#ifndef IA__EPSET_H
+#define IA__EPSET_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

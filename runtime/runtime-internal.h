@@ -8,8 +8,8 @@
  * header and calls nothing above it. It owns no thread and no event base,
  * and it never blocks except in the functions that take a deadline.
  */
-#ifndef IA_RUNTIME_INTERNAL_H
-#define IA_RUNTIME_INTERNAL_H
+#ifndef IA__RUNTIME_INTERNAL_H
+#define IA__RUNTIME_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>

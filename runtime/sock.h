@@ -3,8 +3,8 @@
  * the hot path's syscalls, waiting for readiness with a deadline, and
  * dialling. Nothing here keeps state.
  */
-#ifndef IA_SOCK_H
-#define IA_SOCK_H
+#ifndef IA__SOCK_H
+#define IA__SOCK_H
 
 #include <stdbool.h>
 #include <stdint.h>

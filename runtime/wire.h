@@ -9,8 +9,8 @@
  * Every length from the wire is checked against its limit before anything
  * is allocated for it. Nothing here owns a socket's state or a thread.
  */
-#ifndef IA_WIRE_H
-#define IA_WIRE_H
+#ifndef IA__WIRE_H
+#define IA__WIRE_H
 
 #include <stdbool.h>
 #include <stddef.h>

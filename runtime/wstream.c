@@ -52,7 +52,10 @@ static size_t iov_total(const struct iovec *iov, int n) {
 static ssize_t write_nb(int fd, struct iovec *iov, int n) {
   struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
   for (;;) {
-    ssize_t r = ia__sys_sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    /* One piece (every small frame) goes with sendto(): sendmsg() costs the
+     * kernel a copy of the header and the vector on top. */
+    ssize_t r = n == 1 ? ia__sys_send(fd, iov->iov_base, iov->iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                       : ia__sys_sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
@@ -158,10 +161,11 @@ static int write_until(int fd, struct iovec **v, int *n, uint64_t deadline_ms) {
   return 0;
 }
 
-ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms) {
+ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms, uint32_t bound_ms) {
   struct iovec iov[IOV_MAX_FRAME], *v = iov + 1;
   int n = ia__wframe_iov(w, iov + 1);
   pthread_mutex_lock(&ws->mu);
+  if (ws->owned && deadline_ms == 0) deadline_ms = ia__now_ms() + bound_ms;
   while (ws->owned && !ws->error) {
     if (ia__now_ms() >= deadline_ms) {
       /* Another sender holds the stream past our deadline: the frame goes
@@ -193,6 +197,7 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
     }
   }
   /* Own the stream: first what was queued before us, then our frame. */
+  if (deadline_ms == 0) deadline_ms = ia__now_ms() + bound_ms;
   ws->owned = true;
   uint8_t *before = ws->q;
   size_t before_head = ws->head, before_tail = ws->tail;

@@ -21,8 +21,8 @@
  * lock order: its own mutex may be held around ia__ws_send_nb() and
  * ia__ws_flush(), never around ia__ws_send().
  */
-#ifndef IA_WSTREAM_H
-#define IA_WSTREAM_H
+#ifndef IA__WSTREAM_H
+#define IA__WSTREAM_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -54,8 +54,11 @@ void ia__ws_destroy(ia__ws *ws);
 /* Hands a whole frame to the stream without blocking. */
 IA_MUST_CHECK ia__ws_rc ia__ws_send_nb(ia__ws *ws, int fd, const ia__wframe *w);
 /* Sends a whole frame, waiting for the socket until deadline_ms (UINT64_MAX:
- * no limit). May return IA__WS_FLUSH for bytes others queued meanwhile. */
-IA_MUST_CHECK ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms);
+ * no limit) or, when deadline_ms is 0, for at most bound_ms from when it
+ * first has to wait (the common case then reads no clock). May return
+ * IA__WS_FLUSH for bytes others queued meanwhile. */
+IA_MUST_CHECK ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms,
+                                    uint32_t bound_ms);
 /* Writes what is queued without blocking: IA__WS_DONE once the queue is
  * empty (or an owner will write it), IA__WS_FLUSH while bytes wait. */
 IA_MUST_CHECK ia__ws_rc ia__ws_flush(ia__ws *ws, int fd);

@@ -75,7 +75,7 @@ static bool sent(ia__sconn *c, ia__ws_rc rc) {
 
 bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who) {
   if (who == IA__RD_LOOP) return sent(c, ia__ws_send_nb(&c->out, c->fd, w));
-  return sent(c, ia__ws_send(&c->out, c->fd, w, ia__now_ms() + IA__SEND_BOUND_MS));
+  return sent(c, ia__ws_send(&c->out, c->fd, w, 0, IA__SEND_BOUND_MS));
 }
 
 bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w) {

@@ -26,8 +26,8 @@
  * never held while waiting (runtime/wstream.h). The loop never blocks on a
  * peer: it only sends without blocking.
  */
-#ifndef IA_SLAVE_INTERNAL_H
-#define IA_SLAVE_INTERNAL_H
+#ifndef IA__SLAVE_INTERNAL_H
+#define IA__SLAVE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>

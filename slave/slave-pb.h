@@ -3,8 +3,8 @@
  * API: the task's own arena and reply buffer, and a result handed over as
  * pieces that are sent from where they lie.
  */
-#ifndef IA_SLAVE_PB_H
-#define IA_SLAVE_PB_H
+#ifndef IA__SLAVE_PB_H
+#define IA__SLAVE_PB_H
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>

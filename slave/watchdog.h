@@ -4,8 +4,8 @@
  * otherwise (see watchdog.c for why a shared periodic thread). It knows
  * nothing of what it watches: a watch is a check function and its argument.
  */
-#ifndef IA_WATCHDOG_H
-#define IA_WATCHDOG_H
+#ifndef IA__WATCHDOG_H
+#define IA__WATCHDOG_H
 
 #include <stdbool.h>
 

@@ -51,7 +51,8 @@ enum {
 static const char exit_status_help[] =
     "exit status:\n"
     "  0  success\n"
-    "  1  local error: cannot read the request or write the reply, out of memory\n"
+    "  1  local error: cannot read the request or write the reply, out of memory,\n"
+    "     or a request larger than the slave accepts (703 FRAME_TOO_LARGE; not sent)\n"
     "  2  usage error\n"
     "  3  cannot reach the slave: name resolution, connect, I/O error or timeout\n"
     "     during the handshake (e.g. 706 IO_ERROR, 702 TIMEOUT)\n"
@@ -62,7 +63,7 @@ static const char exit_status_help[] =
     "     604 TASK_ERROR, 607 DEADLINE_EXCEEDED, 608 CANCELLED, or no answer\n"
     "     within --timeout (702 TIMEOUT)\n"
     "  6  the slave refused the task and did not run it (601 TASK_ALREADY_EXIST,\n"
-    "     602 TASK_REFUSED, 605 QUEUE_FULL, 101 SHUTTING_DOWN, 703 FRAME_TOO_LARGE),\n"
+    "     602 TASK_REFUSED, 605 QUEUE_FULL, 101 SHUTTING_DOWN),\n"
     "     or has no such method (606 UNKNOWN_METHOD, refused or failed)\n"
     "  7  the connection was lost after the handshake (701 CONNECTION_LOST), or a\n"
     "     ping got no answer\n";
@@ -515,8 +516,8 @@ static int call_outcome(ia_code code) {
   case IA_TASK_REFUSED:
   case IA_QUEUE_FULL:
   case IA_UNKNOWN_METHOD:
-  case IA_FRAME_TOO_LARGE:
     return CLI_TASK_REFUSED;
+  case IA_FRAME_TOO_LARGE: /* the master checks the size before it sends: nothing reached the slave */
   case IA_NO_MEMORY:
   case IA_INVALID_ARGUMENT:
     return CLI_LOCAL;

@@ -264,6 +264,12 @@ ia_task *tu_sleep_task_new(ia_conn *conn, uint32_t ms) {
   return t;
 }
 
+const void *tu_found(ia_master *master, const char *name) {
+  ia_conn *c = ia_master_find(master, name);
+  ia_conn_release(c);
+  return c;
+}
+
 ia_status tu_wait_status(ia_task *task, ia_status want, uint32_t timeout_ms) {
   uint64_t deadline = tu_now_ms() + timeout_ms;
   ia_status s = ia_task_status(task);

@@ -90,6 +90,9 @@ ia_task *tu_sleep_task_new(ia_conn *conn, uint32_t ms);
 /* Polls until the task's status is `want` or terminal, up to timeout_ms;
  * returns the last status seen. */
 ia_status tu_wait_status(ia_task *task, ia_status want, uint32_t timeout_ms);
+/* What ia_master_find() gives for `name`, with the reference it took
+ * released at once: a pointer to compare, never to use. */
+const void *tu_found(ia_master *master, const char *name);
 /* Polls until ia_conn_is_connected() is `want`, up to timeout_ms. */
 bool tu_wait_connected(ia_conn *conn, bool want, uint32_t timeout_ms);
 

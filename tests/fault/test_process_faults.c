@@ -57,9 +57,9 @@ Test(process_faults, slave_killed_during_a_task_ends_it_lost, .timeout = 30, .fi
 
   /* A dead connection is not a live one: the name must be free. */
   uint64_t deadline = tu_now_ms() + 1000;
-  while (ia_master_find(m, "victim") != NULL && tu_now_ms() < deadline)
+  while (tu_found(m, "victim") != NULL && tu_now_ms() < deadline)
     tu_sleep_ms(5);
-  cr_assert_null(ia_master_find(m, "victim"), "a lost connection is still registered");
+  cr_assert_null(tu_found(m, "victim"), "a lost connection is still registered");
 
   ia_task_free(t);
   ia_conn_free(conn);

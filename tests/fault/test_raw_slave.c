@@ -120,9 +120,9 @@ static void run(script what, uint32_t want_code) {
   if (what != UNKNOWN_ID_RESULT) cr_assert(fake.got_task, "the fake slave got no Task");
   /* Only that connection suffered. */
   uint64_t deadline = tu_now_ms() + 1000;
-  while (ia_master_find(m, "fake") != NULL && tu_now_ms() < deadline)
+  while (tu_found(m, "fake") != NULL && tu_now_ms() < deadline)
     tu_sleep_ms(5);
-  cr_assert_null(ia_master_find(m, "fake"), "the closed connection is still registered");
+  cr_assert_null(tu_found(m, "fake"), "the closed connection is still registered");
   cr_assert(ia_conn_is_connected(good));
   assert_sum_works(good, 11, 31);
 

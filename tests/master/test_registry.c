@@ -29,23 +29,23 @@ Test(registry, connect_find_disconnect_and_reuse_the_name, .timeout = 30) {
   ia_conn *conn = connect_ok(m, "learner", a);
   cr_assert(ia_conn_is_connected(conn));
   cr_assert_str_eq(ia_conn_name(conn), "learner");
-  cr_assert_eq(ia_master_find(m, "learner"), conn);
-  cr_assert_null(ia_master_find(m, "nobody"));
+  cr_assert_eq(tu_found(m, "learner"), conn);
+  cr_assert_null(tu_found(m, "nobody"));
   assert_sum_works(conn, 2, 3);
 
   ia_error err = IA_ERROR_INIT;
   TU_ASSERT_OK(ia_conn_disconnect(conn, NULL, 0, TU_WAIT_MS, &err), &err);
   cr_assert_not(ia_conn_is_connected(conn), "still connected after ia_conn_disconnect");
-  cr_assert_null(ia_master_find(m, "learner"), "a disconnected name is still registered");
+  cr_assert_null(tu_found(m, "learner"), "a disconnected name is still registered");
   ia_conn_free(conn);
 
   /* The name is free again, here for another slave... */
   ia_conn *again = connect_ok(m, "learner", b);
-  cr_assert_eq(ia_master_find(m, "learner"), again);
+  cr_assert_eq(tu_found(m, "learner"), again);
   assert_sum_works(again, 10, 20);
   /* ...and the first slave is free for the next master connection. */
   ia_conn *back = connect_ok(m, "learner-2", a);
-  cr_assert_eq(ia_master_find(m, "learner-2"), back);
+  cr_assert_eq(tu_found(m, "learner-2"), back);
   assert_sum_works(back, -5, 3);
 
   ia_conn_free(again);
@@ -72,7 +72,7 @@ Test(registry, a_live_name_cannot_be_connected_twice, .timeout = 30) {
   ia_error_clear(&err);
 
   /* The first connection is untouched... */
-  cr_assert_eq(ia_master_find(m, "collector"), first);
+  cr_assert_eq(tu_found(m, "collector"), first);
   cr_assert(ia_conn_is_connected(first));
   assert_sum_works(first, 1, 1);
   /* ...and the refused attempt left slave b free for a master. */
@@ -97,7 +97,7 @@ Test(registry, channel_mismatch_is_202_and_registers_nothing, .timeout = 30) {
   cr_assert_eq(err.code, IA_CHANNEL_INVALID);
   cr_assert_neq(err.message[0], '\0', "the error has no message");
   cr_assert_null(conn);
-  cr_assert_null(ia_master_find(wrong, "mismatch"));
+  cr_assert_null(tu_found(wrong, "mismatch"));
   ia_error_clear(&err);
 
   /* The rejected handshake did not occupy the slave. */
