@@ -62,7 +62,7 @@ void ia__conn_watch_locked(ia_conn *c) {
   uint32_t want = 0;
   if (!c->torn_down) {
     if (c->reader == IA__RD_LOOP) want |= EPOLLIN;
-    if (c->want_flush) want |= EPOLLOUT;
+    if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
   }
   if (!ia__epset_watch(&c->m->ep, c->fd, &c->ep, want, (uint64_t)(uintptr_t)c))
     IA__WARN("master: cannot watch the socket of %s: %s", c->name, strerror(errno));
@@ -124,7 +124,7 @@ static void teardown_cb(evutil_socket_t fd, short what, void *arg) {
 
 void ia__conn_request_teardown(ia_conn *c) {
   ia_master *m = c->m;
-  if (ia__master_on_loop(m) || m->joined) { /* on the loop, or there is none any more */
+  if (ia__master_on_loop(m) || atomic_load(&m->loop_gone)) { /* on the loop, or there is none any more */
     ia__conn_teardown(c);
     return;
   }
@@ -163,14 +163,17 @@ void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message) {
 
 /* ---- sending ---- */
 
+static void rewatch(ia_conn *c) {
+  pthread_mutex_lock(&c->m->mu);
+  ia__conn_watch_locked(c);
+  pthread_mutex_unlock(&c->m->mu);
+}
+
 /* What a send's result means for c. */
 static ia_code sent(ia_conn *c, ia__ws_rc rc) {
   if (rc == IA__WS_DONE) return IA_OK;
   if (rc == IA__WS_FLUSH || rc == IA__WS_TIMEOUT) {
-    pthread_mutex_lock(&c->m->mu);
-    c->want_flush = true;
-    ia__conn_watch_locked(c);
-    pthread_mutex_unlock(&c->m->mu);
+    rewatch(c); /* bytes wait: the loop flushes them */
     return rc == IA__WS_FLUSH ? IA_OK : IA_TIMEOUT;
   }
   int e = ia__ws_error(&c->out);
@@ -189,20 +192,13 @@ ia_code ia__conn_send(ia_conn *c, const ia__wframe *w, uint64_t deadline_ms) {
 }
 
 void ia__conn_flush(ia_conn *c) {
+  /* The epoll set watches for output while the stream counts queued bytes:
+   * a sender that queued meanwhile re-arms it after its bytes are in. */
   ia__ws_rc rc = ia__ws_flush(&c->out, c->fd);
-  if (rc == IA__WS_FAILED) {
+  if (rc == IA__WS_FAILED)
     (void)sent(c, rc);
-    return;
-  }
-  if (rc != IA__WS_DONE) return;
-  pthread_mutex_lock(&c->m->mu);
-  /* Looked at again under mu: a sender that queued meanwhile sets
-   * want_flush after its bytes are in, so they are never left unwatched. */
-  if (ia__ws_queued(&c->out) == 0) {
-    c->want_flush = false;
-    ia__conn_watch_locked(c);
-  }
-  pthread_mutex_unlock(&c->m->mu);
+  else if (rc == IA__WS_DONE)
+    rewatch(c);
 }
 
 /* ---- the handshake ---- */

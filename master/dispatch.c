@@ -95,6 +95,14 @@ static bool not_pending(ia_conn *c, uint64_t id, bool forget) {
   return false;
 }
 
+/* A pending task answered with the wrong kind of frame: the task is lost
+ * with the connection, which the slave broke. */
+static bool answered_wrong(ia_conn *c, ia_task *t, const char *why) {
+  ia__task_finish(t, IA_STATUS_LOST, IA_PROTOCOL_ERROR, why, NULL, 0, true);
+  ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, why);
+  return false;
+}
+
 static bool on_result(ia_conn *c, const ia__env *env) {
   ia__slice payload;
   if (!ia__result_parse(env->body, &payload)) {
@@ -103,12 +111,7 @@ static bool on_result(ia_conn *c, const ia__env *env) {
   }
   ia_task *t = take_pending(c, env->id);
   if (!t) return not_pending(c, env->id, true);
-  if (t->kind != IA__TASK_USER) {
-    ia__task_finish(t, IA_STATUS_LOST, IA_PROTOCOL_ERROR, "a TaskResult answered an internal request", NULL, 0,
-                    true);
-    ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "a TaskResult answered an internal request");
-    return false;
-  }
+  if (t->kind != IA__TASK_USER) return answered_wrong(c, t, "a TaskResult answered an internal request");
   /* The task is ours now (off the pending list): nobody else writes
    * t->decoded until it is finished. */
   if (t->dec.decode) {
@@ -193,9 +196,7 @@ static bool on_pong(ia_conn *c, const ia__env *env) {
     ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
     return true;
   }
-  ia__task_finish(t, IA_STATUS_LOST, IA_PROTOCOL_ERROR, "a Pong answered a task", NULL, 0, true);
-  ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "a Pong answered a task");
-  return false;
+  return answered_wrong(c, t, "a Pong answered a task");
 }
 
 /* Handles one frame; false if the connection is over. */

@@ -111,7 +111,6 @@ struct ia_conn {
   bool up;               /* (mu) handshaken and not yet closed */
   int fd;                /* closed when the last reference goes */
   uint32_t ep;           /* (mu) what the loop's epoll set watches for it */
-  bool want_flush;       /* (mu) its stream has bytes waiting for POLLOUT */
   bool loop_reading;     /* (mu) the loop is inside a read of it right now */
   ia__reader reader;     /* (mu) */
   bool teardown_pending; /* (mu) tear down once the reader lets go */
@@ -138,6 +137,7 @@ struct ia_master {
   ia_conn *conns; /* (mu) every connection not yet freed */
   _Atomic uint64_t next_id;
   atomic_bool shutting_down;
+  atomic_bool loop_gone; /* the loop thread has left its loop: nothing runs there any more */
   struct event *shutdown_ev;
   struct event *tick_ev;
   struct event *deadline_ev;

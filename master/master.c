@@ -110,6 +110,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   pthread_mutex_init(&m->mu, NULL);
   atomic_init(&m->next_id, 1);
   atomic_init(&m->shutting_down, false);
+  atomic_init(&m->loop_gone, false);
   ia__cond_init(&m->reader_cond);
   m->base = event_base_new();
   bool ok = m->cfg.name && m->base && ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
@@ -132,6 +133,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
 static void *loop_main(void *arg) {
   ia_master *m = arg;
   event_base_loop(m->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  atomic_store(&m->loop_gone, true);
   return NULL;
 }
 

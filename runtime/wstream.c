@@ -12,6 +12,7 @@
 
 void ia__ws_init(ia__ws *ws, size_t limit) {
   memset(ws, 0, sizeof *ws);
+  atomic_init(&ws->queued, 0);
   pthread_mutex_init(&ws->mu, NULL);
   ia__cond_init(&ws->idle);
   ws->limit = limit;
@@ -22,6 +23,11 @@ void ia__ws_destroy(ia__ws *ws) {
   ws->q = NULL;
   pthread_cond_destroy(&ws->idle);
   pthread_mutex_destroy(&ws->mu);
+}
+
+/* Publishes the queue's length. (mu) */
+static void q_len(ia__ws *ws) {
+  atomic_store_explicit(&ws->queued, ws->tail - ws->head, memory_order_relaxed);
 }
 
 /* Drops n bytes from the front of an iovec array; returns the new count. */
@@ -92,6 +98,7 @@ static bool q_append(ia__ws *ws, const struct iovec *iov, int n) {
     memcpy(ws->q + ws->tail, iov[i].iov_base, iov[i].iov_len);
     ws->tail += iov[i].iov_len;
   }
+  q_len(ws);
   return true;
 }
 
@@ -107,8 +114,10 @@ static int q_flush(ia__ws *ws, int fd) {
     }
     if (r == 0) return 1;
     ws->head += (size_t)r;
+    q_len(ws);
   }
   ws->head = ws->tail = 0;
+  q_len(ws);
   if (ws->cap > (1u << 20)) { /* a burst is over: give its memory back */
     free(ws->q);
     ws->q = NULL;
@@ -203,6 +212,7 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
   size_t before_head = ws->head, before_tail = ws->tail;
   ws->q = NULL;
   ws->head = ws->tail = ws->cap = 0;
+  q_len(ws);
   pthread_mutex_unlock(&ws->mu);
 
   struct iovec all[IOV_MAX_FRAME], *a = all;
@@ -227,6 +237,7 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
     struct iovec after = {later ? later + ws->head : NULL, ws->tail - ws->head};
     ws->q = NULL;
     ws->head = ws->tail = ws->cap = 0;
+    q_len(ws);
     bool ok = q_append(ws, a, na) && q_append(ws, &after, after.iov_len ? 1 : 0);
     free(later);
     rc = ok ? IA__WS_TIMEOUT : IA__WS_FAILED;
@@ -259,9 +270,6 @@ int ia__ws_error(ia__ws *ws) {
   return e;
 }
 
-size_t ia__ws_queued(ia__ws *ws) {
-  pthread_mutex_lock(&ws->mu);
-  size_t n = ws->tail - ws->head;
-  pthread_mutex_unlock(&ws->mu);
-  return n;
+size_t ia__ws_queued(const ia__ws *ws) {
+  return atomic_load_explicit(&((ia__ws *)ws)->queued, memory_order_relaxed);
 }

@@ -25,6 +25,7 @@
 #define IA__WSTREAM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,7 +39,8 @@ typedef struct ia__ws {
   int error;           /* errno of the first failure (sticky); 0 while healthy */
   uint8_t *q;          /* queued bytes, q[head..tail) */
   size_t head, tail, cap;
-  size_t limit; /* no more is appended once this much waits */
+  _Atomic size_t queued; /* tail - head, readable without the lock */
+  size_t limit;          /* no more is appended once this much waits */
 } ia__ws;
 
 typedef enum ia__ws_rc {
@@ -64,7 +66,9 @@ IA_MUST_CHECK ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uin
 IA_MUST_CHECK ia__ws_rc ia__ws_flush(ia__ws *ws, int fd);
 /* The errno of the failure, or 0. */
 int ia__ws_error(ia__ws *ws);
-/* Bytes waiting in the queue now. */
-size_t ia__ws_queued(ia__ws *ws);
+/* Bytes waiting in the queue now, read without the lock: a thread that
+ * queues bytes updates it before it lets go of the lock, so a reader that
+ * then takes a lock the queuing thread takes next sees them. */
+size_t ia__ws_queued(const ia__ws *ws);
 
 #endif

@@ -47,7 +47,7 @@ void ia__sconn_watch_locked(ia__sconn *c) {
   uint32_t want = 0;
   if (!atomic_load(&c->closing)) {
     if (c->reader == IA__RD_LOOP) want |= EPOLLIN;
-    if (c->want_flush) want |= EPOLLOUT;
+    if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
   }
   if (!ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen))
     IA__WARN("slave: cannot watch the socket of %s: %s", name_of(c), strerror(errno));
@@ -55,14 +55,17 @@ void ia__sconn_watch_locked(ia__sconn *c) {
 
 /* ---- sending ---- */
 
+static void rewatch(ia__sconn *c) {
+  pthread_mutex_lock(&c->slave->mu);
+  ia__sconn_watch_locked(c);
+  pthread_mutex_unlock(&c->slave->mu);
+}
+
 /* What a send's result means for c. mu must not be held. */
 static bool sent(ia__sconn *c, ia__ws_rc rc) {
   if (rc == IA__WS_DONE) return true;
   if (rc == IA__WS_FLUSH) {
-    pthread_mutex_lock(&c->slave->mu);
-    c->want_flush = true;
-    ia__sconn_watch_locked(c);
-    pthread_mutex_unlock(&c->slave->mu);
+    rewatch(c); /* bytes wait: the loop flushes them */
     return true;
   }
   if (rc == IA__WS_TIMEOUT)
@@ -80,28 +83,18 @@ bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who) {
 
 bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w) {
   ia__ws_rc rc = ia__ws_send_nb(&c->out, c->fd, w);
-  if (rc == IA__WS_FLUSH) {
-    c->want_flush = true;
-    ia__sconn_watch_locked(c);
-  }
+  if (rc == IA__WS_FLUSH) ia__sconn_watch_locked(c);
   return rc != IA__WS_FAILED;
 }
 
 void ia__sconn_flush(ia__sconn *c) {
+  /* The epoll set watches for output while the stream counts queued bytes:
+   * a sender that queued meanwhile re-arms it after its bytes are in. */
   ia__ws_rc rc = ia__ws_flush(&c->out, c->fd);
-  if (rc == IA__WS_FAILED) {
+  if (rc == IA__WS_FAILED)
     (void)sent(c, rc);
-    return;
-  }
-  if (rc != IA__WS_DONE) return;
-  pthread_mutex_lock(&c->slave->mu);
-  /* Looked at again under mu: a sender that queued meanwhile sets
-   * want_flush after its bytes are in, so they are never left unwatched. */
-  if (ia__ws_queued(&c->out) == 0) {
-    c->want_flush = false;
-    ia__sconn_watch_locked(c);
-  }
-  pthread_mutex_unlock(&c->slave->mu);
+  else if (rc == IA__WS_DONE)
+    rewatch(c);
 }
 
 void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,

@@ -68,7 +68,6 @@ typedef struct ia__sconn {
   bool handshaken;     /* set by the loop when it accepts the Hello, before any hand-off */
   ia__reader reader;   /* (mu) */
   uint32_t ep;         /* (mu) what the loop's epoll set watches for it */
-  bool want_flush;     /* (mu) its stream has bytes waiting for POLLOUT */
   atomic_bool closing; /* (written under mu) */
   bool lost;           /* (mu) fire lost_connection when freed */
   ia_code lost_code;   /* (mu) */
