@@ -663,3 +663,29 @@ bool tu_raw_welcome(int fd) {
   frame.welcome = &welcome;
   return tu_raw_send(fd, &frame);
 }
+
+/* Whether /proc/net/tcp lists an established connection whose local port
+ * is `port` (the slave's end of an accepted connection). */
+static bool established(uint16_t port) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  if (f == NULL) return false;
+  char line[256];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    unsigned local_port = 0, state = 0;
+    /* "  sl  local_address rem_address   st ...": 0: 0100007F:1F90 0100007F:D2A4 01 */
+    if (sscanf(line, " %*d: %*8x:%4x %*8x:%*4x %2x", &local_port, &state) == 2)
+      found = local_port == port && state == 0x01;
+  }
+  fclose(f);
+  return found;
+}
+
+bool tu_wait_established(uint16_t port, uint32_t timeout_ms) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  while (!established(port)) {
+    if (tu_now_ms() >= deadline) return false;
+    tu_sleep_ms(10);
+  }
+  return true;
+}

@@ -136,6 +136,12 @@ void tu_proc_kill(tu_proc *proc);
 /* tu_proc_kill() on every child still registered; for criterion .fini. */
 void tu_proc_kill_all(void);
 
+/* Waits up to timeout_ms until a TCP connection to 127.0.0.1:port is
+ * established (as /proc/net/tcp lists it); true once one is. For a test
+ * that must act only once another process has connected, however slowly
+ * it starts (valgrind). */
+bool tu_wait_established(uint16_t port, uint32_t timeout_ms);
+
 /* ---- raw socket client ---- */
 
 /* A blocking TCP connection to 127.0.0.1:port, or -1. */

@@ -177,9 +177,10 @@ static run run_cli(const char *const args[], const void *in, size_t in_len) {
 
 static tu_proc slave = TU_PROC_INIT;
 static char address[64];
+static uint16_t slave_port;
 
 static void start_slave(void) {
-  uint16_t port = tu_spawn_sum_slave(&slave, SUM_SLAVE_PATH, CHANNEL, NULL);
+  uint16_t port = slave_port = tu_spawn_sum_slave(&slave, SUM_SLAVE_PATH, CHANNEL, NULL);
   cr_assert_neq(port, 0, "sum-slave did not start: %s", slave.line);
   snprintf(address, sizeof address, "%s:%u", TU_HOST, (unsigned)port);
 }
@@ -315,9 +316,12 @@ Test(cli, call_without_answer_in_time_exits_5_and_frees_the_slave) {
   run_free(&r);
 }
 
+/* Kills the slave once the tool has connected to it and sent its Sleep
+ * (however slowly the tool starts: under valgrind it takes seconds). */
 static void *kill_slave_later(void *arg) {
   (void)arg;
-  tu_sleep_ms(1000);
+  tu_wait_established(slave_port, 30000);
+  tu_sleep_ms(300);
   tu_proc_kill(&slave);
   return NULL;
 }
