@@ -154,6 +154,12 @@ bool stress_before(uint64_t deadline) {
   return tu_now_ms() < deadline;
 }
 
+void stress_sleep_us(uint32_t us) {
+  struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
 /* ---- randomness (xorshift64*) ---- */
 
 void stress_rng_seed(stress_rng *r, uint64_t seed) {

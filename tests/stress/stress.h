@@ -66,6 +66,8 @@ uint32_t stress_ms(uint32_t plain_ms);
 uint64_t stress_deadline(uint32_t plain_ms);
 /* True while tu_now_ms() is before `deadline`. */
 bool stress_before(uint64_t deadline);
+/* Sleeps `us` microseconds (tu_sleep_ms() is too coarse for a polling loop). */
+void stress_sleep_us(uint32_t us);
 
 /* ---- randomness: one generator per thread ---- */
 

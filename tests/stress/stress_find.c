@@ -49,7 +49,7 @@ typedef struct finder {
  * Looks "x" up and uses what it finds. With the fixed API this becomes:
  * c = ia_master_find(); use; ia_conn_release(c) -- and the lock goes.
  */
-static void find_and_use(ia_master *m, stress_rng *r, int round) {
+static bool find_and_use(ia_master *m, stress_rng *r, int round) {
   if (!racy) pthread_rwlock_rdlock(&owner_lock);
   ia_conn *c = ia_master_find(m, "x");
   if (c == NULL) {
@@ -66,14 +66,16 @@ static void find_and_use(ia_master *m, stress_rng *r, int round) {
     }
   }
   if (!racy) pthread_rwlock_unlock(&owner_lock);
+  return c != NULL;
 }
 
 static void *finder_main(void *arg) {
   finder *f = arg;
   stress_rng r;
   stress_rng_seed(&r, (uint64_t)f->id + 300);
-  for (int i = 0; !atomic_load(&owner_done) && stress_before(deadline) && i < MAX_CYCLES * 20; i++)
-    find_and_use(f->m, &r, i);
+  for (int i = 0; !atomic_load(&owner_done) && stress_before(deadline) && i < MAX_CYCLES * 200; i++)
+    if (!find_and_use(f->m, &r, i))
+      stress_sleep_us(20); /* between the owner's connections: look again soon */
   return NULL;
 }
 
