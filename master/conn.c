@@ -177,6 +177,18 @@ static ia_code sent(ia_conn *c, ia__ws_rc rc) {
     return rc == IA__WS_FLUSH ? IA_OK : IA_TIMEOUT;
   }
   int e = ia__ws_error(&c->out);
+  if (e == EPIPE || e == ECONNRESET || e == ENOTCONN) {
+    /* The slave closed its end. What it sent before may still be unread --
+     * the Goodbye answering our Disconnect, results -- so the reader ends
+     * the connection when it reaches the end, and there must be one. */
+    pthread_mutex_lock(&c->m->mu);
+    if (c->up && c->reader == IA__RD_PARKED) {
+      c->reader = IA__RD_LOOP;
+      ia__conn_watch_locked(c);
+    }
+    pthread_mutex_unlock(&c->m->mu);
+    return IA_CONNECTION_LOST;
+  }
   IA__INFO("master: send to %s failed: %s", c->name,
            e == ENOBUFS ? "the slave has not been reading what it was sent" : strerror(e));
   ia__conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection to the slave failed");
@@ -349,9 +361,13 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
     return rc;
   }
   pthread_mutex_lock(&m->mu);
-  if (find_live_locked(m, name)) {
+  /* Looked at again where it counts: a shutdown that came during the
+   * handshake must not find a connection it could not take down. */
+  bool down = atomic_load(&m->shutting_down);
+  if (down || find_live_locked(m, name)) {
     pthread_mutex_unlock(&m->mu);
     ia__conn_destroy(c); /* the slave is told nothing more; closing says enough */
+    if (down) return ia__error_set(err, IA_SHUTTING_DOWN, "the master is shutting down");
     return ia__error_set(err, IA_ALREADY_CONNECTED, "a live connection is already named '%s'", name);
   }
   atomic_store(&c->refs, 2); /* the caller's and the socket's */

@@ -91,6 +91,12 @@ static void finish_from_status(ia_task *t, ia_status st, const ia__status_view *
  * (dropped) or a protocol error. True if the connection goes on. */
 static bool not_pending(ia_conn *c, uint64_t id, bool forget) {
   if (abandoned(c, id, forget)) return true;
+  pthread_mutex_lock(&c->m->mu);
+  bool up = c->up;
+  pthread_mutex_unlock(&c->m->mu);
+  /* A connection going down ended its tasks already: what is still on the
+   * way is read and dropped, not called a protocol error. */
+  if (!up) return false;
   ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "a reply to an id that was never sent");
   return false;
 }

@@ -7,11 +7,7 @@
 # fails or any ThreadSanitizer report appears.
 #   scripts/tsan.sh                  build and run the stress suite
 #   scripts/tsan.sh --keep-going     halt_on_error=0: every report of each program, not just its first
-#   scripts/tsan.sh --known-defects  also run the demonstrations of known defects that ctest leaves
-#                                    out (stress_find --racy: ia_master_find's borrowed pointer)
-#   scripts/tsan.sh -- ARGS...       extra ctest arguments, e.g. -- -R stress_calls, or
-#                                    -- -LE known-defect to leave out the programs that show known
-#                                    library defects while their fixes are pending
+#   scripts/tsan.sh -- ARGS...       extra ctest arguments, e.g. -- -R stress_calls
 # The criterion suite is not run: criterion cannot start under TSan (its
 # BoxFort arena maps a random address in 0x2000_0000_0000-0x6000_0000_0000,
 # all of which TSan reserves for its shadow and metadata; Criterion issue
@@ -19,14 +15,13 @@
 # configure of build-tsan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-keep_going=0 known=0
+keep_going=0
 ctest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep-going) keep_going=1 ;;
-    --known-defects) known=1 ;;
     --) shift; ctest_args=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "tsan.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -45,27 +40,17 @@ halt=1
 [ $keep_going -eq 1 ] && halt=0
 # ctest appends the suppressions to these options (tests/stress/CMakeLists.txt).
 export TSAN_OPTIONS="halt_on_error=$halt:second_deadlock_stack=1"
-supp="$PWD/tests/stress/tsan.supp"
 status=0
 
 echo "== ctest -L stress ($dir, TSAN_OPTIONS=$TSAN_OPTIONS)"
 (cd "$dir" && ctest -L stress --output-on-failure --timeout 300 "${ctest_args[@]}") || status=1
 log="$dir/Testing/Temporary/LastTest.log"
 
-demo_log="$dir/Testing/Temporary/known-defects.log"
-rm -f "$demo_log"
-if [ $known -eq 1 ]; then
-  echo "== known defect: stress_find --racy (expected to show a report until ia_master_find returns a reference)"
-  TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$supp" timeout 120 "$dir/tests/stress/stress_find" --racy \
-    >"$demo_log" 2>&1 || status=1
-  tail -40 "$demo_log"
-fi
-
 # A report fails its ctest test by output already; this says which, in one place.
-reports=$(cat "$log" "$demo_log" 2>/dev/null | grep -cE "^WARNING: ThreadSanitizer:|==ERROR: ThreadSanitizer" || true)
+reports=$(cat "$log" 2>/dev/null | grep -cE "^WARNING: ThreadSanitizer:|==ERROR: ThreadSanitizer" || true)
 if [ "$reports" -gt 0 ]; then
   echo "== $reports ThreadSanitizer report(s):"
-  cat "$log" "$demo_log" 2>/dev/null | grep "^SUMMARY: ThreadSanitizer" | sort | uniq -c
+  grep "^SUMMARY: ThreadSanitizer" "$log" | sort | uniq -c
   status=1
 fi
 [ $status -eq 0 ] && echo "== tsan.sh: clean" || echo "== tsan.sh: FAILED (see above and $log)"
