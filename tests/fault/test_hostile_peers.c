@@ -211,7 +211,7 @@ static bool await_frame(int fd, int kind, uint64_t id, uint32_t timeout_ms) {
 }
 
 /* Writes Ping frames without ever reading, until the slave stops taking them
- * (no progress for 300 ms) or 3 s passed. */
+ * (no progress for 300 ms), 8 MiB went out, or 3 s passed. */
 static void flood_pings(int fd) {
   static uint8_t burst[8 * 8192];
   for (size_t i = 0; i < sizeof burst; i += 8) {
@@ -219,11 +219,12 @@ static void flood_pings(int fd) {
     memcpy(burst + i, ping, sizeof ping);
   }
   uint64_t deadline = tu_now_ms() + 3000;
-  size_t off = 0;
-  while (tu_now_ms() < deadline) {
+  size_t off = 0, total = 0;
+  while (tu_now_ms() < deadline && total < (8u << 20)) {
     ssize_t n = send(fd, burst + off, sizeof burst - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       off = (off + (size_t)n) % sizeof burst; /* frames stay whole: 8 divides the burst */
+      total += (size_t)n;
       continue;
     }
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return; /* the slave hung up */
