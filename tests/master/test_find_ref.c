@@ -33,7 +33,10 @@ static void *finder_main(void *arg) {
   uint64_t deadline = tu_now_ms() + 60000;
   while (!atomic_load(&f->stop) && tu_now_ms() < deadline) {
     ia_conn *c = ia_master_find(f->m, "slave");
-    if (c == NULL) continue;
+    if (c == NULL) {
+      spin_us(20);
+      continue;
+    }
     atomic_fetch_add(&f->found, 1);
     spin_us(HOLD_US); /* meanwhile the main thread may free its handle */
     if (strcmp(ia_conn_name(c), "slave") != 0) atomic_fetch_add(&f->wrong, 1);
