@@ -135,8 +135,13 @@ void ia__conn_request_teardown(ia_conn *c) {
 }
 
 void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message) {
-  if (mark_down(c, status, code, message))
+  if (mark_down(c, status, code, message)) {
     IA__INFO("master: connection %s down: %s (%s)", c->name, message, ia_code_name(code));
+    /* The slave hears of it now, not when the loop gets to the teardown:
+     * a master that connects again at once must find the slave free. (The
+     * descriptor itself stays open until the last reference goes.) */
+    shutdown(c->fd, SHUT_RDWR);
+  }
   ia__conn_request_teardown(c);
 }
 

@@ -18,6 +18,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* From the ASan runtime (GCC ships no header for it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 
 #include "sum.pb-c.h"
 #include "sum_handlers.h"
@@ -598,7 +603,7 @@ bool tu_raw_send(int fd, const Interaction__V1__Frame *frame) {
   return ok;
 }
 
-bool tu_raw_hello(int fd, uint32_t channel, const char *name) {
+bool tu_raw_send_hello(int fd, uint32_t channel, const char *name) {
   Interaction__V1__Hello hello = INTERACTION__V1__HELLO__INIT;
   hello.has_version = 1;
   hello.version = 1;
@@ -610,7 +615,11 @@ bool tu_raw_hello(int fd, uint32_t channel, const char *name) {
   frame.id = 1;
   frame.body_case = INTERACTION__V1__FRAME__BODY_HELLO;
   frame.hello = &hello;
-  if (!tu_raw_send(fd, &frame)) return false;
+  return tu_raw_send(fd, &frame);
+}
+
+bool tu_raw_hello(int fd, uint32_t channel, const char *name) {
+  if (!tu_raw_send_hello(fd, channel, name)) return false;
   Interaction__V1__Frame *answer = NULL;
   if (tu_raw_read_frame(fd, TU_WAIT_MS, &answer) != 1) return false;
   bool ok = answer->body_case == INTERACTION__V1__FRAME__BODY_WELCOME;
@@ -688,4 +697,167 @@ bool tu_wait_established(uint16_t port, uint32_t timeout_ms) {
     tu_sleep_ms(10);
   }
   return true;
+}
+
+bool tu_raw_send_status(int fd, uint64_t id, int kind, bool has_code, uint32_t code, const char *message) {
+  /* TaskFail, Refusal and Goodbye share their first two fields: one message
+   * of each kind, the right one filled. */
+  Interaction__V1__TaskFail fail = INTERACTION__V1__TASK_FAIL__INIT;
+  Interaction__V1__Refusal refusal = INTERACTION__V1__REFUSAL__INIT;
+  Interaction__V1__Goodbye goodbye = INTERACTION__V1__GOODBYE__INIT;
+  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
+  frame.has_id = 1;
+  frame.id = id;
+  frame.body_case = (Interaction__V1__Frame__BodyCase)kind;
+  switch (kind) {
+  case INTERACTION__V1__FRAME__BODY_FAIL:
+    fail.has_code = has_code;
+    fail.code = code;
+    fail.message = (char *)message;
+    frame.fail = &fail;
+    break;
+  case INTERACTION__V1__FRAME__BODY_REFUSAL:
+    refusal.has_code = has_code;
+    refusal.code = code;
+    refusal.message = (char *)message;
+    frame.refusal = &refusal;
+    break;
+  case INTERACTION__V1__FRAME__BODY_GOODBYE:
+    goodbye.has_code = has_code;
+    goodbye.code = code;
+    goodbye.message = (char *)message;
+    frame.goodbye = &goodbye;
+    break;
+  default:
+    return false;
+  }
+  return tu_raw_send(fd, &frame);
+}
+
+bool tu_raw_send_empty(int fd, uint64_t id, int kind) {
+  /* Every empty body encodes alike: its key and a zero length. */
+  uint8_t body[16];
+  size_t n = 0;
+  body[n++] = 0x08; /* id = 1, varint */
+  uint64_t v = id;
+  while (v >= 0x80) {
+    body[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  body[n++] = (uint8_t)v;
+  body[n++] = (uint8_t)(kind << 3 | 2);
+  body[n++] = 0;
+  return tu_raw_write_frame(fd, body, n);
+}
+
+bool tu_raw_await_goodbye(int fd, uint32_t timeout_ms, uint32_t *code) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  for (int i = 0; i < 10000; i++) {
+    Interaction__V1__Frame *f = NULL;
+    int ms = remaining_ms(deadline);
+    if (ms == 0 || tu_raw_read_frame(fd, (uint32_t)ms, &f) != 1) return false;
+    bool goodbye = f->body_case == INTERACTION__V1__FRAME__BODY_GOODBYE && f->goodbye != NULL;
+    if (goodbye) *code = f->goodbye->has_code ? f->goodbye->code : 0;
+    interaction__v1__frame__free_unpacked(f, NULL);
+    if (goodbye) return true;
+  }
+  return false;
+}
+
+bool tu_raw_expect_closed(int fd, uint32_t timeout_ms) {
+  uint64_t deadline = tu_now_ms() + timeout_ms;
+  uint8_t sink[4096];
+  for (int i = 0; i < 100000; i++) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = remaining_ms(deadline);
+    if (ms == 0) return false;
+    int pr = poll(&pfd, 1, ms);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr <= 0) continue;
+    ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) return true;
+  }
+  return false;
+}
+
+bool tu_raw_quiet_for(int fd, uint32_t ms) {
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  uint64_t deadline = tu_now_ms() + ms;
+  for (;;) {
+    int left = remaining_ms(deadline);
+    if (left == 0) return true;
+    int pr = poll(&pfd, 1, left);
+    if (pr < 0 && errno == EINTR) continue;
+    return pr == 0;
+  }
+}
+
+/* ---- fake slave ---- */
+
+static void *fake_main(void *arg) {
+  tu_fake *f = arg;
+  int fd = tu_raw_accept(f->listen_fd, TU_WAIT_MS);
+  if (fd < 0) return NULL;
+  f->accepted = true;
+  f->script(f, fd);
+  close(fd);
+  return NULL;
+}
+
+bool tu_fake_start(tu_fake *fake, tu_fake_script script, void *user, int rcvbuf) {
+  fake->started = false;
+  fake->accepted = false;
+  fake->script = script;
+  fake->user = user;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+    close(fd);
+    return false;
+  }
+  fake->listen_fd = fd;
+  fake->port = ntohs(sa.sin_port);
+  if (pthread_create(&fake->thread, NULL, fake_main, fake) != 0) {
+    close(fd);
+    return false;
+  }
+  fake->started = true;
+  return true;
+}
+
+void tu_fake_join(tu_fake *fake) {
+  if (!fake->started) return;
+  pthread_join(fake->thread, NULL);
+  close(fake->listen_fd);
+  fake->started = false;
+}
+
+/* ---- process measurements ---- */
+
+bool tu_valgrind(void) {
+  return getenv("IA_VALGRIND") != NULL;
+}
+
+size_t tu_heap_in_use(void) {
+#if defined(__SANITIZE_ADDRESS__)
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  return mallinfo2().uordblks;
+#endif
+}
+
+unsigned long tu_vm_size_kb(void) {
+  FILE *f = fopen("/proc/self/status", "re");
+  if (f == NULL) return 0;
+  char line[256];
+  unsigned long kb = 0;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "VmSize: %lu kB", &kb) == 1) break;
+  fclose(f);
+  return kb;
 }

@@ -154,6 +154,8 @@ bool tu_raw_write_frame(int fd, const void *body, size_t len);
 uint8_t *tu_frame_pack(const Interaction__V1__Frame *frame, size_t *len);
 /* Packs and writes one Frame with its length prefix. */
 bool tu_raw_send(int fd, const Interaction__V1__Frame *frame);
+/* Writes a Hello (version 1, channel, name, frame id 1) and nothing else. */
+bool tu_raw_send_hello(int fd, uint32_t channel, const char *name);
 /* Writes a Hello (version 1, channel, name) and reads the answer: true on
  * Welcome. */
 bool tu_raw_hello(int fd, uint32_t channel, const char *name);
@@ -175,5 +177,56 @@ int tu_raw_read_frame(int fd, uint32_t timeout_ms, Interaction__V1__Frame **fram
 bool tu_raw_expect_goodbye(int fd, uint32_t timeout_ms, uint32_t *code);
 /* True if the peer closes (EOF or reset) within timeout_ms with no more data. */
 bool tu_raw_expect_eof(int fd, uint32_t timeout_ms);
+
+/* Sends a TaskFail, Refusal or Goodbye (`kind`, an Interaction__V1__Frame__BodyCase)
+ * for `id`; without a code field when has_code is false. */
+bool tu_raw_send_status(int fd, uint64_t id, int kind, bool has_code, uint32_t code, const char *message);
+/* Sends a frame whose body is an empty message (Ping, Pong, Accepted...). */
+bool tu_raw_send_empty(int fd, uint64_t id, int kind);
+/* Reads frames, skipping any that are not a Goodbye (at most 10,000), until a
+ * Goodbye: true with its code. False on EOF, reset or timeout first. */
+bool tu_raw_await_goodbye(int fd, uint32_t timeout_ms, uint32_t *code);
+/* True if the peer closes (EOF or reset) within timeout_ms, whatever it sends
+ * before (a Goodbye, say): the bytes are read and dropped. */
+bool tu_raw_expect_closed(int fd, uint32_t timeout_ms);
+/* True if nothing at all (no byte, no EOF) arrives on fd for `ms`. */
+bool tu_raw_quiet_for(int fd, uint32_t ms);
+
+/* ---- a fake slave on its own thread ---- */
+
+typedef struct tu_fake tu_fake;
+/* What the fake slave does with the one master it accepted (fd is closed
+ * after it returns). It must bound every wait. */
+typedef void (*tu_fake_script)(tu_fake *fake, int fd);
+
+/* Initialise with tu_fake_start(); every field but `user` is the helper's.
+ * `user` is the script's, read by the test after tu_fake_join(). */
+struct tu_fake {
+  int listen_fd;
+  uint16_t port;
+  pthread_t thread;
+  bool started;
+  bool accepted; /* written by the thread, read after tu_fake_join() */
+  tu_fake_script script;
+  void *user;
+};
+
+/* Listens on 127.0.0.1 port 0 (rcvbuf > 0 sets SO_RCVBUF on the listening
+ * socket first, so that the accepted one has it) and starts a thread that
+ * accepts one connection within TU_WAIT_MS and runs `script` on it. */
+bool tu_fake_start(tu_fake *fake, tu_fake_script script, void *user, int rcvbuf);
+/* Joins the thread and closes the listening socket. */
+void tu_fake_join(tu_fake *fake);
+
+/* ---- process measurements ---- */
+
+/* True when the suite runs under valgrind (the IA_VALGRIND environment
+ * variable is set): bounds on waits are then not asserted. */
+bool tu_valgrind(void);
+/* Bytes of heap in use now: the sanitizer allocator's count in ASan builds,
+ * glibc's mallinfo2() otherwise. */
+size_t tu_heap_in_use(void);
+/* VmSize of this process in KiB (from /proc/self/status), or 0. */
+unsigned long tu_vm_size_kb(void);
 
 #endif
