@@ -1,16 +1,28 @@
-/* Thread plumbing shared by the slave and the master: libevent's locking
- * set up once, and library threads that leave the program's signals alone. */
+/* Thread plumbing shared by the slave and the master: libevent set up once
+ * (its locking, and its own messages routed to our log, so that a program's
+ * ia_log_set_handler() sees them too), and library threads that leave the
+ * program's signals alone. */
 #include <pthread.h>
 #include <signal.h>
 
+#include <event2/event.h>
 #include <event2/thread.h>
 
 #include "runtime/runtime-internal.h"
 
 static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
 
+static void libevent_log(int severity, const char *msg) {
+  ia_log_level level = severity == EVENT_LOG_DEBUG ? IA_LOG_DEBUG
+                       : severity == EVENT_LOG_MSG ? IA_LOG_INFO
+                       : severity == EVENT_LOG_WARN ? IA_LOG_WARN
+                                                     : IA_LOG_ERROR;
+  ia__log(level, "libevent: %s", msg);
+}
+
 static void threads_init_once(void) {
   evthread_use_pthreads();
+  event_set_log_callback(libevent_log);
 }
 
 void ia__threads_init(void) {

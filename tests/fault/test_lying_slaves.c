@@ -164,7 +164,7 @@ Test(lying_slaves, hello_refused_with_code_0_is_a_protocol_error, .timeout = 30)
   cr_assert_eq(rc, IA_PROTOCOL_ERROR, "ia_master_connect returned %d %s: %s", rc, ia_code_name(rc),
                err.message);
   ia_error_clear(&err);
-  cr_assert_null(ia_master_find(m, "liar"), "a refused connection was registered");
+  cr_assert_null(tu_found(m, "liar"), "a refused connection was registered");
   ia_conn_free(conn);
   ia_master_free(m);
   tu_fake_join(&fake);

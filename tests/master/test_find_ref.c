@@ -74,7 +74,7 @@ Test(find_ref, a_found_connection_stays_valid_while_its_owner_frees_it, .timeout
   atomic_store(&f.stop, true);
   pthread_join(thread, NULL);
   cr_assert_eq(atomic_load(&f.wrong), 0, "a found connection had another name");
-  cr_assert_null(ia_master_find(f.m, "slave"), "a freed connection is still found");
+  cr_assert_null(tu_found(f.m, "slave"), "a freed connection is still found");
   ia_master_free(f.m);
   ia_slave_free(s);
 }

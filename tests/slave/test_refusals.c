@@ -131,7 +131,7 @@ Test(refusals, before_connection_refusal_is_503_with_the_hook_data, .timeout = 3
   cr_assert_not_null(err.data);
   cr_assert_arr_eq(err.data, conn_refusal_data, sizeof conn_refusal_data);
   cr_assert_null(conn);
-  cr_assert_null(ia_master_find(m, "guarded"), "a refused connection is registered");
+  cr_assert_null(tu_found(m, "guarded"), "a refused connection is registered");
   assert_seen("knocking-master", NULL);
   ia_error_clear(&err);
 
@@ -139,7 +139,7 @@ Test(refusals, before_connection_refusal_is_503_with_the_hook_data, .timeout = 3
   TU_ASSERT_OK(
       ia_master_connect(m, "guarded", TU_HOST, ia_slave_port(slave), "password", 8, TU_WAIT_MS, &conn, &err),
       &err);
-  cr_assert_eq(ia_master_find(m, "guarded"), conn);
+  cr_assert_eq(tu_found(m, "guarded"), conn);
   assert_sum_works(conn, 5, 6);
 
   ia_conn_free(conn);
@@ -161,7 +161,7 @@ Test(refusals, before_disconnection_refusal_is_504_and_the_connection_stays, .ti
   cr_assert_arr_eq(err.data, disc_refusal_data, sizeof disc_refusal_data);
   ia_error_clear(&err);
   cr_assert(ia_conn_is_connected(f.conn), "the connection went down after a refused disconnect");
-  cr_assert_eq(ia_master_find(f.master, "slave"), f.conn);
+  cr_assert_eq(tu_found(f.master, "slave"), f.conn);
   assert_sum_works(f.conn, 8, 9);
 
   /* The hook accepts "bye". */
@@ -182,7 +182,7 @@ Test(refusals, a_second_master_gets_501, .timeout = 30) {
   cr_assert_eq(rc, IA_ALREADY_CONNECTED, "second master: %d %s (%s)", rc, ia_code_name(rc), err.message);
   cr_assert_eq(err.code, IA_ALREADY_CONNECTED);
   cr_assert_null(conn);
-  cr_assert_null(ia_master_find(second, "slave"));
+  cr_assert_null(tu_found(second, "slave"));
   ia_error_clear(&err);
 
   /* The first master is undisturbed. */
