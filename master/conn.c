@@ -255,7 +255,7 @@ static ia_code hello_answer(ia_conn *c, const ia__env *env, ia_error *err) {
   }
   ia__status_view v;
   bool refusal = env->kind == INTERACTION__V1__FRAME__BODY_REFUSAL;
-  if ((!refusal && env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE) || !ia__status_parse(env->body, &v))
+  if ((!refusal && env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE) || !ia__status_parse(env->body, refusal, &v))
     return ia__error_set(err, IA_PROTOCOL_ERROR, "unexpected answer to Hello");
   if (refusal && (!v.has_code || v.code == IA_OK))
     return ia__error_set(err, IA_PROTOCOL_ERROR, "the slave refused with no failure code");

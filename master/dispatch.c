@@ -152,7 +152,7 @@ static bool on_goodbye(ia_conn *c, const ia__env *env, const ia__status_view *v)
 /* TaskFail, Refusal and Goodbye share a body. */
 static bool on_status(ia_conn *c, const ia__env *env) {
   ia__status_view v;
-  if (!ia__status_parse(env->body, &v)) {
+  if (!ia__status_parse(env->body, env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE, &v)) {
     ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed frame from the slave");
     return false;
   }

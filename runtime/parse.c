@@ -52,7 +52,7 @@ static int next_field(const uint8_t **pp, const uint8_t *end, field *f) {
     return 1;
   case 2: {
     uint64_t n;
-    if (!ia__get_varint(pp, end, &n) || n > (uint64_t)(end - *pp)) return -1;
+    if (!ia__get_len(pp, end, &n) || n > (uint64_t)(end - *pp)) return -1;
     f->s.p = *pp;
     f->s.n = (size_t)n;
     *pp += n;
@@ -75,7 +75,7 @@ static bool env_parse_fast(const uint8_t *p, size_t n, ia__env *env) {
   unsigned key = *p++, kind = key >> 3;
   if ((key & 7) != 2 || kind < INTERACTION__V1__FRAME__BODY_HELLO || kind > INTERACTION__V1__FRAME__BODY_GOODBYE)
     return false;
-  if (!ia__get_varint(&p, end, &len) || len != (uint64_t)(end - p)) return false;
+  if (!ia__get_len(&p, end, &len) || len != (uint64_t)(end - p)) return false;
   env->id = id;
   env->kind = kind;
   env->body = (ia__slice){p, (size_t)len};
@@ -108,10 +108,27 @@ static bool take_bytes(const uint8_t **pp, const uint8_t *end, uint8_t key, ia__
   uint64_t len;
   if (p >= end || *p != key) return false;
   p++;
-  if (!ia__get_varint(&p, end, &len) || len > (uint64_t)(end - p)) return false;
+  if (!ia__get_len(&p, end, &len) || len > (uint64_t)(end - p)) return false;
   *s = (ia__slice){p, (size_t)len};
   *pp = p + len;
   return true;
+}
+
+/* One metadata entry (a map<string,string> entry: key = 1, value = 2); false
+ * if it is not one, as protobuf-c decides. */
+static bool md_entry(ia__slice entry, ia__slice *key, ia__slice *value) {
+  const uint8_t *q = entry.p, *qend = entry.p + entry.n;
+  *key = *value = (ia__slice){(const uint8_t *)"", 0};
+  field g = {0};
+  int r;
+  while ((r = next_field(&q, qend, &g)) > 0) {
+    if ((g.no == 1 || g.no == 2) && g.wt != 2) return false;
+    if (g.no == 1)
+      *key = g.s;
+    else if (g.no == 2)
+      *value = g.s;
+  }
+  return r == 0;
 }
 
 bool ia__task_parse(ia__slice body, ia__task_view *t) {
@@ -133,13 +150,16 @@ bool ia__task_parse(ia__slice body, ia__task_view *t) {
       t->payload = f.s;
     else if (f.no == 3)
       t->deadline_ms = f.v;
-    else if (f.no == 4)
+    else if (f.no == 4) {
+      ia__slice k, v;
+      if (!md_entry(f.s, &k, &v)) return false; /* what no protobuf library decodes is not run */
       t->has_metadata = true;
+    }
   }
   return r == 0;
 }
 
-bool ia__status_parse(ia__slice body, ia__status_view *s) {
+bool ia__status_parse(ia__slice body, bool data, ia__status_view *s) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   memset(s, 0, sizeof *s);
   field f = {0};
@@ -149,7 +169,7 @@ bool ia__status_parse(ia__slice body, ia__status_view *s) {
       if (f.wt != 0) return false;
       s->has_code = true;
       s->code = (uint32_t)f.v;
-    } else if (f.no == 2 || f.no == 3) {
+    } else if (f.no == 2 || (f.no == 3 && data)) {
       if (f.wt != 2) return false;
       if (f.no == 2)
         s->message = f.s;
@@ -181,17 +201,9 @@ bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value
   field f = {0};
   int r;
   while ((r = next_field(&p, end, &f)) > 0) {
-    if (f.no != 4 || f.wt != 2) continue;
-    const uint8_t *q = f.s.p, *qend = f.s.p + f.s.n;
-    ia__slice key = {(const uint8_t *)"", 0}, value = {(const uint8_t *)"", 0};
-    field g = {0};
-    int r2;
-    while ((r2 = next_field(&q, qend, &g)) > 0)
-      if (g.wt == 2 && g.no == 1)
-        key = g.s;
-      else if (g.wt == 2 && g.no == 2)
-        value = g.s;
-    if (r2 < 0) return false;
+    if (f.no != 4) continue;
+    ia__slice key, value;
+    if (f.wt != 2 || !md_entry(f.s, &key, &value)) return false;
     if (!fn(key, value, user)) return true;
   }
   return r == 0;

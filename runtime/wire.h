@@ -88,6 +88,12 @@ IA_MUST_CHECK static inline bool ia__get_key(const uint8_t **p, const uint8_t *e
   return ia__get_varint(p, end, key) && *p - start <= 5 && *key <= UINT32_MAX;
 }
 
+/* A length prefix: as a key, at most 5 bytes and 32 bits (protobuf-c and
+ * Google's protobuf read lengths as 32-bit varints and reject longer ones). */
+IA_MUST_CHECK static inline bool ia__get_len(const uint8_t **p, const uint8_t *end, uint64_t *len) {
+  return ia__get_key(p, end, len);
+}
+
 /* Writes v as a varint at p (room for 10 bytes); returns the byte after it. */
 static inline uint8_t *ia__put_varint(uint8_t *p, uint64_t v) {
   while (v >= 0x80) {
@@ -108,17 +114,19 @@ typedef struct ia__task_view {
 } ia__task_view;
 IA_MUST_CHECK bool ia__task_parse(ia__slice body, ia__task_view *t);
 
-/* TaskFail, Refusal and Goodbye share a shape: code = 1, message = 2, and
- * bytes (result / data) = 3. TaskResult's payload is field 1. */
+/* TaskFail, Refusal and Goodbye share a shape: code = 1, message = 2, and,
+ * but for Goodbye (`data` false: a field 3 there is an unknown field of any
+ * type), bytes (result / data) = 3. TaskResult's payload is field 1. */
 typedef struct ia__status_view {
   bool has_code;
   uint32_t code;
   ia__slice message, data;
 } ia__status_view;
-IA_MUST_CHECK bool ia__status_parse(ia__slice body, ia__status_view *s);
+IA_MUST_CHECK bool ia__status_parse(ia__slice body, bool data, ia__status_view *s);
 IA_MUST_CHECK bool ia__result_parse(ia__slice body, ia__slice *payload);
 /* Calls fn for each metadata entry of a Task body; stops when fn returns
- * false. False if the body is malformed. */
+ * false. False if the body is malformed (ia__task_parse checks every entry,
+ * so a parsed Task's metadata never is). */
 IA_MUST_CHECK bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user),
                                      void *user);
 

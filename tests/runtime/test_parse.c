@@ -1,0 +1,98 @@
+/*
+ * The hand-written envelope and body parsers (runtime/parse.c) on inputs
+ * where a fuzz run (tests/fuzz/fuzz_envelope, against protobuf-c) found
+ * them deciding differently from protobuf-c and Google's protobuf. Each
+ * test is named for what it guards; the inputs are the fuzzer's
+ * reproducers, decoded by hand in the comments.
+ */
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "interaction.pb-c.h"
+#include "runtime/wire.h"
+
+static ia__slice slice(const uint8_t *p, size_t n) {
+  return (ia__slice){p, n};
+}
+
+/* protobuf-c's verdict on the same bytes as a Frame. */
+static bool protobuf_c_accepts_frame(const uint8_t *p, size_t n) {
+  Interaction__V1__Frame *f = interaction__v1__frame__unpack(NULL, n, p);
+  if (f) interaction__v1__frame__free_unpacked(f, NULL);
+  return f != NULL;
+}
+
+/* A key (tag) takes 5 bytes at most, as protobuf-c and Google's protobuf
+ * read it: the frame below has an unknown fixed32 field whose tag takes 6
+ * bytes (dd dd dd dd dd 00). It used to be accepted. */
+Test(parse, keys_over_five_bytes_are_malformed) {
+  static const uint8_t frame[] = {0x08, 0x01, 0x42, 0x00, 0xdd, 0xdd, 0xdd, 0xdd, 0xdd, 0x00, 1, 2, 3, 4};
+  ia__env env;
+  cr_assert_not(ia__env_parse(frame, sizeof frame, &env), "a 6-byte key was accepted");
+  cr_assert_not(protobuf_c_accepts_frame(frame, sizeof frame), "the test's input is not what it means to be");
+  /* The same unknown field with a 5-byte key is fine for both. */
+  static const uint8_t ok[] = {0x08, 0x01, 0x42, 0x00, 0xdd, 0xdd, 0xdd, 0xdd, 0x0d, 1, 2, 3, 4};
+  cr_assert(ia__env_parse(ok, sizeof ok, &env));
+  cr_assert(protobuf_c_accepts_frame(ok, sizeof ok));
+}
+
+/* A length prefix takes 5 bytes at most too: the Refusal body of this frame
+ * declares its 2 bytes of data with a 6-byte length (82 80 80 80 80 00). */
+Test(parse, length_prefixes_over_five_bytes_are_malformed) {
+  static const uint8_t body[] = {0x08, 0x05, 0x1a, 0x82, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 0x02};
+  ia__status_view v;
+  cr_assert_not(ia__status_parse(slice(body, sizeof body), true, &v), "a 6-byte length was accepted");
+  Interaction__V1__Refusal *r = interaction__v1__refusal__unpack(NULL, sizeof body, body);
+  cr_assert_null(r, "protobuf-c accepts the input");
+  static const uint8_t ok[] = {0x08, 0x05, 0x1a, 0x82, 0x00, 0x01, 0x02}; /* the same, in 2 bytes */
+  cr_assert(ia__status_parse(slice(ok, sizeof ok), true, &v));
+  cr_assert_eq(v.data.n, 2);
+}
+
+/* A Task whose metadata entry is malformed (its key claims 40 bytes of 7)
+ * is no Task any protobuf library decodes: it is refused as malformed. It
+ * used to run, with all of its metadata reading as absent. */
+Test(parse, a_task_with_a_malformed_metadata_entry_is_malformed) {
+  static const uint8_t body[] = {0x0a, 0x01, 'm', 0x22, 0x07, 0x0a, 0x28, 'k', 'e', 'y', 0x12, 0x00};
+  ia__task_view t;
+  cr_assert_not(ia__task_parse(slice(body, sizeof body), &t));
+  Interaction__V1__Task *pc = interaction__v1__task__unpack(NULL, sizeof body, body);
+  cr_assert_null(pc, "protobuf-c accepts the input");
+  /* An entry whose value is a varint instead of a string: the same. */
+  static const uint8_t typed[] = {0x0a, 0x01, 'm', 0x22, 0x05, 0x0a, 0x01, 'k', 0x10, 0x07};
+  cr_assert_not(ia__task_parse(slice(typed, sizeof typed), &t));
+}
+
+static bool count_entry(ia__slice key, ia__slice value, void *user) {
+  (void)value;
+  *(int *)user += key.n == 1 && key.p[0] == 'k';
+  return true;
+}
+
+/* A well-formed entry with an unknown field of its own is still read. */
+Test(parse, metadata_entries_with_unknown_fields_are_read) {
+  static const uint8_t body[] = {0x0a, 0x01, 'm', 0x22, 0x08, 0x0a, 0x01, 'k', 0x12, 0x01, 'v', 0x18, 0x01};
+  ia__task_view t;
+  cr_assert(ia__task_parse(slice(body, sizeof body), &t));
+  cr_assert(t.has_metadata);
+  int n = 0;
+  cr_assert(ia__task_metadata(slice(body, sizeof body), count_entry, &n));
+  cr_assert_eq(n, 1);
+}
+
+/* Goodbye has no field 3 (TaskFail and Refusal do: bytes). A Goodbye with a
+ * field 3 of another type -- a later version's, say -- is an unknown field,
+ * skipped as protobuf-c skips it; it used to make the frame malformed. */
+Test(parse, a_goodbye_skips_an_unknown_field_3_of_any_type) {
+  static const uint8_t body[] = {0x08, 0x13, 0x18, 0x32};
+  ia__status_view v;
+  cr_assert(ia__status_parse(slice(body, sizeof body), false, &v), "a Goodbye with a varint field 3 was refused");
+  cr_assert(v.has_code);
+  cr_assert_eq(v.code, 19);
+  Interaction__V1__Goodbye *g = interaction__v1__goodbye__unpack(NULL, sizeof body, body);
+  cr_assert_not_null(g);
+  interaction__v1__goodbye__free_unpacked(g, NULL);
+  /* As a Refusal, field 3 is its data and must be bytes. */
+  cr_assert_not(ia__status_parse(slice(body, sizeof body), true, &v));
+}
