@@ -34,18 +34,35 @@ static char phase_name[96] = "start";
 static uint64_t started_ms;
 static atomic_int failures;
 
-/* The guard's deadline; a detached thread waits for it. */
+/* The guard's deadline; its thread waits for it, or for stress_end(). */
 static uint64_t guard_deadline_ms;
+static pthread_t guard_thread;
+static bool guard_started, guard_stop; /* (state_mu) */
+static pthread_cond_t guard_cond;     /* CLOCK_MONOTONIC */
 
 static void *guard_main(void *arg) {
   (void)arg;
-  for (;;) {
+  pthread_mutex_lock(&state_mu);
+  while (!guard_stop) {
     uint64_t now = tu_now_ms();
-    if (now >= guard_deadline_ms) break;
+    if (now >= guard_deadline_ms) {
+      pthread_mutex_unlock(&state_mu);
+      stress_hang("the whole program ran past its limit");
+    }
     uint64_t left = guard_deadline_ms - now;
-    tu_sleep_ms(left > 500 ? 500 : (uint32_t)left);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    uint64_t ms = left > 500 ? 500 : left;
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&guard_cond, &state_mu, &until);
   }
-  stress_hang("the whole program ran past its limit");
+  pthread_mutex_unlock(&state_mu);
+  return NULL;
 }
 
 void stress_begin(const char *program, const char *what, uint32_t limit_s) {
@@ -62,12 +79,15 @@ void stress_begin(const char *program, const char *what, uint32_t limit_s) {
   fflush(stdout);
   /* Output from several threads should not interleave within a line. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  pthread_t t;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &attr, guard_main, NULL) != 0) stress_fail("cannot start the hang guard");
-  pthread_attr_destroy(&attr);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&guard_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  /* Joined by stress_end(): a thread still running at exit is memory that
+   * valgrind calls possibly lost. */
+  guard_started = pthread_create(&guard_thread, NULL, guard_main, NULL) == 0;
+  if (!guard_started) stress_fail("cannot start the hang guard");
 }
 
 void stress_phase(const char *name) {
@@ -83,6 +103,11 @@ void stress_report(const char *what, long n) {
 }
 
 int stress_end(void) {
+  pthread_mutex_lock(&state_mu);
+  guard_stop = true;
+  pthread_cond_broadcast(&guard_cond);
+  pthread_mutex_unlock(&state_mu);
+  if (guard_started) pthread_join(guard_thread, NULL);
   int n = atomic_load(&failures);
   pthread_mutex_lock(&state_mu);
   uint64_t took = tu_now_ms() - started_ms;

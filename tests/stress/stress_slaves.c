@@ -268,9 +268,12 @@ int main(void) {
   stress_report("phase 2: holder slaves started at random moments", atomic_load(&holds));
   stress_report("phase 2: quick frees over the bound (stuck in the watchdog join)", atomic_load(&slow_frees));
   printf("  phase 2: the slowest quick free took %ld ms\n", atomic_load(&max_free_ms));
-  STRESS_CHECK(atomic_load(&long_unseen) * 10 <= atomic_load(&long_seen),
-               "the watchdog missed %ld of %ld long Sleeps", atomic_load(&long_unseen),
-               atomic_load(&long_seen) + atomic_load(&long_unseen));
+  /* A timing (the take-over within a Sleep's length): valgrind runs one
+   * thread at a time and can stretch a watchdog tick past it. */
+  if (getenv("IA_VALGRIND") == NULL)
+    STRESS_CHECK(atomic_load(&long_unseen) * 10 <= atomic_load(&long_seen),
+                 "the watchdog missed %ld of %ld long Sleeps", atomic_load(&long_unseen),
+                 atomic_load(&long_seen) + atomic_load(&long_unseen));
   STRESS_CHECK(started > 0 && calls_ok > 0 && server_calls > 0, "nothing was churned or served");
   return stress_end();
 }
