@@ -75,6 +75,7 @@ bool fz_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v);
 #define FZ_Q_LONG_LEN 2u  /* a length prefix of 6-10 bytes: protobuf-c takes at most 5 */
 #define FZ_Q_TAG0 4u      /* field number 0 in a multi-byte tag: protobuf-c skips it as unknown */
 #define FZ_Q_MALFORMED 8u /* truncated or unterminated: everybody rejects it */
+/* d NULL: the top level only. */
 unsigned fz_pbc_quirks(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n);
 /* How many times field `no` occurs at the top level of an encoding. */
 unsigned fz_field_count(const uint8_t *p, size_t n, uint32_t no);
