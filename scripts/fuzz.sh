@@ -2,13 +2,14 @@
 # Builds the libFuzzer targets of tests/fuzz (build-fuzz/, clang, -DIA_FUZZ=ON)
 # and runs each for a while on a copy of its seed corpus, one at a time.
 #
-#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--allow KINDS] [--keep]
+#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--allow KINDS] [--keep] [-- LIBFUZZER_FLAGS...]
 #
 #   --seconds N     time per target (default 60; CI: --seconds 20)
 #   --target NAME   fuzz_envelope, fuzz_inbuf, fuzz_flat or fuzz_slave (default: all)
 #   --allow KINDS   comma-separated finding kinds that are counted instead of
 #                   stopping the run (IA_FUZZ_ALLOW; see tests/fuzz/README.md)
 #   --keep          keep the temporary directory (logs, grown corpus) even without findings
+#   -- FLAGS...     more libFuzzer flags for every target (e.g. -len_control=0, -seed=1)
 #
 # One summary line per target: executions, exec/s, coverage, the grown corpus,
 # and findings. Exits 1 if a target crashed (the crash file's path is printed;
@@ -22,13 +23,15 @@ seconds=60
 targets=()
 allow="${IA_FUZZ_ALLOW:-}"
 keep=0
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
   --seconds) seconds="$2"; shift 2 ;;
   --target) targets+=("$2"); shift 2 ;;
   --allow) allow="$2"; shift 2 ;;
   --keep) keep=1; shift ;;
-  -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+  --) shift; extra=("$@"); break ;;
+  -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
   *) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +55,8 @@ for t in "${targets[@]}"; do
   # in the working directory); a hung input is a finding after 10 s.
   rc=0
   (cd "$work" && IA_FUZZ_ALLOW="$allow" "$bin" -workers=1 -jobs=1 -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" corpus >"$work/driver.log" 2>&1) ||
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" ${extra[@]+"${extra[@]}"} corpus \
+    >"$work/driver.log" 2>&1) ||
     rc=$?
   log="$work/fuzz-0.log"
   [ -f "$log" ] || log="$work/driver.log"

@@ -48,7 +48,7 @@
 
 #define HELLO_TIMEOUT_MS 50 /* the slave's; short, so that scripts can outlast it */
 #define HELLO_SLACK_MS 100  /* scheduling slack before a late Welcome counts as a finding */
-#define PAUSE_BUDGET_MS 400 /* all pauses of one script together */
+#define PAUSE_BUDGET_MS 400 /* all pauses and waits of one script together */
 #define EOF_WAIT_MS 5000    /* the slave must close within this after our EOF */
 #define PROBE_WAIT_MS 3000  /* ... and welcome a new master within this */
 #define MAX_REPLY (4u << 20)
@@ -262,6 +262,7 @@ typedef struct plan {
 } plan;
 
 static void pause_us(plan *pl, uint64_t us) {
+  if (pl->slept >= (uint64_t)PAUSE_BUDGET_MS * 1000u) return;
   if (pl->slept + us > (uint64_t)PAUSE_BUDGET_MS * 1000u) us = (uint64_t)PAUSE_BUDGET_MS * 1000u - pl->slept;
   pl->slept += us;
   if (us) sleep_us(us);
@@ -400,11 +401,15 @@ static void play(conn *c, fz_reader *r) {
       pl.gap = (1 + fz_u8(r) % 40) * 1000u;
       break;
     case FZ_OP_WAIT: {
+      /* Waiting counts against the pause budget too. */
       flush(c, &pl);
       size_t had = c->in.n;
-      uint64_t until = now_us() + (fz_u8(r) % 20) * 1000u;
+      uint64_t budget = PAUSE_BUDGET_MS * 1000u, left = pl.slept < budget ? budget - pl.slept : 0;
+      uint64_t start = now_us(), want = (fz_u8(r) % 20) * 1000u;
+      uint64_t until = start + (want < left ? want : left);
       while (c->in.n == had && !c->eof && now_us() < until)
         wait_in(c, 1);
+      pl.slept += now_us() - start;
       break;
     }
     }

@@ -30,6 +30,8 @@
  *   SLOW pieces gap                  the next write goes out in 2 + pieces % 8
  *                                    parts, 1 + gap % 40 ms apart
  *   WAIT t                           waits up to t % 20 ms for a new frame from the slave
+ *
+ * PAUSE, SLOW's gaps and WAIT share a budget of 400 ms per script.
  */
 #ifndef IA_FUZZ_SLAVE_SCRIPT_H
 #define IA_FUZZ_SLAVE_SCRIPT_H

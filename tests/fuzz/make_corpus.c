@@ -254,16 +254,60 @@ static void slave_seeds(void) {
       HELLO_OK, TASK(2, FZ_M_LONG, 0, 5), FZ_OP_WAIT, 19, FZ_OP_DISCONNECT, 3, 0};
   static const uint8_t long_eof[] = {HELLO_OK, TASK(2, FZ_M_LONG, 0, 0), FZ_OP_WAIT, 15,
                                      TASK(3, FZ_M_SLEEP, 0, 3)};
+  /* A long task puts the watchdog on its 1 ms tick: the short tasks after
+   * it are taken over by the loop too, each with its Accepted. */
+  static const uint8_t long_then_short[] = {HELLO_OK,
+                                            TASK(2, FZ_M_LONG, 0, 10),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            FZ_OP_WAIT,
+                                            19,
+                                            TASK(3, FZ_M_SLEEP, 0, 2),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            TASK(4, FZ_M_SLEEP, 0, 1),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            TASK(5, FZ_M_SLEEP, 0, 3),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            TASK(6, FZ_M_SLEEP, 0, 2),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            TASK(7, FZ_M_SLEEP, 0, 1),
+                                            FZ_OP_WAIT,
+                                            19,
+                                            FZ_OP_PING,
+                                            8};
   struct {
     const char *name;
     const uint8_t *p;
     size_t n;
   } seeds[] = {
 #define S(x) {#x, x, sizeof x}
-      S(sum),    S(cancel),      S(disconnect),      S(channel),    S(version), S(no_hello),
-      S(big),    S(goodbye),     S(methods),         S(hold),       S(busy),    S(split),
-      S(slow),   S(garbage),     S(frames),          S(two_hellos), S(same_id), S(long_wait),
-      S(silent), S(long_cancel), S(long_disconnect), S(long_eof),
+      S(sum),
+      S(cancel),
+      S(disconnect),
+      S(channel),
+      S(version),
+      S(no_hello),
+      S(big),
+      S(goodbye),
+      S(methods),
+      S(hold),
+      S(busy),
+      S(split),
+      S(slow),
+      S(garbage),
+      S(frames),
+      S(two_hellos),
+      S(same_id),
+      S(long_wait),
+      S(silent),
+      S(long_cancel),
+      S(long_disconnect),
+      S(long_eof),
+      S(long_then_short),
 #undef S
   };
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
