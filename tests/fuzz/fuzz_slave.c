@@ -25,8 +25,9 @@
  * after each script (a bounded wait for 501 to pass).
  *
  * Internal functions called: none (public headers and the generated
- * interaction.pb-c.h only). Every wait is bounded, and the only process
- * state it changes is its own slave's and sockets'.
+ * interaction.pb-c.h only). It must never wait without a bound, connect
+ * anywhere but its own slave on 127.0.0.1, or call harness code from the
+ * handlers (they run on the slave's worker thread).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -165,18 +166,32 @@ typedef struct conn {
   fz_buf times; /* (end offset, time) after each write, as pairs of uint64_t */
 } conn;
 
+/* A non-blocking TCP connection to the slave. The connect is waited for
+ * with poll(), because a blocking connect() fails with EINTR when
+ * libFuzzer's timer signal (-timeout) comes in; every wait is bounded. */
 static int dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) abort();
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int err = 0;
   if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    fprintf(stderr, "fuzz_slave: connect: %s\n", strerror(errno));
-    abort(); /* the slave stopped listening: that is a finding too */
+    err = errno;
+    if (err == EINPROGRESS || err == EINTR) {
+      struct pollfd p = {fd, POLLOUT, 0};
+      uint64_t until = now_us() + 2000000u;
+      while (poll(&p, 1, 10) <= 0 && now_us() < until)
+        ;
+      socklen_t len = sizeof err;
+      if (!(p.revents & (POLLOUT | POLLERR | POLLHUP)))
+        err = ETIMEDOUT;
+      else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    }
   }
+  if (err) fz_fail("slave_not_listening", "connect to the slave: %s", strerror(err));
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  fcntl(fd, F_SETFL, O_NONBLOCK);
   return fd;
 }
 
