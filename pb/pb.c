@@ -290,7 +290,7 @@ static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *
     default:
       return false;
     }
-    if (!ia__get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return false;
+    if (!ia__get_len(&p, end, &v) || v > (uint64_t)(end - p)) return false;
     const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
     bool alias = fd && fd->type == PROTOBUF_C_TYPE_BYTES && v >= PB_REF_MIN &&
                  (fd->label == PROTOBUF_C_LABEL_OPTIONAL || fd->label == PROTOBUF_C_LABEL_NONE) &&

@@ -80,18 +80,21 @@ IA_MUST_CHECK static inline bool ia__get_varint(const uint8_t **p, const uint8_t
   return ia__get_varint_slow(p, end, v);
 }
 
-/* A field key (tag and wire type): a varint of at most 5 bytes whose value
- * fits 32 bits, as protobuf-c and Google's protobuf read them; false for
- * anything longer, which they reject. */
+/* A field key (tag and wire type): a varint of at most 5 bytes, as
+ * protobuf-c and Google's protobuf read it (they reject longer ones; the
+ * field number is then the key's bits 3 to 34, 32 bits, in both). */
 IA_MUST_CHECK static inline bool ia__get_key(const uint8_t **p, const uint8_t *end, uint64_t *key) {
   const uint8_t *start = *p;
-  return ia__get_varint(p, end, key) && *p - start <= 5 && *key <= UINT32_MAX;
+  return ia__get_varint(p, end, key) && *p - start <= 5;
 }
 
-/* A length prefix: as a key, at most 5 bytes and 32 bits (protobuf-c and
- * Google's protobuf read lengths as 32-bit varints and reject longer ones). */
+/* A length prefix, read as protobuf-c reads it: at most 5 bytes, taken as a
+ * 32-bit value (a fifth byte's bits beyond it are dropped), and no more
+ * than INT32_MAX. */
 IA_MUST_CHECK static inline bool ia__get_len(const uint8_t **p, const uint8_t *end, uint64_t *len) {
-  return ia__get_key(p, end, len);
+  if (!ia__get_key(p, end, len)) return false;
+  *len &= UINT32_MAX;
+  return *len <= INT32_MAX;
 }
 
 /* Writes v as a varint at p (room for 10 bytes); returns the byte after it. */

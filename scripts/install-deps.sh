@@ -3,7 +3,8 @@
 # are already installed are left alone, and apt-get runs only when one is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-      libprotoc-dev libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev valgrind clang-format)
+      libprotoc-dev libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev valgrind clang-format
+      clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
