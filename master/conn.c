@@ -61,7 +61,7 @@ void ia__conn_unref(ia_conn *c) {
 void ia__conn_watch_locked(ia_conn *c) {
   uint32_t want = 0;
   if (!c->torn_down) {
-    if (c->reader == IA__RD_LOOP) want |= EPOLLIN;
+    if (c->reader == IA__RD_LOOP) want |= IA__EPSET_IN;
     if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
   }
   if (!ia__epset_watch(&c->m->ep, c->fd, &c->ep, want, (uint64_t)(uintptr_t)c))

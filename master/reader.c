@@ -62,7 +62,9 @@ static bool caller_read(ia_conn *c, uint64_t left_ms) {
   return false;
 }
 
-static void loop_read(ia_conn *c) {
+/* Reads until a short read, or to the end when the peer's end was reported
+ * (`ended`): see runtime/epset.h. */
+static void loop_read(ia_conn *c, bool ended) {
   for (int i = 0; i < LOOP_READS; i++) {
     bool full = false;
     ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, MSG_DONTWAIT, &full);
@@ -71,7 +73,7 @@ static void loop_read(ia_conn *c) {
       read_failed(c, n);
       return;
     }
-    if (!ia__master_dispatch(c) || !full) return;
+    if (!ia__master_dispatch(c) || (!full && !ended)) return;
   }
   ia__epset_again(&c->m->ep); /* more is waiting: after the other sockets */
 }
@@ -85,14 +87,14 @@ void ia__master_ep_batch(void *arg, struct epoll_event *evs, int n) {
   for (int i = 0; i < n; i++) {
     ia_conn *c = (ia_conn *)(uintptr_t)evs[i].data.u64;
     ia__conn_ref(c);
-    mine[i] = c->reader == IA__RD_LOOP && !c->torn_down && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR));
+    mine[i] = c->reader == IA__RD_LOOP && !c->torn_down && (evs[i].events & (EPOLLIN | IA__EPSET_ENDED));
     c->loop_reading |= mine[i];
   }
   pthread_mutex_unlock(&m->mu);
   for (int i = 0; i < n; i++) {
     ia_conn *c = (ia_conn *)(uintptr_t)evs[i].data.u64;
     if (evs[i].events & EPOLLOUT) ia__conn_flush(c);
-    if (mine[i]) loop_read(c);
+    if (mine[i]) loop_read(c, evs[i].events & IA__EPSET_ENDED);
   }
   pthread_mutex_lock(&m->mu);
   for (int i = 0; i < n; i++) {

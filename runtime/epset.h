@@ -10,12 +10,14 @@
  * libevent's loop polled the set again and woke once more per batch for
  * nothing (measured: 0.1-0.5 us of master CPU per fan-out call). The set
  * itself is level-triggered, so a socket that still has bytes is reported
- * again by the next epoll_wait(). The drain reads the set in batches until
- * it gives less than a full one; the batch callback must read each socket
- * until a short read or a bound of its own, and call ia__epset_again()
- * when it stopped at that bound, so that the drain comes back after
- * libevent's other events (a socket that always has more must not starve
- * the others, nor be left with bytes and no edge to come).
+ * again by the next epoll_wait() -- but only an event that comes after the
+ * set was read wakes libevent again. So the batch callback must take
+ * everything a reported socket holds: read until a short read, or, when the
+ * peer's end was reported too (IA__EPSET_ENDED), until the end itself, since
+ * data and the peer's FIN that came together are one event, and a short
+ * read leaves the end unread with no edge to come. A callback that stops at
+ * a bound of its own calls ia__epset_again(), so that the drain comes back
+ * after libevent's other events.
  */
 #ifndef IA__EPSET_H
 #define IA__EPSET_H
@@ -41,6 +43,11 @@ typedef struct ia__epset {
 } ia__epset;
 
 #define IA__EPSET_BATCH 64
+/* What a reader asks the set to watch for (with EPOLLRDHUP, so that the
+ * peer's end is reported with the data before it), and the events that say
+ * the end has come. */
+#define IA__EPSET_IN (EPOLLIN | EPOLLRDHUP)
+#define IA__EPSET_ENDED (EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
 /* Makes the set and its event on `base` (not yet added: ia__epset_start). */
 IA_MUST_CHECK bool ia__epset_init(ia__epset *e, struct event_base *base, ia__epset_fn fn, void *arg);

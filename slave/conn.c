@@ -46,7 +46,7 @@ static const char *name_of(const ia__sconn *c) {
 void ia__sconn_watch_locked(ia__sconn *c) {
   uint32_t want = 0;
   if (!atomic_load(&c->closing)) {
-    if (c->reader == IA__RD_LOOP) want |= EPOLLIN;
+    if (c->reader == IA__RD_LOOP) want |= IA__EPSET_IN;
     if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
   }
   if (!ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen))

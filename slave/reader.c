@@ -59,7 +59,7 @@ static bool retry(ssize_t n) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
-void ia__slave_loop_read(ia__sconn *c) {
+void ia__slave_loop_read(ia__sconn *c, bool ended) {
   ia_slave *s = c->slave;
   for (int i = 0; i < LOOP_READS; i++) {
     bool full = false;
@@ -70,7 +70,8 @@ void ia__slave_loop_read(ia__sconn *c) {
       read_failed(c, n, IA__RD_LOOP);
       return;
     }
-    if (ia__slave_dispatch(c, IA__RD_LOOP) != IA__DISPATCH_MORE || !full) return;
+    /* A short read took all the data, but not an end that came with it. */
+    if (ia__slave_dispatch(c, IA__RD_LOOP) != IA__DISPATCH_MORE || (!full && !ended)) return;
   }
   ia__epset_again(&s->ep); /* more is waiting: after the other sockets */
 }
@@ -87,11 +88,11 @@ void ia__slave_ep_batch(void *arg, struct epoll_event *evs, int n) {
     ia__sconn *c = find_conn(s, evs[i].data.u64);
     if (!c) continue; /* freed since the set reported it */
     if (evs[i].events & EPOLLOUT) ia__sconn_flush(c);
-    if (!(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+    if (!(evs[i].events & (EPOLLIN | IA__EPSET_ENDED))) continue;
     pthread_mutex_lock(&s->mu);
     bool mine = c->reader == IA__RD_LOOP && !atomic_load(&c->closing);
     pthread_mutex_unlock(&s->mu);
-    if (mine) ia__slave_loop_read(c);
+    if (mine) ia__slave_loop_read(c, evs[i].events & IA__EPSET_ENDED);
   }
 }
 

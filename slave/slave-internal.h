@@ -269,8 +269,10 @@ void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c);
 /* The loop takes c's read side while ctx's handler runs: the task's frame
  * stays where the handler reads it, the rest moves to a new buffer. (mu) */
 IA_MUST_CHECK bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx);
-/* The loop reads c until a short read (bounded) and handles its frames. */
-void ia__slave_loop_read(ia__sconn *c);
+/* The loop reads c until a short read -- until the end itself when the
+ * epoll set reported the peer's end (`ended`) -- bounded, and handles its
+ * frames. */
+void ia__slave_loop_read(ia__sconn *c, bool ended);
 /* The loop's epoll set reported these sockets (ia__epset_fn). */
 void ia__slave_ep_batch(void *arg, struct epoll_event *evs, int n);
 
