@@ -88,13 +88,11 @@ IA_MUST_CHECK static inline bool ia__get_key(const uint8_t **p, const uint8_t *e
   return ia__get_varint(p, end, key) && *p - start <= 5;
 }
 
-/* A length prefix, read as protobuf-c reads it: at most 5 bytes, taken as a
- * 32-bit value (a fifth byte's bits beyond it are dropped), and no more
- * than INT32_MAX. */
+/* A length prefix, read as protobuf-c reads it: at most 5 bytes, and no
+ * more than INT32_MAX (protobuf-c rejects larger ones; it does not drop a
+ * fifth byte's high bits). */
 IA_MUST_CHECK static inline bool ia__get_len(const uint8_t **p, const uint8_t *end, uint64_t *len) {
-  if (!ia__get_key(p, end, len)) return false;
-  *len &= UINT32_MAX;
-  return *len <= INT32_MAX;
+  return ia__get_key(p, end, len) && *len <= INT32_MAX;
 }
 
 /* Writes v as a varint at p (room for 10 bytes); returns the byte after it. */

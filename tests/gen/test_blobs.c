@@ -34,7 +34,7 @@ static void echo(ia_task_ctx *task, const Ia__Blob__Blob *req, void *user) {
   reply.note = req->note;
   reply.has_extra = req->has_extra;
   reply.extra = req->extra;
-  ia_blob_pipe_echo_reply_ok(task, &reply);
+  tu_ended(ia_blob_pipe_echo_reply_ok(task, &reply));
 }
 
 static void fresh(ia_task_ctx *task, const Ia__Blob__Blob *req, void *user) {
@@ -47,7 +47,7 @@ static void fresh(ia_task_ctx *task, const Ia__Blob__Blob *req, void *user) {
   reply.has_data = 1;
   reply.data.data = mine;
   reply.data.len = n;
-  ia_blob_pipe_fresh_reply_ok(task, &reply);
+  tu_ended(ia_blob_pipe_fresh_reply_ok(task, &reply));
   memset(mine, 0, n); /* the reply must not depend on this memory any more */
   free(mine);
 }

@@ -84,7 +84,7 @@ static void summarize(ia_task_ctx *task, const Ia__Test__Batch *req, void *user)
     res.n_path = 2;
     res.path = path_ptrs;
   }
-  ia_test_calc_summarize_reply_ok(task, &res);
+  tu_ended(ia_test_calc_summarize_reply_ok(task, &res));
   free(points);
   free(entry_ptrs);
   free(entries);
@@ -105,7 +105,7 @@ static void echo(ia_task_ctx *task, const Ia__Test__Point *req, void *user) {
   Ia__Test__Point p = *req;
   p.x *= 2;
   p.y *= 2;
-  ia_test_echo_service_echo_reply_ok(task, &p);
+  tu_ended(ia_test_echo_service_echo_reply_ok(task, &p));
 }
 
 static void echo_label(ia_task_ctx *task, const Ia__Types__Label *req, void *user) {
@@ -116,14 +116,14 @@ static void echo_label(ia_task_ctx *task, const Ia__Types__Label *req, void *use
   for (size_t i = 0; i < out.n_tags; i++)
     tags[i] = req->tags[out.n_tags - 1 - i];
   out.tags = tags;
-  ia_test_echo_service_echo_label_reply_ok(task, &out);
+  tu_ended(ia_test_echo_service_echo_label_reply_ok(task, &out));
 }
 
 static void kw_default(ia_task_ctx *task, const Int *req, void *user) {
   (void)req;
   (void)user;
   Void v = VOID__INIT;
-  switch_default_reply_ok(task, &v);
+  tu_ended(switch_default_reply_ok(task, &v));
 }
 
 static void kw_register(ia_task_ctx *task, const Int *req, void *user) {
@@ -132,21 +132,21 @@ static void kw_register(ia_task_ctx *task, const Int *req, void *user) {
   out.has_register_ = 1;
   out.register_ = req->register_ + 1;
   out.errno_ = "kept";
-  switch_register_reply_ok(task, &out);
+  tu_ended(switch_register_reply_ok(task, &out));
 }
 
 static void kw_int(ia_task_ctx *task, const Void *req, void *user) {
   (void)req;
   (void)user;
   Void v = VOID__INIT;
-  switch_int_reply_ok(task, &v);
+  tu_ended(switch_int_reply_ok(task, &v));
 }
 
 static void kw_break(ia_task_ctx *task, const Static__If__Struct *req, void *user) {
   (void)user;
   Static__If__Struct out = *req;
   out.union_ *= 10;
-  static_if_case_break_reply_ok(task, &out);
+  tu_ended(static_if_case_break_reply_ok(task, &out));
 }
 
 static void use_point(ia_task_ctx *task, const Ia__Test__Point *req, void *user) {
@@ -155,14 +155,14 @@ static void use_point(ia_task_ctx *task, const Ia__Test__Point *req, void *user)
   snprintf(text, sizeof text, "%d,%d", req->x, req->y);
   A__B__C__Outer__Inner__Innermost out = A__B__C__OUTER__INNER__INNERMOST__INIT;
   out.text = text;
-  a_b_c_deep_service_use_point_reply_ok(task, &out);
+  tu_ended(a_b_c_deep_service_use_point_reply_ok(task, &out));
 }
 
 static void use_renamed(ia_task_ctx *task, const Cp__Thing *req, void *user) {
   (void)user;
   Cp__Thing__Part out = CP__THING__PART__INIT;
   out.name = req->n_parts > 0 ? req->parts[req->n_parts - 1]->name : "none";
-  a_b_c_deep_service_use_renamed_reply_ok(task, &out);
+  tu_ended(a_b_c_deep_service_use_renamed_reply_ok(task, &out));
 }
 
 /* proto3 Learner/Learn: features doubled, a meta per feature index. */
@@ -183,7 +183,7 @@ static void learn(ia_task_ctx *task, const Ia__P3__Sample *req, void *user) {
   Ia__P3__Sample__MetasEntry *entries[] = {&entry};
   out.n_metas = 1;
   out.metas = entries;
-  ia_p3_learner_learn_reply_ok(task, &out);
+  tu_ended(ia_p3_learner_learn_reply_ok(task, &out));
 }
 
 /* Answers Echo with bytes that are no Point: field 1 as a truncated varint. */

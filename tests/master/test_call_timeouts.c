@@ -35,7 +35,7 @@ static void stubborn_handler(ia_task_ctx *task, void *user) {
   Sum__SleepResult res = SUM__SLEEP_RESULT__INIT;
   res.has_slept_ms = 1;
   res.slept_ms = ms;
-  sum_adder_sleep_reply_ok(task, &res);
+  tu_ended(sum_adder_sleep_reply_ok(task, &res));
   tu_flag_raise(&late_replied);
 }
 

@@ -109,3 +109,15 @@ Test(parse, a_five_byte_key_with_high_bits_is_an_unknown_field) {
   cr_assert_eq(env.id, 49);
   cr_assert_eq(env.kind, INTERACTION__V1__FRAME__BODY_PING);
 }
+
+/* A 5-byte length whose value is over 2^31 is no length, even when its
+ * low 32 bits are small: protobuf-c reads it whole and rejects it. (A first
+ * version of the 5-byte rule kept 32 bits of it, read 80 80 80 80 40 as 0,
+ * and accepted this Task: found by fuzz_envelope.) */
+Test(parse, a_length_over_two_gib_is_malformed_whatever_its_low_bits) {
+  static const uint8_t body[] = {0x0a, 0x01, 'm', 0x22, 0x80, 0x80, 0x80, 0x80, 0x40};
+  ia__task_view t;
+  cr_assert_not(ia__task_parse(slice(body, sizeof body), &t));
+  Interaction__V1__Task *pc = interaction__v1__task__unpack(NULL, sizeof body, body);
+  cr_assert_null(pc, "protobuf-c accepts the input");
+}

@@ -17,12 +17,17 @@
 
 #include "reorder.ia.h"
 
+/* Ending a fresh task cannot fail; if it did, the master would see it. */
+static void ended(ia_code rc) {
+  if (rc != IA_OK) fprintf(stderr, "gen_reorder_slave: ending a task: %s\n", ia_strerror(rc));
+}
+
 static void add(ia_task_ctx *task, const Ia__Reorder__Pair *req, void *user) {
   (void)user;
   Ia__Reorder__Num num = IA__REORDER__NUM__INIT;
   num.has_value = 1;
   num.value = req->a + req->b;
-  ia_reorder_calc_add_reply_ok(task, &num);
+  ended(ia_reorder_calc_add_reply_ok(task, &num));
 }
 
 static void mul(ia_task_ctx *task, const Ia__Reorder__Pair *req, void *user) {
@@ -30,7 +35,7 @@ static void mul(ia_task_ctx *task, const Ia__Reorder__Pair *req, void *user) {
   Ia__Reorder__Num num = IA__REORDER__NUM__INIT;
   num.has_value = 1;
   num.value = req->a * req->b;
-  ia_reorder_calc_mul_reply_ok(task, &num);
+  ended(ia_reorder_calc_mul_reply_ok(task, &num));
 }
 
 static void neg(ia_task_ctx *task, const Ia__Reorder__Num *req, void *user) {
@@ -38,7 +43,7 @@ static void neg(ia_task_ctx *task, const Ia__Reorder__Num *req, void *user) {
   Ia__Reorder__Num num = IA__REORDER__NUM__INIT;
   num.has_value = 1;
   num.value = -req->value;
-  ia_reorder_calc_neg_reply_ok(task, &num);
+  ended(ia_reorder_calc_neg_reply_ok(task, &num));
 }
 
 static void describe(ia_task_ctx *task, const Ia__Reorder__Num *req, void *user) {
@@ -47,7 +52,7 @@ static void describe(ia_task_ctx *task, const Ia__Reorder__Num *req, void *user)
   snprintf(text, sizeof text, "%" PRId64, req->value);
   Ia__Reorder__Text reply = IA__REORDER__TEXT__INIT;
   reply.text = text;
-  ia_reorder_calc_describe_reply_ok(task, &reply);
+  ended(ia_reorder_calc_describe_reply_ok(task, &reply));
 }
 
 static int fail(const char *what, ia_code code, const ia_error *err) {
