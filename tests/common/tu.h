@@ -181,6 +181,8 @@ bool tu_raw_expect_eof(int fd, uint32_t timeout_ms);
 /* Sends a TaskFail, Refusal or Goodbye (`kind`, an Interaction__V1__Frame__BodyCase)
  * for `id`; without a code field when has_code is false. */
 bool tu_raw_send_status(int fd, uint64_t id, int kind, bool has_code, uint32_t code, const char *message);
+/* Sends a Task frame: `method` and `len` bytes of payload, frame id `id`. */
+bool tu_raw_send_task(int fd, uint64_t id, const char *method, const void *payload, size_t len);
 /* Sends a frame whose body is an empty message (Ping, Pong, Accepted...). */
 bool tu_raw_send_empty(int fd, uint64_t id, int kind);
 /* Reads frames, skipping any that are not a Goodbye (at most 10,000), until a

@@ -350,3 +350,16 @@ void tu_fake_join(tu_fake *fake) {
   fake->started = false;
 }
 
+bool tu_raw_send_task(int fd, uint64_t id, const char *method, const void *payload, size_t len) {
+  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
+  task.method = (char *)method;
+  task.has_payload = 1;
+  task.payload.data = (uint8_t *)payload;
+  task.payload.len = len;
+  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
+  frame.has_id = 1;
+  frame.id = id;
+  frame.body_case = INTERACTION__V1__FRAME__BODY_TASK;
+  frame.task = &task;
+  return tu_raw_send(fd, &frame);
+}

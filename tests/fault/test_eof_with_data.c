@@ -125,17 +125,7 @@ Test(eof_with_data, slave_sees_a_master_that_closes_right_after_a_frame, .timeou
   cr_assert(tu_raw_hello(fd, CHANNEL, "eof-master"));
   size_t len = 0;
   uint8_t *sleep_req = tu_sleep_task(5000, &len);
-  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
-  task.method = "sum.Adder/Sleep";
-  task.has_payload = 1;
-  task.payload.data = sleep_req;
-  task.payload.len = len;
-  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
-  frame.has_id = 1;
-  frame.id = 2;
-  frame.body_case = INTERACTION__V1__FRAME__BODY_TASK;
-  frame.task = &task;
-  cr_assert(tu_raw_send(fd, &frame));
+  cr_assert(tu_raw_send_task(fd, 2, "sum.Adder/Sleep", sleep_req, len));
   free(sleep_req);
   /* Accepted: the loop has the socket, and now sleeps in the log handler. */
   Interaction__V1__Frame *f = NULL;

@@ -190,17 +190,7 @@ static void send_sleep_task(int fd, uint64_t id, uint32_t ms) {
   size_t len;
   uint8_t *payload = tu_sleep_task(ms, &len);
   cr_assert_not_null(payload);
-  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
-  task.method = SUM_METHOD_SLEEP;
-  task.has_payload = 1;
-  task.payload.data = payload;
-  task.payload.len = len;
-  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
-  frame.has_id = 1;
-  frame.id = id;
-  frame.body_case = INTERACTION__V1__FRAME__BODY_TASK;
-  frame.task = &task;
-  cr_assert(tu_raw_send(fd, &frame), "cannot send the task");
+  cr_assert(tu_raw_send_task(fd, id, SUM_METHOD_SLEEP, payload, len), "cannot send the task");
   free(payload);
 }
 

@@ -32,6 +32,7 @@
 #include "flat2.pb-c.h"
 #include "flat3.pb-c.h"
 #include "fuzz_common.h"
+#include "../runtime/flat_compare.h"
 #include "pb/flat.h"
 
 #define BUF 1024 /* more than 15 bytes for each field of every message here */
@@ -47,36 +48,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* Counts the blocks of the caller's allocator still out. */
-static long live;
-static void *count_alloc(void *data, size_t n) {
-  (void)data;
-  live++;
-  return malloc(n);
-}
-static void count_free(void *data, void *p) {
-  (void)data;
-  live--;
-  free(p);
-}
-static ProtobufCAllocator counting = {count_alloc, count_free, NULL};
-
-static size_t member_size(const ProtobufCFieldDescriptor *f) {
-  switch (f->type) {
-  case PROTOBUF_C_TYPE_INT64:
-  case PROTOBUF_C_TYPE_UINT64:
-  case PROTOBUF_C_TYPE_SINT64:
-  case PROTOBUF_C_TYPE_FIXED64:
-  case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_DOUBLE:
-    return 8;
-  case PROTOBUF_C_TYPE_BOOL:
-    return sizeof(protobuf_c_boolean);
-  default:
-    return 4;
-  }
-}
-
 static bool flat(const ProtobufCMessageDescriptor *d) {
   return d != &flat__not_flat__descriptor;
 }
@@ -84,19 +55,19 @@ static bool flat(const ProtobufCMessageDescriptor *d) {
 /* Field by field: presence flags, the values' bytes, unknown fields. */
 static void same_msg(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a,
                      const ProtobufCMessage *b) {
-  if (a->n_unknown_fields != b->n_unknown_fields)
+  const ProtobufCFieldDescriptor *f;
+  switch (flat_compare(d, a, b, &f)) {
+  case FLAT_UNKNOWN_FIELDS:
     fz_fail("flat_unknown_fields", "%s: unknown fields differ", d->name);
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-      protobuf_c_boolean ha, hb;
-      memcpy(&ha, (const uint8_t *)a + f->quantifier_offset, sizeof ha);
-      memcpy(&hb, (const uint8_t *)b + f->quantifier_offset, sizeof hb);
-      if (ha != hb)
-        fz_fail("flat_presence_differs", "%s.has_%s: %d, protobuf-c %d", d->name, f->name, ha, hb);
-    }
-    if (memcmp((const uint8_t *)a + f->offset, (const uint8_t *)b + f->offset, member_size(f)) != 0)
-      fz_fail("flat_value_differs", "%s.%s differs from protobuf-c's", d->name, f->name);
+    break;
+  case FLAT_PRESENCE:
+    fz_fail("flat_presence_differs", "%s.has_%s differs from protobuf-c's", d->name, f->name);
+    break;
+  case FLAT_VALUE:
+    fz_fail("flat_value_differs", "%s.%s differs from protobuf-c's", d->name, f->name);
+    break;
+  case FLAT_SAME:
+    break;
   }
 }
 
@@ -131,7 +102,8 @@ static ProtobufCMessage *check_unpack(const ProtobufCMessageDescriptor *d, Proto
   }
   if (ok && theirs) same_msg(d, mine, theirs);
   if (ok) protobuf_c_message_free_unpacked(mine, a);
-  if (live != 0) fz_fail("flat_allocator", "%ld blocks of the caller's allocator are still out", live);
+  if (flat_live_blocks != 0)
+    fz_fail("flat_allocator", "%ld blocks of the caller's allocator are still out", flat_live_blocks);
   return theirs;
 }
 
@@ -197,7 +169,7 @@ static ProtobufCMessage *from_struct(const ProtobufCMessageDescriptor *d, fz_rea
     uint8_t *v = (uint8_t *)m + f->offset;
     uint64_t bits = fz_u64(in);
     if (f->type == PROTOBUF_C_TYPE_BOOL) bits %= 3; /* 2: a true that is not 1 */
-    memcpy(v, &bits, member_size(f));               /* little-endian: the low bytes */
+    memcpy(v, &bits, flat_member_size(f));          /* little-endian: the low bytes */
     if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
       protobuf_c_boolean has = fz_u8(in) & 1;
       memcpy((uint8_t *)m + f->quantifier_offset, &has, sizeof has);
@@ -211,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_reader in = {data, size};
   uint8_t sel = fz_u8(&in);
   const ProtobufCMessageDescriptor *d = descs[sel & 3];
-  ProtobufCAllocator *a = (sel & 8) ? &counting : NULL;
+  ProtobufCAllocator *a = (sel & 8) ? &flat_counting : NULL;
   if (!(sel & 4)) {
     /* Decode mode: the rest is an encoding (widened when w > 0). */
     fz_buf wide = {0};

@@ -15,6 +15,7 @@
 #include "flat2.pb-c.h"
 #include "flat3.pb-c.h"
 #include "interaction/pb.h"
+#include "flat_compare.h"
 #include "pb/flat.h"
 
 #define ROUNDS 20000
@@ -33,29 +34,25 @@ static uint64_t rnd(void) {
 
 /* Mostly edge values, sometimes any bits. */
 static uint64_t rnd_bits(void) {
-  static const uint64_t edges[] = {0,          1,          2,          127,        128,        16383,
-                                   16384,      0x7fffffff, 0x80000000, 0xffffffff, 0x100000000ull,
-                                   INT64_MAX,  (uint64_t)INT64_MIN,    UINT64_MAX, UINT64_MAX - 1};
+  static const uint64_t edges[] = {0,
+                                   1,
+                                   2,
+                                   127,
+                                   128,
+                                   16383,
+                                   16384,
+                                   0x7fffffff,
+                                   0x80000000,
+                                   0xffffffff,
+                                   0x100000000ull,
+                                   INT64_MAX,
+                                   (uint64_t)INT64_MIN,
+                                   UINT64_MAX,
+                                   UINT64_MAX - 1};
   uint64_t r = rnd();
   if (r % 3 == 0) return edges[(r >> 8) % (sizeof edges / sizeof edges[0])];
   if (r % 3 == 1) return rnd() >> (rnd() % 64); /* any length */
   return rnd();
-}
-
-static size_t member_size(const ProtobufCFieldDescriptor *f) {
-  switch (f->type) {
-  case PROTOBUF_C_TYPE_INT64:
-  case PROTOBUF_C_TYPE_UINT64:
-  case PROTOBUF_C_TYPE_SINT64:
-  case PROTOBUF_C_TYPE_FIXED64:
-  case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_DOUBLE:
-    return 8;
-  case PROTOBUF_C_TYPE_BOOL:
-    return sizeof(protobuf_c_boolean);
-  default:
-    return 4;
-  }
 }
 
 /* A message of type d with random fields: present or not, edge values,
@@ -82,31 +79,26 @@ static ProtobufCMessage *random_msg(const ProtobufCMessageDescriptor *d) {
       static const int32_t known[] = {0, 1, 2, -5};
       memcpy(v, &known[rnd() % 4], 4);
     } else {
-      memcpy(v, &bits, member_size(f)); /* little-endian: the low bytes */
+      memcpy(v, &bits, flat_member_size(f)); /* little-endian: the low bytes */
     }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) *(protobuf_c_boolean *)((uint8_t *)m + f->quantifier_offset) = rnd() % 2;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+      *(protobuf_c_boolean *)((uint8_t *)m + f->quantifier_offset) = rnd() % 2;
   }
   return m;
 }
 
 /* Field by field: presence and the value's bytes. */
-static void assert_same(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a, const ProtobufCMessage *b,
-                        const char *what) {
-  cr_assert_eq(a->n_unknown_fields, b->n_unknown_fields, "%s: unknown fields differ", what);
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-      protobuf_c_boolean ha = *(const protobuf_c_boolean *)((const uint8_t *)a + f->quantifier_offset);
-      protobuf_c_boolean hb = *(const protobuf_c_boolean *)((const uint8_t *)b + f->quantifier_offset);
-      cr_assert_eq(ha, hb, "%s: has_%s differs", what, f->name);
-    }
-    cr_assert(memcmp((const uint8_t *)a + f->offset, (const uint8_t *)b + f->offset, member_size(f)) == 0,
-              "%s: %s.%s differs", what, d->name, f->name);
-  }
+static void assert_same(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a,
+                        const ProtobufCMessage *b, const char *what) {
+  const ProtobufCFieldDescriptor *f;
+  flat_diff diff = flat_compare(d, a, b, &f);
+  cr_assert_neq(diff, FLAT_UNKNOWN_FIELDS, "%s: unknown fields differ", what);
+  cr_assert_neq(diff, FLAT_PRESENCE, "%s: has_%s differs", what, f ? f->name : "?");
+  cr_assert_neq(diff, FLAT_VALUE, "%s: %s.%s differs", what, d->name, f ? f->name : "?");
 }
 
-static const ProtobufCMessageDescriptor *const flat_descs[] = {&flat__flat2__descriptor, &flat__required2__descriptor,
-                                                                &flat3__flat3__descriptor};
+static const ProtobufCMessageDescriptor *const flat_descs[] = {
+    &flat__flat2__descriptor, &flat__required2__descriptor, &flat3__flat3__descriptor};
 
 Test(pb_flat, packs_exactly_like_protobuf_c) {
   rng_state = 0x9E3779B97F4A7C15ull;
@@ -116,28 +108,16 @@ Test(pb_flat, packs_exactly_like_protobuf_c) {
       ProtobufCMessage *m = random_msg(d);
       uint8_t mine[BUF], theirs[BUF];
       size_t len = 0;
-      cr_assert(ia__pb_flat_pack(m, mine, sizeof mine, &len), "%s: the fast path declined a flat message", d->name);
+      cr_assert(ia__pb_flat_pack(m, mine, sizeof mine, &len), "%s: the fast path declined a flat message",
+                d->name);
       size_t want = protobuf_c_message_pack(m, theirs);
       cr_assert_eq(len, want, "%s round %d: %zu bytes, protobuf-c packs %zu", d->name, r, len, want);
-      cr_assert(memcmp(mine, theirs, len) == 0, "%s round %d: the bytes differ from protobuf-c's", d->name, r);
+      cr_assert(memcmp(mine, theirs, len) == 0, "%s round %d: the bytes differ from protobuf-c's", d->name,
+                r);
       free(m);
     }
   }
 }
-
-/* Counts what an allocator hands out, to see every block come back. */
-static long live_blocks;
-static void *count_alloc(void *data, size_t n) {
-  (void)data;
-  live_blocks++;
-  return malloc(n);
-}
-static void count_free(void *data, void *p) {
-  (void)data;
-  live_blocks--;
-  free(p);
-}
-static ProtobufCAllocator counting = {count_alloc, count_free, NULL};
 
 Test(pb_flat, unpacks_exactly_like_protobuf_c) {
   rng_state = 0xD1B54A32D192ED03ull;
@@ -149,15 +129,15 @@ Test(pb_flat, unpacks_exactly_like_protobuf_c) {
       size_t len = protobuf_c_message_pack(m, buf);
       free(m);
       ProtobufCMessage *mine = NULL;
-      ProtobufCAllocator *a = r % 2 ? &counting : NULL;
-      cr_assert(ia__pb_flat_unpack(d, a, len, buf, &mine), "%s round %d: the fast path declined protobuf-c's own bytes",
-                d->name, r);
+      ProtobufCAllocator *a = r % 2 ? &flat_counting : NULL;
+      cr_assert(ia__pb_flat_unpack(d, a, len, buf, &mine),
+                "%s round %d: the fast path declined protobuf-c's own bytes", d->name, r);
       ProtobufCMessage *theirs = protobuf_c_message_unpack(d, NULL, len, buf);
       cr_assert_not_null(theirs);
       assert_same(d, mine, theirs, "unpack");
       protobuf_c_message_free_unpacked(mine, a);
       protobuf_c_message_free_unpacked(theirs, NULL);
-      cr_assert_eq(live_blocks, 0, "a block of the caller's allocator was not returned");
+      cr_assert_eq(flat_live_blocks, 0, "a block of the caller's allocator was not returned");
     }
   }
 }
@@ -194,7 +174,7 @@ Test(pb_flat, damaged_input_decodes_as_protobuf_c_decides) {
             buf[len++] = (uint8_t)rnd();
           break;
         }
-        case 3: /* a varint of ten bytes with bits past 64 */
+        case 3:                 /* a varint of ten bytes with bits past 64 */
           buf[len++] = 13 << 3; /* b (bool), or i32 etc. in the other messages */
           for (int i = 0; i < 9; i++)
             buf[len++] = 0x80;
@@ -209,8 +189,8 @@ Test(pb_flat, damaged_input_decodes_as_protobuf_c_decides) {
       ProtobufCMessage *mine = NULL;
       ia_code rc = ia_pb_decode(d, buf, len, &mine);
       ProtobufCMessage *theirs = protobuf_c_message_unpack(d, NULL, len, buf);
-      cr_assert_eq(rc == IA_OK, theirs != NULL, "%s round %d: the library says %d, protobuf-c %s", d->name, r, rc,
-                   theirs ? "decodes it" : "does not");
+      cr_assert_eq(rc == IA_OK, theirs != NULL, "%s round %d: the library says %d, protobuf-c %s", d->name, r,
+                   rc, theirs ? "decodes it" : "does not");
       if (theirs) {
         assert_same(d, mine, theirs, "damaged");
         both_ok++;

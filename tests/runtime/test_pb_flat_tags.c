@@ -16,6 +16,7 @@
 #include "flat2.pb-c.h"
 #include "flat3.pb-c.h"
 #include "interaction/pb.h"
+#include "flat_compare.h"
 #include "pb/flat.h"
 
 #define BUF 128
@@ -71,37 +72,6 @@ static size_t put_required(uint8_t *p, const ProtobufCMessageDescriptor *d, unsi
   return len;
 }
 
-static size_t member_size(const ProtobufCFieldDescriptor *f) {
-  switch (f->type) {
-  case PROTOBUF_C_TYPE_INT64:
-  case PROTOBUF_C_TYPE_UINT64:
-  case PROTOBUF_C_TYPE_SINT64:
-  case PROTOBUF_C_TYPE_FIXED64:
-  case PROTOBUF_C_TYPE_SFIXED64:
-  case PROTOBUF_C_TYPE_DOUBLE:
-    return 8;
-  case PROTOBUF_C_TYPE_BOOL:
-    return sizeof(protobuf_c_boolean);
-  default:
-    return 4;
-  }
-}
-
-/* Field by field: presence and the value's bytes. */
-static bool same(const ProtobufCMessageDescriptor *d, const ProtobufCMessage *a, const ProtobufCMessage *b) {
-  if (a->n_unknown_fields != b->n_unknown_fields) return false;
-  for (unsigned i = 0; i < d->n_fields; i++) {
-    const ProtobufCFieldDescriptor *f = &d->fields[i];
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
-        *(const protobuf_c_boolean *)((const uint8_t *)a + f->quantifier_offset) !=
-            *(const protobuf_c_boolean *)((const uint8_t *)b + f->quantifier_offset))
-      return false;
-    if (memcmp((const uint8_t *)a + f->offset, (const uint8_t *)b + f->offset, member_size(f)) != 0)
-      return false;
-  }
-  return true;
-}
-
 /* The fast path declines buf or decodes it as protobuf-c does, and the
  * library's decoder agrees with protobuf-c on whether it is a message. */
 static void check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, const char *what) {
@@ -109,8 +79,9 @@ static void check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_
   ProtobufCMessage *fast = NULL;
   if (ia__pb_flat_unpack(d, NULL, len, buf, &fast)) {
     cr_assert_not_null(theirs, "%s: the fast path decodes a %s that protobuf-c rejects", what, d->name);
-    cr_assert(same(d, fast, theirs), "%s: the fast path decodes a %s differently from protobuf-c", what,
-              d->name);
+    const ProtobufCFieldDescriptor *f;
+    cr_assert(flat_compare(d, fast, theirs, &f) == FLAT_SAME,
+              "%s: the fast path decodes a %s differently from protobuf-c", what, d->name);
     protobuf_c_message_free_unpacked(fast, NULL);
   }
   ProtobufCMessage *lib = NULL;

@@ -38,7 +38,7 @@ static atomic_int failures;
 static uint64_t guard_deadline_ms;
 static pthread_t guard_thread;
 static bool guard_started, guard_stop; /* (state_mu) */
-static pthread_cond_t guard_cond;     /* CLOCK_MONOTONIC */
+static pthread_cond_t guard_cond;      /* CLOCK_MONOTONIC */
 
 static void *guard_main(void *arg) {
   (void)arg;
@@ -118,18 +118,22 @@ int stress_end(void) {
   return n ? 1 : 0;
 }
 
+/* The message of a failure or a hang, and the phase it came in. */
+static void describe(char *msg, size_t cap, char *phase, const char *fmt, va_list ap) {
+  vsnprintf(msg, cap, fmt, ap);
+  pthread_mutex_lock(&state_mu);
+  memcpy(phase, phase_name, sizeof phase_name);
+  pthread_mutex_unlock(&state_mu);
+}
+
 void stress_fail(const char *fmt, ...) {
   int n = atomic_fetch_add(&failures, 1) + 1;
   if (n > MAX_PRINTED_FAILURES) return;
-  char msg[512];
+  char msg[512], phase[sizeof phase_name];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  describe(msg, sizeof msg, phase, fmt, ap);
   va_end(ap);
-  pthread_mutex_lock(&state_mu);
-  char phase[sizeof phase_name];
-  memcpy(phase, phase_name, sizeof phase);
-  pthread_mutex_unlock(&state_mu);
   printf("  FAILED [%s]: %s%s\n", phase, msg,
          n == MAX_PRINTED_FAILURES ? " (further failures not printed)" : "");
 }
@@ -139,15 +143,11 @@ int stress_failures(void) {
 }
 
 _Noreturn void stress_hang(const char *fmt, ...) {
-  char msg[512];
+  char msg[512], phase[sizeof phase_name];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  describe(msg, sizeof msg, phase, fmt, ap);
   va_end(ap);
-  pthread_mutex_lock(&state_mu);
-  char phase[sizeof phase_name];
-  memcpy(phase, phase_name, sizeof phase);
-  pthread_mutex_unlock(&state_mu);
   /* Threads may be stuck inside the library: nothing is cleaned up, the
    * process just ends (its sockets die with it). */
   printf("  HANG [%s]: %s\nstress %s: FAIL (hung; %d failed checks before)\n", phase, msg, program_name,
