@@ -16,8 +16,8 @@
  * disconnect returns IA_OK and leaves ia_conn_is_connected() false, an
  * in-flight task ends COMPLETED with the right sum or LOST, a call beside a
  * disconnect gives the right sum or NOT_CONNECTED / CONNECTION_LOST (and
- * that disconnect IA_OK, or CONNECTION_LOST when a caller's send on the
- * closed socket failed before its answer was read; counted), the
+ * that disconnect IA_OK, even when a caller's send on the closed socket
+ * failed before its answer was read), the
  * contested name is never held twice, and the master frees cleanly.
  */
 #include <stdio.h>
@@ -245,16 +245,14 @@ static void disconnect_under_callers(ia_master *m, uint16_t port) {
       up[i] = stress_spawn(&t[i], under_caller_main, &us[i]);
     tu_sleep_ms(stress_rng_below(&r, 3));
     /* The slave closes once it answered the Disconnect; a caller's next send
-     * can fail (EPIPE) before anybody read that answer, and the failure ends
-     * every pending request -- the Disconnect too, as CONNECTION_LOST. The
-     * connection is down either way; that outcome is counted, not failed. */
+     * can fail (EPIPE) before anybody read that answer. That failure must not
+     * end the Disconnect, whose answer is on its way (on 468917a it did,
+     * as CONNECTION_LOST: 5 of 500 rounds under TSan). */
     ia_error err = IA_ERROR_INIT;
     rc = ia_conn_disconnect(c, NULL, 0, TU_WAIT_MS, &err);
-    if (rc == IA_CONNECTION_LOST)
-      atomic_fetch_add(&under_disc_lost, 1);
-    else
-      STRESS_CHECK(rc == IA_OK, "under-%d: disconnect beside two callers: %s: %s", round, ia_code_name(rc),
-                   err.message);
+    if (rc == IA_CONNECTION_LOST) atomic_fetch_add(&under_disc_lost, 1);
+    STRESS_CHECK(rc == IA_OK, "under-%d: disconnect beside two callers: %s: %s", round, ia_code_name(rc),
+                 err.message);
     ia_error_clear(&err);
     STRESS_CHECK(!ia_conn_is_connected(c), "under-%d: still connected after the disconnect", round);
     for (int i = 0; i < 2; i++)
