@@ -14,7 +14,8 @@
 # One summary line per target: executions, exec/s, coverage, the grown corpus,
 # and findings. Exits 1 if a target crashed (the crash file's path is printed;
 # its temporary directory is kept). It never writes into the repository: the
-# corpus is copied into a temporary directory first.
+# corpus, and the reproducers of tests/fuzz/regressions/<target>/, are
+# copied into a temporary directory first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -50,6 +51,9 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d "${TMPDIR:-/tmp}/ia-fuzz-$t.XXXXXX")
   mkdir "$work/corpus" "$work/artifacts"
   cp "$seeds"/* "$work/corpus/"
+  # What fuzzing found before is replayed first, with the seeds.
+  regs="$root/tests/fuzz/regressions/$t"
+  [ -d "$regs" ] && find "$regs" -maxdepth 1 -type f ! -name '*.md' -exec cp {} "$work/corpus/" \;
   n_seeds=$(ls "$work/corpus" | wc -l)
   # One process at a time (-jobs=1 -workers=1: libFuzzer's log is fuzz-0.log
   # in the working directory); a hung input is a finding after 10 s.
