@@ -70,13 +70,20 @@ void ia__conn_watch_locked(ia_conn *c) {
 
 /* ---- the end of a connection ---- */
 
-/* Marks c down and ends every pending task with `status`/`code`. Any
- * thread; returns whether c was up. */
-static bool mark_down(ia_conn *c, ia_status status, ia_code code, const char *message) {
+/* Marks c down in `state` and ends every pending task with `status`/`code`,
+ * then tells the state callback. Any thread; returns whether c was up. */
+static bool mark_down(ia_conn *c, ia_conn_state state, ia_status status, ia_code code, const char *message) {
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
   bool was_up = c->up;
   c->up = false;
+  if (was_up) {
+    c->state = state;
+    /* Closed from this end (disconnect, free): the tasks are lost, the
+     * connection ended as asked. */
+    c->down_code = state == IA_CONN_CLOSED && code == IA_CONNECTION_LOST ? IA_OK : code;
+    snprintf(c->down_message, sizeof c->down_message, "%s", message ? message : "");
+  }
   ia_task *list = c->pending;
   c->pending = NULL;
   pthread_mutex_unlock(&m->mu);
@@ -86,6 +93,7 @@ static bool mark_down(ia_conn *c, ia_status status, ia_code code, const char *me
     t->next = NULL;
     ia__task_finish(t, status, code, message, NULL, 0, true);
   }
+  if (was_up) ia__conn_state_changed(c);
   return was_up;
 }
 
@@ -135,7 +143,12 @@ void ia__conn_request_teardown(ia_conn *c) {
 }
 
 void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message) {
-  if (mark_down(c, status, code, message)) {
+  bool deliberate = code == IA_OK || code == IA_SHUTTING_DOWN;
+  ia__conn_end(c, deliberate ? IA_CONN_CLOSED : IA_CONN_LOST, status, code, message);
+}
+
+void ia__conn_end(ia_conn *c, ia_conn_state state, ia_status status, ia_code code, const char *message) {
+  if (mark_down(c, state, status, code, message)) {
     IA__INFO("master: connection %s down: %s (%s)", c->name, message, ia_code_name(code));
     /* The slave hears of it now, not when the loop gets to the teardown:
      * a master that connects again at once must find the slave free. (The
@@ -146,7 +159,7 @@ void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *messa
 }
 
 void ia__conn_disconnected(ia_conn *c) {
-  mark_down(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnected");
+  mark_down(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnected");
   ia__conn_request_teardown(c);
 }
 
@@ -250,6 +263,10 @@ static ia_code hello_answer(ia_conn *c, const ia__env *env, ia_error *err) {
     Interaction__V1__Welcome *w = interaction__v1__welcome__unpack(NULL, env->body.n, env->body.p);
     if (!w) return ia__error_set(err, IA_PROTOCOL_ERROR, "malformed Welcome");
     c->peer_max_frame = w->has_max_frame && w->max_frame ? w->max_frame : IA__MAX_FRAME_DEFAULT;
+    /* The slave says what both use; a slave that says nothing has none. */
+    c->beat = w->has_heartbeat_ms && w->has_heartbeat_tolerance_ms
+                  ? ia__beat_from(w->heartbeat_ms, w->heartbeat_tolerance_ms)
+                  : (ia__beat){0, 0};
     interaction__v1__welcome__free_unpacked(w, NULL);
     return IA_OK;
   }
@@ -277,6 +294,9 @@ static ia_code handshake(ia_conn *c, const void *data, size_t len, uint64_t dead
   h.channel = m->cfg.channel;
   h.master_name = (char *)m->cfg.name;
   h.max_frame = m->max_frame;
+  h.has_heartbeat_ms = h.has_heartbeat_tolerance_ms = 1;
+  h.heartbeat_ms = m->beat.interval_ms;
+  h.heartbeat_tolerance_ms = m->beat.tolerance_ms;
   if (data && len) {
     h.has_data = 1;
     h.data.data = (uint8_t *)data;
@@ -376,7 +396,10 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
     return ia__error_set(err, IA_ALREADY_CONNECTED, "a live connection is already named '%s'", name);
   }
   atomic_store(&c->refs, 2); /* the caller's and the socket's */
+  if (ia__beat_on(c->beat)) ia__sock_user_timeout(c->fd, c->beat.tolerance_ms);
+  ia__live_start(&c->live, ia__now_ms());
   c->up = true;
+  c->state = IA_CONN_CONNECTED;
   c->reader = IA__RD_PARKED; /* the loop's next tick takes it */
   c->next = m->conns;
   m->conns = c;
@@ -424,7 +447,7 @@ ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t ti
   ia_code rc = internal_call(c, IA__TASK_DISCONNECT, data, len, timeout_ms, &t, err);
   if (rc == IA_TIMEOUT) {
     /* No answer in time: the connection is closed anyway. */
-    ia__conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
+    ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
     return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed", timeout_ms);
   }
   ia_task_free(t);
@@ -444,6 +467,6 @@ ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error
 void ia_conn_free(ia_conn *c) {
   if (!c) return;
   if (ia_conn_is_connected(c))
-    ia__conn_lost(c, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection was freed");
+    ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection was freed");
   ia__conn_unref(c);
 }

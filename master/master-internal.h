@@ -12,6 +12,8 @@
  *   call.c      the one blocking call (ia_call, the typed stubs' vectored
  *               call, the internal Disconnect and Ping), and abandoning a
  *               call that timed out
+ *   beat.c      liveness: heartbeats on the loop's tick, and the
+ *               connection-state callback
  *
  * Threads. Callers dial, handshake and block on their own threads; every
  * frame a caller sends, it sends itself. One libevent loop thread reads the
@@ -39,6 +41,7 @@
 
 #include "interaction/master.h"
 #include "master/master-pb.h"
+#include "runtime/beat.h"
 #include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
@@ -118,6 +121,13 @@ struct ia_conn {
   ia__inbuf in;          /* the reader's */
   ia__ws out;
   uint32_t peer_max_frame;
+  ia__beat beat;         /* agreed in the handshake; off: {0, 0} */
+  ia__live live;         /* its rx is bumped by the reader; the rest is the loop's */
+  ia_conn_state state;   /* (mu) */
+  ia_conn_state_fn state_fn; /* (mu) */
+  void *state_user;          /* (mu) */
+  ia_code down_code;         /* (mu) why it left CONNECTED */
+  char down_message[IA_ERROR_MESSAGE_MAX];
   ia_task *pending;  /* (mu) started tasks awaiting an answer */
   uint64_t *abandoned; /* (mu) ids of timed-out calls whose late answers are dropped */
   size_t n_abandoned, cap_abandoned;
@@ -127,6 +137,9 @@ struct ia_conn {
 struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
+  ia__beat beat;        /* what Hello proposes */
+  void *tick_conns;     /* loop: the heartbeat tick's scratch list (beat.c) */
+  size_t tick_cap;
   struct event_base *base;
   ia__epset ep;               /* the sockets the loop reads or flushes */
   pthread_cond_t reader_cond; /* a caller waits for the loop to finish a read */
@@ -160,8 +173,11 @@ ia_code ia__conn_send_nb(ia_conn *c, const ia__wframe *w);
  * the rest of the frame is queued and goes out later. Not on the loop. */
 ia_code ia__conn_send(ia_conn *c, const ia__wframe *w, uint64_t deadline_ms);
 /* The connection is over: every pending task ends with status/code, the
- * socket is torn down on the loop. Any thread. */
+ * socket is torn down on the loop, and the state callback hears LOST, or
+ * CLOSED for a deliberate end (code IA_OK or IA_SHUTTING_DOWN). Any thread. */
 void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message);
+/* The same, with the state said: ia_conn_free() closes, it loses nothing. */
+void ia__conn_end(ia_conn *c, ia_conn_state state, ia_status status, ia_code code, const char *message);
 /* Sends a Goodbye with `code` without blocking, as a last word before the
  * connection closes. */
 void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message);
@@ -196,6 +212,15 @@ void ia__master_ep_batch(void *arg, struct epoll_event *evs, int n);
 /* The loop takes back parked sockets, so that idle connections are still
  * watched (a dead slave, a Goodbye). Loop. */
 void ia__master_tick(ia_master *m);
+
+/* ---- beat.c ---- */
+
+/* Looks at every live connection's heartbeat: sends the Pings that are
+ * due, drops the connections silent past their tolerance. Loop, without mu. */
+void ia__master_beat(ia_master *m);
+/* c just left CONNECTED (mark_down set its state): tells the state
+ * callback. Without mu, once every pending task has ended. */
+void ia__conn_state_changed(ia_conn *c);
 
 /* ---- dispatch.c ---- */
 

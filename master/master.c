@@ -24,6 +24,8 @@
 void ia_master_config_init(ia_master_config *c) {
   memset(c, 0, sizeof *c);
   c->name = "master";
+  c->heartbeat_ms = IA_HEARTBEAT_DEFAULT_MS;
+  c->heartbeat_tolerance_ms = IA_HEARTBEAT_TOLERANCE_DEFAULT_MS;
 }
 
 bool ia__master_on_loop(const ia_master *m) {
@@ -95,6 +97,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
     return;
   }
   ia__master_tick(m);
+  ia__master_beat(m);
 }
 
 ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error *err) {
@@ -106,6 +109,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   m->cfg = *config;
   m->cfg.name = strdup(config->name ? config->name : "master");
   m->max_frame = ia__max_frame(config->max_frame);
+  m->beat = ia__beat_from(config->heartbeat_ms, config->heartbeat_tolerance_ms);
   m->ep.fd = -1;
   pthread_mutex_init(&m->mu, NULL);
   atomic_init(&m->next_id, 1);
@@ -184,6 +188,7 @@ void ia_master_free(ia_master *m) {
   if (m->base) event_base_free(m->base);
   pthread_cond_destroy(&m->reader_cond);
   pthread_mutex_destroy(&m->mu);
+  free(m->tick_conns);
   free((char *)m->cfg.name);
   free(m);
 }

@@ -57,7 +57,11 @@ static bool caller_read(ia_conn *c, uint64_t left_ms) {
     if (r == 0 || (r < 0 && errno == EINTR)) return true;
   }
   ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, 0, NULL);
-  if (n > 0 || retry(n)) return true;
+  if (n > 0) {
+    ia__live_rx(&c->live);
+    return true;
+  }
+  if (retry(n)) return true;
   read_failed(c, n);
   return false;
 }
@@ -73,6 +77,7 @@ static void loop_read(ia_conn *c, bool ended) {
       read_failed(c, n);
       return;
     }
+    ia__live_rx(&c->live);
     if (!ia__master_dispatch(c) || (!full && !ended)) return;
   }
   ia__epset_again(&c->m->ep); /* more is waiting: after the other sockets */

@@ -21,6 +21,12 @@ void ia__sock_setup(int fd) {
   fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+void ia__sock_user_timeout(int fd, uint32_t ms) {
+  unsigned int v = ms;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v) != 0)
+    IA__DEBUG("TCP_USER_TIMEOUT: %s", strerror(errno));
+}
+
 uint16_t ia__sock_port(int fd) {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;

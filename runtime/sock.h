@@ -25,6 +25,11 @@
  * close-on-exec. */
 void ia__sock_setup(int fd);
 
+/* Makes a write that the peer does not acknowledge for `ms` fail the
+ * connection (TCP_USER_TIMEOUT), so that a vanished host is noticed by a
+ * sender within the heartbeat tolerance too. 0 is the kernel's default. */
+void ia__sock_user_timeout(int fd, uint32_t ms);
+
 /* The local port of a bound socket, 0 if unknown. */
 uint16_t ia__sock_port(int fd);
 

@@ -13,6 +13,7 @@
 void ia__ws_init(ia__ws *ws, size_t limit) {
   memset(ws, 0, sizeof *ws);
   atomic_init(&ws->queued, 0);
+  atomic_init(&ws->drained, 0);
   pthread_mutex_init(&ws->mu, NULL);
   ia__cond_init(&ws->idle);
   ws->limit = limit;
@@ -113,6 +114,7 @@ static int q_flush(ia__ws *ws, int fd) {
       return -1;
     }
     if (r == 0) return 1;
+    atomic_fetch_add_explicit(&ws->drained, 1, memory_order_relaxed);
     ws->head += (size_t)r;
     q_len(ws);
   }
@@ -152,14 +154,17 @@ out:
 
 /* Waits for the socket to take v[0..n), without the lock. 0 when all is
  * out, 1 at the deadline (*v and *n are what is left), -1 on a failure. */
-static int write_until(int fd, struct iovec **v, int *n, uint64_t deadline_ms) {
+static int write_until(ia__ws *ws, int fd, struct iovec **v, int *n, uint64_t deadline_ms) {
+  bool waited = false;
   while (*n > 0) {
     ssize_t r = write_nb(fd, *v, *n);
     if (r < 0) return -1;
     if (r > 0) {
+      if (waited) atomic_fetch_add_explicit(&ws->drained, 1, memory_order_relaxed);
       *n = iov_advance(*v, *n, (size_t)r, v);
       continue;
     }
+    waited = true;
     int ready = ia__wait_fd(fd, POLLOUT, deadline_ms);
     if (ready == 0) return 1;
     if (ready < 0) {
@@ -220,7 +225,7 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
   if (before_tail > before_head) all[na++] = (struct iovec){before + before_head, before_tail - before_head};
   for (int i = 0; i < n; i++)
     all[na++] = v[i];
-  int r = write_until(fd, &a, &na, deadline_ms);
+  int r = write_until(ws, fd, &a, &na, deadline_ms);
   int e = errno;
 
   pthread_mutex_lock(&ws->mu);
@@ -272,4 +277,8 @@ int ia__ws_error(ia__ws *ws) {
 
 size_t ia__ws_queued(const ia__ws *ws) {
   return atomic_load_explicit(&((ia__ws *)ws)->queued, memory_order_relaxed);
+}
+
+uint64_t ia__ws_drained(const ia__ws *ws) {
+  return atomic_load_explicit(&((ia__ws *)ws)->drained, memory_order_relaxed);
 }

@@ -41,6 +41,7 @@ typedef struct ia__ws {
   size_t head, tail, cap;
   _Atomic size_t queued; /* tail - head, readable without the lock */
   size_t limit;          /* no more is appended once this much waits */
+  _Atomic uint64_t drained; /* writes of bytes that had to wait for the peer (ia__ws_drained) */
 } ia__ws;
 
 typedef enum ia__ws_rc {
@@ -70,5 +71,9 @@ int ia__ws_error(ia__ws *ws);
  * queues bytes updates it before it lets go of the lock, so a reader that
  * then takes a lock the queuing thread takes next sees them. */
 size_t ia__ws_queued(const ia__ws *ws);
+/* How many times bytes that had waited for the socket went out: the peer's
+ * end took what it had not taken before, a sign of life while a frame of
+ * ours is stuck behind its reading (runtime/beat.h). Any thread. */
+uint64_t ia__ws_drained(const ia__ws *ws);
 
 #endif

@@ -59,6 +59,8 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   free(c->master_name);
   c->master_name = strdup(h->master_name ? h->master_name : "");
   c->peer_max_frame = h->has_max_frame && h->max_frame ? h->max_frame : IA__MAX_FRAME_DEFAULT;
+  bool beat_asked = h->has_heartbeat_ms && h->has_heartbeat_tolerance_ms;
+  uint32_t beat_ms = h->heartbeat_ms, beat_tol = h->heartbeat_tolerance_ms;
   char msg[160];
   pthread_mutex_lock(&s->mu);
   ia__sconn *old = s->master && ia__sconn_peer_gone(s->master) ? s->master : NULL;
@@ -108,6 +110,10 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   w.mode = (uint32_t)s->cfg.mode;
   w.capacity = 1;
   w.max_frame = s->max_frame;
+  ia__beat beat = ia__slave_beat_agree(c, beat_asked, beat_ms, beat_tol);
+  w.has_heartbeat_ms = w.has_heartbeat_tolerance_ms = 1;
+  w.heartbeat_ms = beat.interval_ms;
+  w.heartbeat_tolerance_ms = beat.tolerance_ms;
   ia__wframe out;
   c->handshaken = true;
   event_free(c->hello_ev); /* the handshake is over in time */

@@ -14,6 +14,8 @@
  *               hand-off of a socket between them
  *   task_ctx.c  the handler's view of a task, and its outcome as a frame
  *   watchdog.c  the process's watchdog thread (knows nothing of the slave)
+ *   beat.c      liveness: the heartbeat setting agreed with a master, and
+ *               the loop's timer that drops a master gone silent
  *
  * Threads. One libevent loop thread owns the listener, the timers, the
  * connections still in their handshake, and the freeing of connections. One
@@ -34,6 +36,7 @@
 #include <stddef.h>
 
 #include "interaction/slave.h"
+#include "runtime/beat.h"
 #include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
@@ -74,6 +77,8 @@ typedef struct ia__sconn {
   int tasks;           /* (mu) its tasks in the slot: it lives until they end */
   char *master_name;   /* written before the hand-off to the worker, then read only */
   uint32_t peer_max_frame;
+  ia__beat beat;                  /* agreed in the handshake (loop, before the hand-off) */
+  ia__live live;                  /* rx is bumped by the reader; the rest is the loop's */
   struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
   struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
 } ia__sconn;
@@ -135,6 +140,7 @@ struct ia_slave {
   ia_slave_config cfg; /* host and name point at owned copies */
   uint32_t max_frame;
   uint32_t max_pending;
+  ia__beat beat; /* the config's heartbeat setting */
   ia__method *methods; /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */
@@ -178,6 +184,7 @@ struct ia_slave {
   struct event *shutdown_ev;
   struct event *grace_ev;
   struct event *deadline_ev;
+  struct event *beat_ev; /* looks at the master's heartbeat (beat.c) */
 };
 
 /* ---- slave.c ---- */
@@ -225,6 +232,16 @@ void ia__sconn_close_cb(int fd, short what, void *arg);
 /* True when the slave's current master has closed its socket (it is going
  * away and its EOF is merely unread); mu held. */
 bool ia__sconn_peer_gone(const ia__sconn *c);
+
+/* ---- beat.c ---- */
+
+/* Makes the heartbeat timer (not yet added). False if out of memory. */
+IA_MUST_CHECK bool ia__slave_beat_init(ia_slave *s);
+/* Starts the timer if the slave has heartbeats on. Before the loop runs. */
+void ia__slave_beat_start(ia_slave *s);
+/* The setting for a master that proposed `h_ms`/`h_tol` (has: it proposed
+ * any), started on c: what goes into the Welcome. Loop. */
+ia__beat ia__slave_beat_agree(ia__sconn *c, bool has, uint32_t h_ms, uint32_t h_tol);
 
 /* ---- dispatch.c ---- */
 

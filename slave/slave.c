@@ -43,6 +43,8 @@ void ia_slave_config_init(ia_slave_config *c) {
   c->grace_ms = 2000;
   c->hello_timeout_ms = 10000;
   c->max_pending = IA__MAX_PENDING_DEFAULT;
+  c->heartbeat_ms = IA_HEARTBEAT_DEFAULT_MS;
+  c->heartbeat_tolerance_ms = IA_HEARTBEAT_TOLERANCE_DEFAULT_MS;
 }
 
 /* ---- methods ---- */
@@ -151,7 +153,7 @@ static bool make_events(ia_slave *s) {
   s->deadline_ev = evtimer_new(s->base, deadline_cb, s);
   s->accept_retry_ev = evtimer_new(s->base, ia__sconn_accept_retry_cb, s);
   return s->long_ev && s->close_ev && s->shutdown_ev && s->grace_ev && s->deadline_ev && s->accept_retry_ev &&
-         ia__epset_start(&s->ep);
+         ia__slave_beat_init(s) && ia__epset_start(&s->ep);
 }
 
 ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err) {
@@ -231,6 +233,7 @@ ia_code ia_slave_start(ia_slave *s, ia_error *err) {
   if (rc != IA_OK) return rc;
   if (!ia__watchdog_add(&s->watch)) return start_failed(s, "watchdog", err);
   s->in_watchdog = true;
+  ia__slave_beat_start(s);
   if (ia__thread_create(&s->worker, ia__slave_worker_main, s) != 0) return start_failed(s, "worker thread", err);
   if (ia__thread_create(&s->loop_thread, loop_main, s) != 0) {
     pthread_mutex_lock(&s->mu);
@@ -285,7 +288,8 @@ void ia_slave_free(ia_slave *s) {
     ia__sconn_free(s->conns);
   if (s->to_run) ia__task_ctx_free(s->to_run);
   free(atomic_exchange(&s->spare, NULL));
-  struct event *evs[] = {s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev, s->accept_retry_ev};
+  struct event *evs[] = {s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev, s->accept_retry_ev,
+                         s->beat_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
   ia__epset_free(&s->ep);

@@ -3,6 +3,9 @@
  *
  *   interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]
  *   interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD
+ *   (both also take --heartbeat-ms N and --heartbeat-tolerance-ms N)
+ *
+ * The command line is cli_args.c's; this file runs the commands.
  *
  * Each command is a short-lived master: it starts an ia_master, connects to one
  * slave, does its work and disconnects gracefully, so that the slave is free
@@ -27,266 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_args.h"
 #include "interaction/interaction.h"
-
-/* Exit statuses; the help text below documents them and scripts rely on
- * them, so never renumber. */
-enum {
-  CLI_OK = 0,
-  CLI_LOCAL = 1,        /* cannot read the request or write the reply, no memory */
-  CLI_USAGE = 2,        /* bad command line */
-  CLI_UNREACHABLE = 3,  /* cannot reach the slave: resolve, connect, I/O or timeout in the handshake */
-  CLI_CONN_REFUSED = 4, /* the slave answered the handshake with a refusal */
-  CLI_TASK_FAILED = 5,  /* the task ran and failed, or gave no answer in time */
-  CLI_TASK_REFUSED = 6, /* the slave did not run the task */
-  CLI_LOST = 7,         /* the connection went away after the handshake */
-};
-
-#define CLI_DEFAULT_NAME "interaction-cli"
-#define CLI_PING_TIMEOUT_MS 5000u
-#define CLI_COUNT_MAX 1000000ul
-/* The protocol's hard cap on a frame; a request can never be larger. */
-#define CLI_INPUT_MAX (1ul << 30)
-
-static const char exit_status_help[] =
-    "exit status:\n"
-    "  0  success\n"
-    "  1  local error: cannot read the request or write the reply, out of memory,\n"
-    "     or a request larger than the slave accepts (703 FRAME_TOO_LARGE; not sent)\n"
-    "  2  usage error\n"
-    "  3  cannot reach the slave: name resolution, connect, I/O error or timeout\n"
-    "     during the handshake (e.g. 706 IO_ERROR, 702 TIMEOUT)\n"
-    "  4  the slave refused the connection at the handshake (202 CHANNEL_INVALID,\n"
-    "     201 CHANNEL_NOT_FOUND, 301/302 token, 501 ALREADY_CONNECTED,\n"
-    "     503 CONNECTION_REFUSED, 705 VERSION_UNSUPPORTED, 101 SHUTTING_DOWN)\n"
-    "  5  the task failed: a TaskFail (603 TASK_FAILED or the handler's own code),\n"
-    "     604 TASK_ERROR, 607 DEADLINE_EXCEEDED, 608 CANCELLED, or no answer\n"
-    "     within --timeout (702 TIMEOUT)\n"
-    "  6  the slave refused the task and did not run it (601 TASK_ALREADY_EXIST,\n"
-    "     602 TASK_REFUSED, 605 QUEUE_FULL, 101 SHUTTING_DOWN),\n"
-    "     or has no such method (606 UNKNOWN_METHOD, refused or failed)\n"
-    "  7  the connection was lost after the handshake (701 CONNECTION_LOST), or a\n"
-    "     ping got no answer\n";
-
-static void usage_main(FILE *out) {
-  fprintf(out,
-          "usage: interaction <command> [options]\n"
-          "\n"
-          "Talks to one Interaction slave as a short-lived master.\n"
-          "\n"
-          "commands:\n"
-          "  ping HOST:PORT         handshake, then round trips (Ping/Pong)\n"
-          "  call HOST:PORT METHOD  one task: request from a file or stdin, reply to stdout\n"
-          "\n"
-          "Run `interaction <command> --help` for the options of a command.\n"
-          "\n"
-          "%s",
-          exit_status_help);
-}
-
-static void usage_ping(FILE *out) {
-  fprintf(out,
-          "usage: interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]\n"
-          "\n"
-          "Connects to the slave at HOST:PORT (handshake), prints how long that took,\n"
-          "sends K pings one after the other and prints each round trip, then\n"
-          "disconnects gracefully.\n"
-          "\n"
-          "  --channel N    channel to present; must match the slave's (default 0)\n"
-          "  --count K      number of pings, 1..%lu (default 3)\n"
-          "  --timeout MS   bound on the handshake, on each ping and on the disconnect,\n"
-          "                 in milliseconds (default %u)\n"
-          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
-          "  -h, --help     this text\n"
-          "\n"
-          "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
-          "\n"
-          "%s",
-          CLI_COUNT_MAX, CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, exit_status_help);
-}
-
-static void usage_call(FILE *out) {
-  fprintf(
-      out,
-      "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD\n"
-      "\n"
-      "Runs one task on the slave at HOST:PORT: METHOD (e.g. sum.Adder/Sum) with\n"
-      "the request payload read as raw bytes (an encoded protobuf message) from\n"
-      "FILE, or from stdin without --in or with --in -. The whole request is read\n"
-      "before connecting. On success the reply payload is written raw to stdout and\n"
-      "nothing else is; on failure stdout stays empty and stderr says why, with the\n"
-      "code, its name, the slave's message and the size of any data it attached.\n"
-      "\n"
-      "  --channel N    channel to present; must match the slave's (default 0)\n"
-      "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
-      "                 in milliseconds (default %u)\n"
-      "  --in FILE      read the request from FILE; - means stdin (the default)\n"
-      "  --name NAME    master name sent in the handshake (default \"%s\")\n"
-      "  -h, --help     this text\n"
-      "\n"
-      "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
-      "\n"
-      "%s",
-      IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, exit_status_help);
-}
-
-/* ---- the command line ---- */
-
-typedef struct cli_args {
-  const char *address; /* HOST:PORT as given, for messages */
-  char host[256];
-  uint16_t port;
-  uint32_t channel;
-  uint32_t timeout_ms;
-  const char *name;
-  unsigned long count; /* ping */
-  const char *in;      /* call: NULL or "-" means stdin */
-  const char *method;  /* call */
-} cli_args;
-
-/* Parses a whole decimal number in [min, max]; false on anything else. */
-static bool parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out) {
-  if (text == NULL || *text < '0' || *text > '9') return false;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
-  *out = v;
-  return true;
-}
-
-/* Splits HOST:PORT (or [V6]:PORT) into args->host and args->port. On failure
- * writes why into `why` and returns false. */
-static bool parse_address(const char *text, cli_args *args, char *why, size_t cap) {
-  const char *host = text, *colon;
-  size_t host_len;
-  if (text[0] == '[') {
-    const char *close = strchr(text, ']');
-    if (close == NULL) {
-      snprintf(why, cap, "'%s': missing ']' after the IPv6 address", text);
-      return false;
-    }
-    host = text + 1;
-    host_len = (size_t)(close - host);
-    colon = close[1] == ':' ? close + 1 : NULL;
-    if (close[1] != '\0' && close[1] != ':') {
-      snprintf(why, cap, "'%s': expected ':' after ']'", text);
-      return false;
-    }
-  } else {
-    colon = strrchr(text, ':');
-    if (colon != NULL && memchr(text, ':', (size_t)(colon - text)) != NULL) {
-      snprintf(why, cap, "'%s': an IPv6 address needs brackets, as in [::1]:5000", text);
-      return false;
-    }
-    host_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
-  }
-  if (colon == NULL || colon[1] == '\0') {
-    snprintf(why, cap, "'%s': missing port, expected HOST:PORT", text);
-    return false;
-  }
-  if (host_len == 0) {
-    snprintf(why, cap, "'%s': missing host, expected HOST:PORT", text);
-    return false;
-  }
-  if (host_len >= sizeof args->host) {
-    snprintf(why, cap, "'%.40s...': host name too long", text);
-    return false;
-  }
-  unsigned long port;
-  if (!parse_uint(colon + 1, 1, UINT16_MAX, &port)) {
-    snprintf(why, cap, "'%s': port must be a number from 1 to 65535", text);
-    return false;
-  }
-  memcpy(args->host, host, host_len);
-  args->host[host_len] = '\0';
-  args->port = (uint16_t)port;
-  args->address = text;
-  return true;
-}
-
-typedef enum command { CMD_PING, CMD_CALL } command;
-
-__attribute__((format(printf, 2, 3))) static int usage_error(command cmd, const char *fmt, ...) {
-  fprintf(stderr, "interaction %s: ", cmd == CMD_PING ? "ping" : "call");
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputs("\n\n", stderr);
-  (cmd == CMD_PING ? usage_ping : usage_call)(stderr);
-  return CLI_USAGE;
-}
-
-/* Fills `args` from a command's arguments (argv[0] is the command name).
- * Returns -1 to go on, or the exit status (0 after --help, 2 after a usage
- * error, with the usage on stderr). */
-static int parse_args(command cmd, int argc, char **argv, cli_args *args) {
-  static const struct option options[] = {
-      {"channel", required_argument, NULL, 'c'},
-      {"count", required_argument, NULL, 'k'},
-      {"timeout", required_argument, NULL, 't'},
-      {"name", required_argument, NULL, 'n'},
-      {"in", required_argument, NULL, 'i'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  memset(args, 0, sizeof *args);
-  args->name = CLI_DEFAULT_NAME;
-  args->count = 3;
-  args->timeout_ms = cmd == CMD_PING ? CLI_PING_TIMEOUT_MS : IA_CALL_DEFAULT_TIMEOUT_MS;
-  opterr = 0;
-  optind = 1;
-  int opt;
-  unsigned long v;
-  /* The leading ':' makes a missing value come back as ':', not '?'. */
-  while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-    switch (opt) {
-    case 'c':
-      if (!parse_uint(optarg, 0, UINT32_MAX, &v)) return usage_error(cmd, "bad --channel '%s'", optarg);
-      args->channel = (uint32_t)v;
-      break;
-    case 'k':
-      if (cmd != CMD_PING) return usage_error(cmd, "unknown option '--count'");
-      if (!parse_uint(optarg, 1, CLI_COUNT_MAX, &v))
-        return usage_error(cmd, "bad --count '%s' (1 to 1000000)", optarg);
-      args->count = v;
-      break;
-    case 't':
-      if (!parse_uint(optarg, 1, UINT32_MAX - 1, &v))
-        return usage_error(cmd, "bad --timeout '%s' (milliseconds, at least 1)", optarg);
-      args->timeout_ms = (uint32_t)v;
-      break;
-    case 'n':
-      if (optarg[0] == '\0') return usage_error(cmd, "empty --name");
-      args->name = optarg;
-      break;
-    case 'i':
-      if (cmd != CMD_CALL) return usage_error(cmd, "unknown option '--in'");
-      args->in = optarg;
-      break;
-    case 'h':
-      (cmd == CMD_PING ? usage_ping : usage_call)(stdout);
-      return CLI_OK;
-    case ':':
-      return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-    default:
-      return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  int want = cmd == CMD_PING ? 1 : 2;
-  int have = argc - optind;
-  if (have == 0) return usage_error(cmd, "missing HOST:PORT");
-  if (have < want) return usage_error(cmd, "missing METHOD");
-  if (have > want) return usage_error(cmd, "unexpected argument '%s'", argv[optind + want]);
-  char why[160];
-  if (!parse_address(argv[optind], args, why, sizeof why)) return usage_error(cmd, "%s", why);
-  if (cmd == CMD_CALL) {
-    args->method = argv[optind + 1];
-    if (args->method[0] == '\0') return usage_error(cmd, "empty METHOD");
-  }
-  return -1;
-}
 
 /* ---- messages ---- */
 
@@ -348,6 +93,8 @@ static int session_open(const cli_args *args, session *s) {
   ia_master_config_init(&config);
   config.name = args->name;
   config.channel = args->channel;
+  config.heartbeat_ms = args->heartbeat_ms;
+  config.heartbeat_tolerance_ms = args->heartbeat_tolerance_ms;
   char what[320];
   snprintf(what, sizeof what, "cannot connect to %s", args->address);
   ia_code rc = ia_master_new(&config, &s->master, &err);
@@ -576,12 +323,12 @@ int main(int argc, char **argv) {
   if (getenv("IA_LOG") == NULL) ia_log_set_level(IA_LOG_ERROR);
   if (argc < 2) {
     fputs("interaction: missing command\n\n", stderr);
-    usage_main(stderr);
+    cli_usage_main(stderr);
     return CLI_USAGE;
   }
   const char *name = argv[1];
   if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
-    usage_main(stdout);
+    cli_usage_main(stdout);
     return CLI_OK;
   }
   command cmd;
@@ -591,11 +338,11 @@ int main(int argc, char **argv) {
     cmd = CMD_CALL;
   } else {
     fprintf(stderr, "interaction: unknown command '%s'\n\n", name);
-    usage_main(stderr);
+    cli_usage_main(stderr);
     return CLI_USAGE;
   }
   cli_args args;
-  int status = parse_args(cmd, argc - 1, argv + 1, &args);
+  int status = cli_parse_args(cmd, argc - 1, argv + 1, &args);
   if (status >= 0) return status;
   return cmd == CMD_PING ? cmd_ping(&args) : cmd_call(&args);
 }

@@ -40,16 +40,24 @@ bool example_parse_hostport(const char *text, char *host, size_t host_size, uint
 static void slave_usage(FILE *out, const example_slave *spec) {
   fprintf(out,
           "usage: %s [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
+          "       [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
           "\n"
           "  --host H       address to bind (default 127.0.0.1)\n"
           "  --port P       port to bind; 0 picks a free one (default 0)\n"
           "  --channel C    channel a master must present (default 0)\n"
           "  --grace-ms N   shutdown grace for a running task (default 2000)\n"
           "  --name NAME    %s (default \"%s\")\n"
+          "  --heartbeat-ms N\n"
+          "                 heartbeat interval a master may agree to; 0 turns\n"
+          "                 heartbeats off (default %u)\n"
+          "  --heartbeat-tolerance-ms N\n"
+          "                 a master silent this long is dropped; 0 turns\n"
+          "                 heartbeats off (default %u)\n"
           "  --help         this text\n"
           "\n"
           "%s",
-          spec->program, spec->name_help, spec->default_name, spec->about);
+          spec->program, spec->name_help, spec->default_name, IA_HEARTBEAT_DEFAULT_MS,
+          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, spec->about);
 }
 
 static int slave_fail(const example_slave *spec, const char *what, ia_code code, const ia_error *err) {
@@ -68,6 +76,8 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       {"channel", required_argument, NULL, 'c'},
       {"grace-ms", required_argument, NULL, 'g'},
       {"name", required_argument, NULL, 'n'},
+      {"heartbeat-ms", required_argument, NULL, 'b'},
+      {"heartbeat-tolerance-ms", required_argument, NULL, 't'},
       {"help", no_argument, NULL, 'H'},
       {NULL, 0, NULL, 0},
   };
@@ -92,6 +102,14 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       break;
     case 'n':
       config->name = optarg;
+      break;
+    case 'b':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->heartbeat_ms = (uint32_t)v;
+      break;
+    case 't':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->heartbeat_tolerance_ms = (uint32_t)v;
       break;
     case 'H':
       slave_usage(stdout, spec);

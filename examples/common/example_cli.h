@@ -39,6 +39,7 @@ typedef struct example_slave {
 /* The whole main() of a slave program:
  *
  *   PROGRAM --host H --port P --channel C [--grace-ms N] [--name NAME]
+ *           [--heartbeat-ms N] [--heartbeat-tolerance-ms N]
  *
  * Parses the command line (exit status 0 after --help, 2 on a usage error),
  * blocks SIGINT and SIGTERM, creates the slave, lets spec->serve register the

@@ -2,7 +2,7 @@
  * sum-demo: a master that walks through what Interaction does, against one or
  * more running sum-slave processes.
  *
- *   sum-demo --channel C HOST:PORT [HOST:PORT...]
+ *   sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N] HOST:PORT [HOST:PORT...]
  *
  * It connects to every slave (slave-0, slave-1, ...), then:
  *   1. fans one Sum out to every slave at once (async typed tasks with
@@ -316,22 +316,31 @@ static void step_disconnect(endpoint *eps, int n) {
 /* ---- main ---- */
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: sum-demo --channel C HOST:PORT [HOST:PORT...]\n"
+  fprintf(out, "usage: sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
+               "                HOST:PORT [HOST:PORT...]\n"
                "\n"
                "Connects to every sum-slave given (all on channel C) and walks through\n"
                "fan-out, TaskFail, a busy slave, a channel mismatch and disconnection.\n"
-               "Exits 0 only if every step behaved as expected.\n");
+               "Exits 0 only if every step behaved as expected.\n"
+               "\n"
+               "  --heartbeat-ms N            the heartbeat interval proposed to each slave;\n"
+               "                              0 turns heartbeats off (default %u)\n"
+               "  --heartbeat-tolerance-ms N  a slave silent this long is lost; 0 turns\n"
+               "                              heartbeats off (default %u)\n",
+          IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS);
 }
 
 int main(int argc, char **argv) {
   static const struct option options[] = {
       {"channel", required_argument, NULL, 'c'},
+      {"heartbeat-ms", required_argument, NULL, 'b'},
+      {"heartbeat-tolerance-ms", required_argument, NULL, 't'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   /* Show each step as it happens, even when stdout is a pipe or a file. */
   setvbuf(stdout, NULL, _IOLBF, 0);
-  unsigned long channel = 0;
+  unsigned long channel = 0, beat_ms = IA_HEARTBEAT_DEFAULT_MS, beat_tol = IA_HEARTBEAT_TOLERANCE_DEFAULT_MS;
   bool have_channel = false;
   int opt;
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -339,12 +348,13 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (opt != 'c' || !example_parse_uint(optarg, UINT32_MAX, &channel)) {
-      if (opt == 'c') fprintf(stderr, "sum-demo: invalid channel '%s'\n", optarg);
+    unsigned long *into = opt == 'c' ? &channel : opt == 'b' ? &beat_ms : opt == 't' ? &beat_tol : NULL;
+    if (into == NULL || !example_parse_uint(optarg, UINT32_MAX, into)) {
+      if (into != NULL) fprintf(stderr, "sum-demo: invalid value '%s'\n", optarg);
       usage(stderr);
       return 2;
     }
-    have_channel = true;
+    have_channel |= opt == 'c';
   }
   int n = argc - optind;
   if (!have_channel || n < 1) {
@@ -370,6 +380,8 @@ int main(int argc, char **argv) {
   ia_master_config_init(&config);
   config.name = "sum-demo";
   config.channel = (uint32_t)channel;
+  config.heartbeat_ms = (uint32_t)beat_ms;
+  config.heartbeat_tolerance_ms = (uint32_t)beat_tol;
   ia_master *master = NULL;
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_master_new(&config, &master, &err);

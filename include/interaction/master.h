@@ -37,9 +37,18 @@ typedef struct ia_master_config {
   const char *name;   /* sent in Hello; NULL means "master" */
   uint32_t channel;   /* must match the slave's channel */
   uint32_t max_frame; /* largest accepted frame; 0 means 64 MiB (cap 1 GiB); sent in Hello */
+  /* Heartbeats (either 0: off). The master sends a Ping every heartbeat_ms
+   * and drops a connection on which nothing at all arrived for
+   * heartbeat_tolerance_ms. Both are proposals: each connection uses the
+   * setting agreed with its slave in the handshake -- the longer interval
+   * and the longer tolerance of the two ends, off if either end has them
+   * off -- so that a mismatch never drops a healthy connection. */
+  uint32_t heartbeat_ms;
+  uint32_t heartbeat_tolerance_ms;
 } ia_master_config;
 
-/* Fills a config with the defaults (name "master", channel 0, 64 MiB). */
+/* Fills a config with the defaults (name "master", channel 0, 64 MiB,
+ * the default heartbeat). */
 void ia_master_config_init(ia_master_config *config);
 
 /* Creates a master from `config` (copied). *out is the caller's, released
@@ -83,8 +92,39 @@ void ia_conn_release(ia_conn *conn);
 
 /* The connection's name; valid as long as the handle. */
 const char *ia_conn_name(const ia_conn *conn);
-/* True while the TCP connection is up and handshaken. */
+/* True while the TCP connection is up and handshaken: false as soon as it
+ * is lost (a reset, a protocol error, a peer silent past the heartbeat
+ * tolerance) or closed. */
 bool ia_conn_is_connected(const ia_conn *conn);
+
+/* A connection's state: CONNECTED from ia_master_connect() until it ends,
+ * once, in LOST (the slave vanished, reset, went silent past the heartbeat
+ * tolerance, broke the protocol) or CLOSED (ia_conn_disconnect(),
+ * ia_conn_free(), the slave said Goodbye, the master shut down). */
+typedef enum ia_conn_state {
+  IA_CONN_CONNECTED = 0,
+  IA_CONN_LOST,
+  IA_CONN_CLOSED,
+} ia_conn_state;
+
+/* The state's name ("LOST"); static, never NULL. */
+const char *ia_conn_state_name(ia_conn_state state);
+/* The connection's state now. */
+ia_conn_state ia_conn_state_now(const ia_conn *conn);
+
+/* Called once when the connection leaves CONNECTED, with the new state and
+ * why (`why->code`: IA_CONNECTION_LOST, a protocol error's code, the
+ * slave's Goodbye code, IA_OK for a graceful disconnect; `why` is valid
+ * during the call). It runs on the thread that noticed -- the I/O thread,
+ * a thread blocked in a call on the connection, or the caller of
+ * ia_conn_disconnect(), ia_conn_free() or ia_master_free() -- after every
+ * pending task has ended, and must not block. */
+typedef void (*ia_conn_state_fn)(ia_conn *conn, ia_conn_state state, const ia_error *why, void *user);
+
+/* Registers the state callback (one per connection; a second replaces the
+ * first). If the connection has already ended, fn runs at once on this
+ * thread. */
+IA_MUST_CHECK ia_code ia_conn_on_state(ia_conn *conn, ia_conn_state_fn fn, void *user);
 
 /*
  * Graceful disconnect (the original's `del master[name]`): sends Disconnect

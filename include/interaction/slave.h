@@ -61,7 +61,8 @@ typedef bool (*ia_before_connection_fn)(const char *master_name, const uint8_t *
 typedef bool (*ia_before_disconnection_fn)(const char *master_name, const uint8_t *data, size_t len,
                                            ia_hook_reply *refusal, void *user);
 typedef bool (*ia_before_task_fn)(const ia_task_ctx *task, ia_hook_reply *refusal, void *user);
-/* The master vanished (reset, EOF without Goodbye, protocol error). I/O thread. */
+/* The master vanished (reset, EOF without Goodbye, protocol error, silent
+ * past the heartbeat tolerance). I/O thread. */
 typedef void (*ia_lost_connection_fn)(const char *master_name, ia_code why, void *user);
 
 typedef struct ia_slave_config {
@@ -74,6 +75,13 @@ typedef struct ia_slave_config {
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
   uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
   uint32_t max_pending;      /* connections still in their handshake at once (0: 64); a new one closes the oldest */
+  /* Heartbeats (either 0: off). A master that proposes them in its Hello
+   * gets the longer interval and the longer tolerance of the two ends (off
+   * if either has them off); the slave answers its Pings, and drops it --
+   * lost_connection with IA_CONNECTION_LOST, the running task cancelled --
+   * once nothing at all came from it for the tolerance. */
+  uint32_t heartbeat_ms;
+  uint32_t heartbeat_tolerance_ms;
   ia_handler_fn handler;
   ia_before_connection_fn before_connection;
   ia_before_disconnection_fn before_disconnection;
@@ -83,7 +91,8 @@ typedef struct ia_slave_config {
 } ia_slave_config;
 
 /* Fills a config with the defaults (127.0.0.1:0, channel 0, 64 MiB frames,
- * 2 s grace, 10 s hello timeout, 64 pending connections). */
+ * 2 s grace, 10 s hello timeout, 64 pending connections, the default
+ * heartbeat: IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS). */
 void ia_slave_config_init(ia_slave_config *config);
 
 /*

@@ -64,6 +64,13 @@ const char *ia_code_name(int code);
 
 #define IA_ERROR_MESSAGE_MAX 256
 
+/* The default heartbeat of both ends (ia_master_config, ia_slave_config):
+ * a Ping a second, and a peer silent for 5 s is lost. Five missed beats ride out a loaded machine's scheduling and a few
+ * lost packets (TCP's retransmissions start at 200 ms), and a dead peer is
+ * still noticed within seconds, not the kernel's minutes. */
+#define IA_HEARTBEAT_DEFAULT_MS 1000u
+#define IA_HEARTBEAT_TOLERANCE_DEFAULT_MS 5000u
+
 /*
  * What went wrong. `message` is always NUL-terminated (truncated if longer).
  * `data` is owned by the error: malloc'd, released by ia_error_clear().

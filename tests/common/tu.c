@@ -214,10 +214,17 @@ ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *
 /* ---- master ---- */
 
 ia_code tu_master_start(const char *name, uint32_t channel, ia_master **out, ia_error *err) {
+  return tu_master_start_beat(name, channel, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, out, err);
+}
+
+ia_code tu_master_start_beat(const char *name, uint32_t channel, uint32_t beat_ms, uint32_t beat_tol,
+                             ia_master **out, ia_error *err) {
   ia_master_config config;
   ia_master_config_init(&config);
   config.name = name;
   config.channel = channel;
+  config.heartbeat_ms = beat_ms;
+  config.heartbeat_tolerance_ms = beat_tol;
   ia_master *master = NULL;
   *out = NULL;
   ia_code rc = ia_master_new(&config, &master, err);

@@ -80,6 +80,9 @@ ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *
 
 /* ia_master_new + ia_master_start with `name` and `channel`. */
 ia_code tu_master_start(const char *name, uint32_t channel, ia_master **out, ia_error *err);
+/* The same with heartbeats beat_ms / beat_tol (0: off). */
+ia_code tu_master_start_beat(const char *name, uint32_t channel, uint32_t beat_ms, uint32_t beat_tol,
+                             ia_master **out, ia_error *err);
 /* ia_master_connect to 127.0.0.1:port without data, within TU_WAIT_MS. */
 ia_code tu_connect(ia_master *master, const char *name, uint16_t port, ia_conn **out, ia_error *err);
 /* A whole sum call through ia_call: IA_OK with *sum, or the code (err filled). */
@@ -168,6 +171,10 @@ int tu_raw_accept(int listen_fd, uint32_t timeout_ms);
 /* Reads the master's Hello and answers Welcome (version 1, capacity 1):
  * true if a Hello came. */
 bool tu_raw_welcome(int fd);
+/* The same, saying heartbeats beat_ms/beat_tol in the Welcome when has_beat
+ * (without the fields otherwise); proposed (may be NULL) gets what the
+ * Hello proposed, 0 for a field it lacked. */
+bool tu_raw_welcome_beat(int fd, bool has_beat, uint32_t beat_ms, uint32_t beat_tol, uint32_t proposed[2]);
 /* Reads one frame within timeout_ms: 1 with *frame (free with
  * interaction__v1__frame__free_unpacked), 0 on EOF or reset, -1 on timeout or
  * an undecodable frame. */

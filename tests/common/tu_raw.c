@@ -166,10 +166,18 @@ int tu_raw_accept(int listen_fd, uint32_t timeout_ms) {
 }
 
 bool tu_raw_welcome(int fd) {
+  return tu_raw_welcome_beat(fd, false, 0, 0, NULL);
+}
+
+bool tu_raw_welcome_beat(int fd, bool has_beat, uint32_t beat_ms, uint32_t beat_tol, uint32_t proposed[2]) {
   Interaction__V1__Frame *hello = NULL;
   if (tu_raw_read_frame(fd, TU_WAIT_MS, &hello) != 1) return false;
   bool ok = hello->body_case == INTERACTION__V1__FRAME__BODY_HELLO;
   uint64_t id = hello->id;
+  if (ok && proposed) {
+    proposed[0] = hello->hello->has_heartbeat_ms ? hello->hello->heartbeat_ms : 0;
+    proposed[1] = hello->hello->has_heartbeat_tolerance_ms ? hello->hello->heartbeat_tolerance_ms : 0;
+  }
   interaction__v1__frame__free_unpacked(hello, NULL);
   if (!ok) return false;
   Interaction__V1__Welcome welcome = INTERACTION__V1__WELCOME__INIT;
@@ -178,6 +186,9 @@ bool tu_raw_welcome(int fd) {
   welcome.slave_name = "fake-slave";
   welcome.has_capacity = 1;
   welcome.capacity = 1;
+  welcome.has_heartbeat_ms = welcome.has_heartbeat_tolerance_ms = has_beat;
+  welcome.heartbeat_ms = beat_ms;
+  welcome.heartbeat_tolerance_ms = beat_tol;
   Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
   frame.has_id = 1;
   frame.id = id;

@@ -1,10 +1,11 @@
 /*
- * sleepy_master PORT CHANNEL NAME
+ * sleepy_master PORT CHANNEL NAME [HEARTBEAT_MS HEARTBEAT_TOLERANCE_MS]
  *
  * A master in its own process, for the test that kills a master: connects to
  * 127.0.0.1:PORT as NAME on CHANNEL, starts sum.Adder/Sleep for 60 s, waits
  * until the slave holds it (STARTED), prints "started" (flushed) and then
- * sleeps until it is killed. Exits 1 with a reason on stderr on any failure,
+ * sleeps until it is killed (or frozen with SIGSTOP, and then killed). The
+ * heartbeat is the default unless given. Exits 1 with a reason on stderr on any failure,
  * and on its own after five minutes at the latest.
  */
 #include <stdio.h>
@@ -19,15 +20,17 @@ static int fail(const char *what, ia_code rc, const ia_error *err) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: sleepy_master PORT CHANNEL NAME\n");
+  if (argc != 4 && argc != 6) {
+    fprintf(stderr, "usage: sleepy_master PORT CHANNEL NAME [HEARTBEAT_MS HEARTBEAT_TOLERANCE_MS]\n");
     return 2;
   }
+  uint32_t beat_ms = argc == 6 ? (uint32_t)strtoul(argv[4], NULL, 10) : IA_HEARTBEAT_DEFAULT_MS;
+  uint32_t beat_tol = argc == 6 ? (uint32_t)strtoul(argv[5], NULL, 10) : IA_HEARTBEAT_TOLERANCE_DEFAULT_MS;
   uint16_t port = (uint16_t)strtoul(argv[1], NULL, 10);
   uint32_t channel = (uint32_t)strtoul(argv[2], NULL, 10);
   ia_error err = IA_ERROR_INIT;
   ia_master *master = NULL;
-  ia_code rc = tu_master_start(argv[3], channel, &master, &err);
+  ia_code rc = tu_master_start_beat(argv[3], channel, beat_ms, beat_tol, &master, &err);
   if (rc != IA_OK) return fail("start", rc, &err);
   ia_conn *conn = NULL;
   rc = tu_connect(master, "slave", port, &conn, &err);

@@ -1,0 +1,49 @@
+/*
+ * Heartbeats: the agreed setting and a connection's liveness (see
+ * runtime/beat.h for the protocol). Pure functions of their arguments and
+ * the one struct: no clock is read here, no socket touched.
+ */
+#include "runtime/beat.h"
+
+static uint32_t max_u32(uint32_t a, uint32_t b) {
+  return a > b ? a : b;
+}
+
+ia__beat ia__beat_from(uint32_t interval_ms, uint32_t tolerance_ms) {
+  ia__beat b = {0, 0};
+  if (interval_ms == 0 || tolerance_ms == 0) return b;
+  b.interval_ms = max_u32(interval_ms, IA__BEAT_MIN_MS);
+  uint64_t twice = 2ull * b.interval_ms;
+  b.tolerance_ms = tolerance_ms < twice ? (uint32_t)(twice > UINT32_MAX ? UINT32_MAX : twice) : tolerance_ms;
+  return b;
+}
+
+ia__beat ia__beat_agree(ia__beat a, ia__beat b) {
+  if (!ia__beat_on(a) || !ia__beat_on(b)) return (ia__beat){0, 0};
+  return ia__beat_from(max_u32(a.interval_ms, b.interval_ms), max_u32(a.tolerance_ms, b.tolerance_ms));
+}
+
+void ia__live_start(ia__live *l, uint64_t now_ms) {
+  l->seen_rx = atomic_load_explicit(&l->rx, memory_order_relaxed);
+  l->seen_tx = 0;
+  l->heard_ms = now_ms;
+  l->ping_ms = now_ms;
+}
+
+ia__live_rc ia__live_check(ia__live *l, ia__beat b, uint64_t tx, uint64_t now_ms, bool pings) {
+  if (!ia__beat_on(b)) return IA__LIVE_OK;
+  uint64_t rx = atomic_load_explicit(&l->rx, memory_order_relaxed);
+  if (rx != l->seen_rx || tx != l->seen_tx) {
+    l->seen_rx = rx;
+    l->seen_tx = tx;
+    l->heard_ms = now_ms;
+  }
+  if (now_ms - l->heard_ms >= b.tolerance_ms) return IA__LIVE_DEAD;
+  if (!pings || now_ms < l->ping_ms) return IA__LIVE_OK;
+  l->ping_ms = now_ms + b.interval_ms;
+  return IA__LIVE_PING;
+}
+
+uint64_t ia__live_silent_ms(const ia__live *l, uint64_t now_ms) {
+  return now_ms - l->heard_ms;
+}
