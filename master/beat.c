@@ -80,8 +80,8 @@ typedef struct beat_job {
 
 void ia__master_beat(ia_master *m) {
   if (!ia__beat_on(m->beat)) return;
-  uint64_t now = ia__now_ms();
   pthread_mutex_lock(&m->mu);
+  uint64_t now = ia__now_ms(); /* under mu: no connection registered later started after it */
   size_t n = 0, cap = m->tick_cap;
   beat_job *jobs = m->tick_conns;
   for (ia_conn *c = m->conns; c; c = c->next) {

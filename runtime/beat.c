@@ -38,12 +38,14 @@ ia__live_rc ia__live_check(ia__live *l, ia__beat b, uint64_t tx, uint64_t now_ms
     l->seen_tx = tx;
     l->heard_ms = now_ms;
   }
-  if (now_ms - l->heard_ms >= b.tolerance_ms) return IA__LIVE_DEAD;
+  if (ia__live_silent_ms(l, now_ms) >= b.tolerance_ms) return IA__LIVE_DEAD;
   if (!pings || now_ms < l->ping_ms) return IA__LIVE_OK;
   l->ping_ms = now_ms + b.interval_ms;
   return IA__LIVE_PING;
 }
 
 uint64_t ia__live_silent_ms(const ia__live *l, uint64_t now_ms) {
-  return now_ms - l->heard_ms;
+  /* A `now` read just before the connection was started is earlier than
+   * its start: that is no silence at all, not 2^64 ms of it. */
+  return now_ms > l->heard_ms ? now_ms - l->heard_ms : 0;
 }

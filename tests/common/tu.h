@@ -159,6 +159,9 @@ uint8_t *tu_frame_pack(const Interaction__V1__Frame *frame, size_t *len);
 bool tu_raw_send(int fd, const Interaction__V1__Frame *frame);
 /* Writes a Hello (version 1, channel, name, frame id 1) and nothing else. */
 bool tu_raw_send_hello(int fd, uint32_t channel, const char *name);
+/* The same, proposing heartbeats beat_ms/beat_tol when has_beat. */
+bool tu_raw_send_hello_beat(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
+                            uint32_t beat_tol);
 /* Writes a Hello (version 1, channel, name) and reads the answer: true on
  * Welcome. */
 bool tu_raw_hello(int fd, uint32_t channel, const char *name);

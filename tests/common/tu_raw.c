@@ -117,12 +117,20 @@ bool tu_raw_send(int fd, const Interaction__V1__Frame *frame) {
 }
 
 bool tu_raw_send_hello(int fd, uint32_t channel, const char *name) {
+  return tu_raw_send_hello_beat(fd, channel, name, false, 0, 0);
+}
+
+bool tu_raw_send_hello_beat(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
+                            uint32_t beat_tol) {
   Interaction__V1__Hello hello = INTERACTION__V1__HELLO__INIT;
   hello.has_version = 1;
   hello.version = 1;
   hello.has_channel = 1;
   hello.channel = channel;
   hello.master_name = (char *)name;
+  hello.has_heartbeat_ms = hello.has_heartbeat_tolerance_ms = has_beat;
+  hello.heartbeat_ms = beat_ms;
+  hello.heartbeat_tolerance_ms = beat_tol;
   Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
   frame.has_id = 1;
   frame.id = 1;

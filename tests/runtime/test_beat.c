@@ -60,3 +60,14 @@ Test(beat, off_is_never_dead) {
   ia__live_start(&l, 0);
   cr_assert_eq(ia__live_check(&l, ia__beat_from(0, 0), 0, 1u << 30, true), IA__LIVE_OK);
 }
+
+Test(beat, a_clock_read_before_the_start_is_no_silence) {
+  /* The master's tick read the clock, then a connect registered a
+   * connection started a millisecond later: found 2^64 ms silent, it was
+   * dropped at once (stress_conns under TSan). */
+  ia__beat b = ia__beat_from(1000, 5000);
+  ia__live l = {0};
+  ia__live_start(&l, 1001);
+  cr_assert_eq(ia__live_silent_ms(&l, 1000), 0);
+  cr_assert_neq(ia__live_check(&l, b, 0, 1000, true), IA__LIVE_DEAD);
+}
