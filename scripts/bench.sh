@@ -5,8 +5,10 @@
 #
 #   scripts/bench.sh [--workloads a,b,c] [--passes N] [--quick] [--pin MODE] [--out FILE] [--skip-build]
 #
-#   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect
-#                 (default: all)
+#   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect,
+#                 detect (default: all). `detect` is bench-detect: the time to notice a frozen
+#                 slave or master at two heartbeat settings, and the master's CPU with 256
+#                 idle connected slaves (bench/README.md)
 #   --passes N    passes per (peer, workload), peers alternating; medians are taken (default 7:
 #                 single passes land 10-30 % apart here, and a median of 7 moves less than of 5)
 #   --quick       1 pass with reduced call counts (a smoke run; under a minute; marked QUICK)
@@ -22,7 +24,7 @@
 # is stopped again, also on Ctrl-C. Benchmarks never run as part of the tests.
 set -euo pipefail
 
-ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect"
+ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect,detect"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-bench"
 workloads=$ALL_WORKLOADS
@@ -53,9 +55,14 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$passes" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --passes must be a positive number" >&2; exit 2; }
 IFS=, read -r -a wl_list <<<"$workloads"
+run_detect=0
+bench_list=()
 for w in "${wl_list[@]}"; do
   [[ ",$ALL_WORKLOADS," == *",$w,"* ]] || { echo "bench.sh: unknown workload '$w'" >&2; exit 2; }
+  if [[ $w == detect ]]; then run_detect=1; else bench_list+=("$w"); fi
 done
+wl_list=("${bench_list[@]}")
+workloads_run=$(IFS=,; echo "${wl_list[*]}")
 [[ "$pin" =~ ^(none|same|split)$ ]] || { echo "bench.sh: --pin takes none, same or split" >&2; exit 2; }
 if [[ $quick == 1 ]]; then passes=1; fi
 
@@ -83,7 +90,7 @@ if [[ $skip_build == 0 ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
     -DIA_BUILD_BENCH=ON -DIA_BUILD_TESTS=OFF -DIA_BUILD_EXAMPLES=OFF >"$tmp/cmake.log" 2>&1 ||
     { cat "$tmp/cmake.log" >&2; exit 1; }
-  cmake --build "$build" -j"$(nproc)" --target bench-run bench-ia-slave bench-floor-slave >"$tmp/build.log" 2>&1 ||
+  cmake --build "$build" -j"$(nproc)" --target bench-run bench-ia-slave bench-floor-slave bench-detect >"$tmp/build.log" 2>&1 ||
     { cat "$tmp/build.log" >&2; exit 1; }
 fi
 runner="$build/bench/bench-run"
@@ -123,9 +130,23 @@ for ((p = 1; p <= passes; p++)); do
   done
 done
 
+# ---- heartbeats: bench-detect (its own passes; one process at a time) ----
+detect_out="$tmp/detect.txt"
+: >"$detect_out"
+if [[ $run_detect == 1 ]]; then
+  echo "== detect: frozen peers and idle cost (bench-detect)"
+  detect_flags=(--passes 3)
+  [[ $quick == 1 ]] && detect_flags=(--quick)
+  "$build/bench/bench-detect" "${detect_flags[@]}" >"$detect_out" 2>"$tmp/detect.err" &
+  child=$!
+  wait "$child" || { failures=$((failures + 1)); echo "FAILED detect: $(tail -n 3 "$tmp/detect.err" | tr '\n' ' ')" >>"$detect_out"; }
+  child=0
+  cat "$detect_out"
+fi
+
 # ---- medians, ratios, targets ----
 report="$tmp/report.md"
-awk -v wl_order="$workloads" '
+awk -v wl_order="$workloads_run" '
 function median(key, n, i, j, t, a) {
   n = cnt[key]
   if (n == 0) return ""
@@ -269,6 +290,18 @@ if [[ -n "$(git -C "$root" status --porcelain 2>/dev/null | head -1)" ]]; then c
   if [[ $failures -gt 0 ]]; then echo "- **$failures run(s) failed**: see the per-pass lines below"; fi
   echo
   cat "$report"
+  if [[ -s "$detect_out" ]]; then
+    echo
+    echo "## Heartbeats (bench-detect; bench/README.md defines the workloads)"
+    echo
+    echo "Time from SIGSTOP of one end, with a task held, to the other end's notice (the task LOST on"
+    echo "the master, lost_connection on the slave), against the goal of tolerance + one interval;"
+    echo "and the master's CPU with 256 connected idle slaves at the default heartbeat (goal <= 1 %)."
+    echo
+    echo '```text'
+    cat "$detect_out"
+    echo '```'
+  fi
   echo
   echo "## Every pass"
   echo

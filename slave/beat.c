@@ -19,7 +19,7 @@
 #include "runtime/sock.h"
 #include "slave/slave-internal.h"
 
-#define BEAT_LOOK_MAX_MS 500u /* the timer looks at least this often with heartbeats on */
+#define BEAT_LOOK_MAX_MS 250u /* the timer looks at least this often with heartbeats on */
 
 static void beat_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
@@ -47,10 +47,12 @@ bool ia__slave_beat_init(ia_slave *s) {
 
 void ia__slave_beat_start(ia_slave *s) {
   if (!ia__beat_on(s->beat)) return;
-  /* Every connection's interval is at least the config's: half of it
-   * bounds how late a silent master is noticed (the goal: within the
-   * tolerance and one interval), at two wake-ups an interval. */
-  uint32_t look = s->beat.interval_ms / 2;
+  /* Every connection's interval is at least the config's. A sign of life
+   * is dated by the look that sees it, so a silent master is noticed up to
+   * two looks late: a quarter interval each keeps that within the goal of
+   * tolerance + one interval (bench-detect measures it), at four cheap
+   * wake-ups an interval. */
+  uint32_t look = s->beat.interval_ms / 4;
   if (look > BEAT_LOOK_MAX_MS) look = BEAT_LOOK_MAX_MS;
   if (look < IA__BEAT_MIN_MS) look = IA__BEAT_MIN_MS;
   struct timeval tv = {look / 1000, (look % 1000) * 1000};
