@@ -485,6 +485,10 @@ bool tu_spawn(tu_proc *proc, char *const argv[], const char *ready_prefix, uint3
   return true;
 }
 
+bool tu_proc_read_line(tu_proc *proc, const char *prefix, uint32_t timeout_ms) {
+  return read_ready_line(proc, prefix, timeout_ms);
+}
+
 uint16_t tu_spawn_sum_slave(tu_proc *proc, const char *path, uint32_t channel, const char *const extra[]) {
   char channel_text[16];
   snprintf(channel_text, sizeof channel_text, "%u", channel);

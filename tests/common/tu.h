@@ -126,6 +126,10 @@ typedef struct tu_proc {
  * only async-signal-safe functions, so this is safe in a threaded process.
  */
 bool tu_spawn(tu_proc *proc, char *const argv[], const char *ready_prefix, uint32_t timeout_ms);
+/* Reads the child's stdout on until a line starting with `prefix` (kept in
+ * proc->line), up to timeout_ms. Lines that came in the same read after
+ * it are dropped: for a child that prints one line per step. */
+bool tu_proc_read_line(tu_proc *proc, const char *prefix, uint32_t timeout_ms);
 /* Spawns SUM_SLAVE_PATH-style `path` with --host 127.0.0.1 --port 0 --channel C
  * and `extra` arguments (NULL-terminated, may be NULL); returns the port from
  * its `listening on H:P` line, 0 on failure. */
