@@ -29,7 +29,7 @@ typedef struct ia_state {
   bool leak;       /* a fan-out timed out: callbacks may still run, free nothing */
 } ia_state;
 
-static const ia_call_opts call_opts = {IO_TIMEOUT_MS};
+static const ia_call_opts call_opts = {.timeout_ms = IO_TIMEOUT_MS};
 
 static int fail_err(bench_env *env, const char *what, ia_code rc, const ia_error *err) {
   return bench_fail(env, "interaction: %s: %s%s%s", what, ia_strerror(rc), err && err->message[0] ? ": " : "",

@@ -28,6 +28,8 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   if (ia__master_on_loop(c->m))
     return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the master's I/O thread");
   uint64_t deadline = ia__deadline_after(timeout_ms);
+  /* The slave hears the caller's bound as the task's deadline. */
+  if (t->kind == IA__TASK_USER && !t->deadline_ms && timeout_ms != UINT32_MAX) t->deadline_ms = timeout_ms;
   ia_code rc = ia__task_send(t, true, deadline);
   t->piov = NULL; /* the caller's memory: sent or copied by now */
   t->pniov = 0;
@@ -47,6 +49,17 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   return ia__error_set(err, IA_TIMEOUT, "no answer within %u ms", timeout_ms);
 }
 
+/* Puts opts' metadata on t; false (t freed, err filled) if it cannot. */
+static bool add_metadata(ia_task *t, const ia_call_opts *opts, ia_error *err) {
+  for (size_t i = 0; opts && i < opts->n_metadata; i++)
+    if (ia_task_add_metadata(t, opts->metadata[i].key, opts->metadata[i].value) != IA_OK) {
+      ia_task_free(t);
+      ia__error_set(err, IA_INVALID_ARGUMENT, "metadata entry %zu: a key or value is NULL, or no memory", i);
+      return false;
+    }
+  return true;
+}
+
 /* The outcome of a terminal task as a call's result: IA_OK if it
  * completed, else its code with the details copied into err. */
 static ia_code outcome(const ia_task *t, ia_error *err) {
@@ -55,11 +68,13 @@ static ia_code outcome(const ia_task *t, ia_error *err) {
   return t->error.code;
 }
 
-ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, int niov, uint32_t timeout_ms,
+ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, int niov, const ia_call_opts *opts,
                      const ia__decoder *dec, void **object, ia_error *err) {
   *object = NULL;
+  uint32_t timeout_ms = ia_call_opts_timeout(opts);
   ia_task *t = ia__task_new(c, method, NULL, 0);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
+  if (!add_metadata(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
   t->piov = iov;
   t->pniov = niov;
   t->dec = *dec;
@@ -75,13 +90,20 @@ ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, in
 
 ia_code ia_call(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
                 uint32_t timeout_ms, ia_error *err) {
+  ia_call_opts opts = {.timeout_ms = timeout_ms ? timeout_ms : 1};
+  return ia_call_with(c, method, req, len, reply, reply_len, &opts, err);
+}
+
+ia_code ia_call_with(ia_conn *c, const char *method, const void *req, size_t len, void **reply, size_t *reply_len,
+                     const ia_call_opts *opts, ia_error *err) {
   if (reply) *reply = NULL;
   if (reply_len) *reply_len = 0;
   if (!c || !method || !reply || !reply_len || (len && !req))
     return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, reply and reply_len are required");
   ia_task *t = ia__task_new(c, method, req, len);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  ia_code rc = ia__call_task(t, timeout_ms, err);
+  if (!add_metadata(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
+  ia_code rc = ia__call_task(t, ia_call_opts_timeout(opts), err);
   if (rc == IA_OK) rc = outcome(t, err);
   if (rc == IA_OK) {
     /* The caller gets a malloc'd reply: a small one is copied out of the task. */

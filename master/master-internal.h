@@ -79,6 +79,10 @@ struct ia_task {
   size_t len;
   const struct iovec *piov; /* a borrowed payload (the vectored call), only while it is sent */
   int pniov;
+  uint32_t deadline_ms; /* what the task may take from its start; 0: no deadline */
+  uint64_t deadline_at; /* (mu) the monotonic ms it ends TIMED_OUT at, once started; 0: never */
+  uint8_t *md;          /* the metadata entries, encoded as Task fields (malloc'd) */
+  size_t md_len, md_cap;
   ia__decoder dec;    /* by value: decodes the result where it lies (dec.decode NULL: copy it) */
   void *decoded;      /* what dec made of it, until the caller takes it */
   _Atomic int status; /* an ia_status; changed under mu, read anywhere */
@@ -250,6 +254,11 @@ void ia__task_unref(ia_task *t);
 /* Checks t against the slave's max_frame, builds its Task frame and submits
  * it; on failure ends it in START_FAILED (callbacks run) and returns why. */
 ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms);
+
+/* Ends every pending task of m whose deadline passed: TIMED_OUT with
+ * DEADLINE_EXCEEDED, a Cancel sent to the slave, its late answer dropped.
+ * Loop, without mu. */
+void ia__master_deadlines(ia_master *m);
 
 /* ---- call.c ---- */
 

@@ -98,6 +98,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg) {
   }
   ia__master_tick(m);
   ia__master_beat(m);
+  ia__master_deadlines(m);
 }
 
 ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error *err) {

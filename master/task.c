@@ -164,9 +164,15 @@ static bool task_frame(const ia_task *t, ia__wframe *w) {
     ia__field f = {.no = 1, .p = t->payload, .n = t->len};
     return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, t->len ? 1 : 0);
   }
-  ia__field f[2] = {{.no = 1, .p = t->method, .n = t->method_len},
-                    {.no = 2, .p = t->payload, .n = t->len, .iov = t->piov, .niov = t->pniov}};
-  return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, 2);
+  /* Field order does not matter to a protobuf reader: the payload goes
+   * last, so that a large one is referenced, not copied. */
+  ia__field f[4];
+  size_t n = 0;
+  f[n++] = (ia__field){.no = 1, .p = t->method, .n = t->method_len};
+  if (t->deadline_ms) f[n++] = (ia__field){.no = 3, .varint = true, .v = t->deadline_ms};
+  if (t->md_len) f[n++] = (ia__field){.no = 4, .raw = true, .p = t->md, .n = t->md_len};
+  f[n++] = (ia__field){.no = 2, .p = t->payload, .n = t->len, .iov = t->piov, .niov = t->pniov};
+  return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, f, n);
 }
 
 ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms) {
@@ -238,6 +244,84 @@ const ia_error *ia_task_error(const ia_task *t) {
   return &t->error;
 }
 
+/* ---- deadline and metadata ---- */
+
+ia_code ia_task_set_deadline(ia_task *t, uint32_t deadline_ms) {
+  if (!t || ia_task_status(t) != IA_STATUS_IDLE || t->kind != IA__TASK_USER) return IA_INVALID_ARGUMENT;
+  t->deadline_ms = deadline_ms == UINT32_MAX ? 0 : deadline_ms;
+  return IA_OK;
+}
+
+/* Appends a length-delimited field's key and length. */
+static uint8_t *put_len_key(uint8_t *p, unsigned no, size_t len) {
+  p = ia__put_varint(p, (uint64_t)no << 3 | 2);
+  return ia__put_varint(p, len);
+}
+
+ia_code ia_task_add_metadata(ia_task *t, const char *key, const char *value) {
+  if (!t || !key || !value || ia_task_status(t) != IA_STATUS_IDLE || t->kind != IA__TASK_USER)
+    return IA_INVALID_ARGUMENT;
+  /* One map entry: Task field 4 holding {key = 1, value = 2}. */
+  size_t kl = strlen(key), vl = strlen(value), entry = 2 + 2 * 10 + kl + vl, need = t->md_len + entry + 11;
+  if (need > t->md_cap) {
+    size_t cap = t->md_cap ? t->md_cap * 2 : 128;
+    while (cap < need)
+      cap *= 2;
+    uint8_t *md = realloc(t->md, cap);
+    if (!md) return IA_NO_MEMORY;
+    t->md = md;
+    t->md_cap = cap;
+  }
+  uint8_t tmp[32], *q = put_len_key(tmp, 1, kl);
+  size_t khead = (size_t)(q - tmp);
+  q = put_len_key(q, 2, vl);
+  size_t vhead = (size_t)(q - tmp) - khead;
+  uint8_t *p = put_len_key(t->md + t->md_len, 4, khead + kl + vhead + vl);
+  memcpy(p, tmp, khead);
+  memcpy(p += khead, key, kl);
+  memcpy(p += kl, tmp + khead, vhead);
+  memcpy(p += vhead, value, vl);
+  t->md_len = (size_t)(p + vl - t->md);
+  return IA_OK;
+}
+
+ia_code ia_task_set_opts(ia_task *t, const ia_call_opts *opts) {
+  if (!t) return IA_INVALID_ARGUMENT;
+  if (!opts) return ia_task_status(t) == IA_STATUS_IDLE ? IA_OK : IA_INVALID_ARGUMENT;
+  ia_code rc = ia_task_set_deadline(t, opts->timeout_ms);
+  for (size_t i = 0; rc == IA_OK && i < opts->n_metadata; i++)
+    rc = ia_task_add_metadata(t, opts->metadata[i].key, opts->metadata[i].value);
+  return rc;
+}
+
+void ia__master_deadlines(ia_master *m) {
+  enum { MAX_PER_TICK = 256 };
+  ia_task *due[MAX_PER_TICK];
+  size_t n = 0;
+  pthread_mutex_lock(&m->mu);
+  uint64_t now = ia__now_ms();
+  for (ia_conn *c = m->conns; c && n < MAX_PER_TICK; c = c->next)
+    for (ia_task *t = c->up ? c->pending : NULL; t && n < MAX_PER_TICK; t = t->next)
+      if (t->deadline_at && now >= t->deadline_at && !t->blocking) { /* a blocking call's caller ends its own */
+        atomic_fetch_add(&t->refs, 1);
+        due[n++] = t;
+      }
+  pthread_mutex_unlock(&m->mu);
+  for (size_t i = 0; i < n; i++) {
+    ia_task *t = due[i];
+    if (ia__master_abandon(t->conn, t)) {
+      ia__wframe w;
+      ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
+      (void)ia__conn_send_nb(t->conn, &w);
+      char msg[96];
+      snprintf(msg, sizeof msg, "the task's deadline of %u ms passed without an answer", t->deadline_ms);
+      /* Abandoning dropped the pending list's reference: ours holds it. */
+      ia__task_finish(t, IA_STATUS_TIMED_OUT, IA_DEADLINE_EXCEEDED, msg, NULL, 0, false);
+    }
+    ia__task_unref(t);
+  }
+}
+
 ia_code ia_task_cancel(ia_task *t) {
   if (!t) return IA_INVALID_ARGUMENT;
   ia_status st = ia_task_status(t);
@@ -249,6 +333,7 @@ ia_code ia_task_cancel(ia_task *t) {
 
 static void task_destroy(ia_task *t) {
   ia_conn *c = t->conn;
+  free(t->md);
   if (t->method != t->method_small) free(t->method);
   if (t->payload != t->payload_small) free(t->payload);
   if (t->result != t->result_small) free(t->result);

@@ -208,7 +208,7 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
   int n = vec_iov(&v, iov);
   const ia__decoder dec = {decode_message, release_message, reply_desc};
   void *msg = NULL;
-  ia_code rc = ia__call_vec(conn, method, iov, n, ia_call_opts_timeout(opts), &dec, &msg, err);
+  ia_code rc = ia__call_vec(conn, method, iov, n, opts, &dec, &msg, err);
   vec_release(&v);
   if (rc == IA_PROTOCOL_ERROR && err && strstr(err->message, "does not decode"))
     ia__error_set(err, IA_PROTOCOL_ERROR, "the reply to %s is not a %s", method, reply_desc->name);

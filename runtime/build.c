@@ -44,6 +44,12 @@ static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__fie
   uint8_t *p = body;
   for (size_t i = 0; i < n; i++) {
     const ia__field *f = &fields[i];
+    if (f->raw) {
+      if (f->n > (size_t)(limit - p)) return false;
+      memcpy(p, f->p, f->n);
+      p += f->n;
+      continue;
+    }
     if (f->no >= 16 || limit - p < 11) return false; /* one-byte keys; room for key and a varint */
     if (f->varint) {
       *p++ = (uint8_t)(f->no << 3);
@@ -83,6 +89,10 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   size_t body = 0;
   for (size_t i = 0; i < n; i++) {
     const ia__field *f = &fields[i];
+    if (f->raw) {
+      body += f->n;
+      continue;
+    }
     body += varint_size((uint64_t)f->no << 3);
     if (f->varint) {
       body += varint_size(f->v);
@@ -91,7 +101,7 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
       body += varint_size(lens[i]) + lens[i];
     }
   }
-  bool has_tail = n > 0 && !fields[n - 1].varint;
+  bool has_tail = n > 0 && !fields[n - 1].varint && !fields[n - 1].raw;
   size_t tail = has_tail ? lens[n - 1] : 0;
   if (has_tail && fields[n - 1].niov > IA__WFRAME_MAX_IOV) return false;
   size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(body) + body;
@@ -101,6 +111,11 @@ bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field
   uint8_t *p = put_env_head(w->head, env, id, kind, body);
   for (size_t i = 0; i < n; i++) {
     const ia__field *f = &fields[i];
+    if (f->raw) {
+      memcpy(p, f->p, f->n);
+      p += f->n;
+      continue;
+    }
     p = ia__put_varint(p, (uint64_t)f->no << 3 | (f->varint ? 0 : 2));
     if (f->varint) {
       p = ia__put_varint(p, f->v);

@@ -134,10 +134,12 @@ IA_MUST_CHECK bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, i
 /* ---- building (build.c) ---- */
 
 /* One field to encode. A bytes field is `p`/`n`, or, for the last field
- * only, the concatenation of `iov` (then `n` is ignored). */
+ * only, the concatenation of `iov` (then `n` is ignored). A `raw` field is
+ * `p`/`n` copied as they are: fields encoded already (never the last). */
 typedef struct ia__field {
   uint8_t no;
   bool varint;
+  bool raw;
   uint64_t v;
   const void *p;
   size_t n;

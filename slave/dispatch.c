@@ -132,7 +132,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
 static void on_cancel(ia__sconn *c, uint64_t id) {
   ia_slave *s = c->slave;
   pthread_mutex_lock(&s->mu);
-  ia__slot_cancel_locked(s, c, id, false);
+  ia__slot_cancel_locked(s, c, id, false, IA_CANCELLED);
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -126,6 +126,8 @@ struct ia_task_ctx {
   bool out_owned; /* out is ours to free */
   int out_niov;   /* pieces of the result in out_iov (ia__task_ctx_reply_vec) */
   atomic_bool cancelled;
+  _Atomic int cancel_why;   /* the ia_code it was cancelled for, set before `cancelled` */
+  uint64_t deadline_at;     /* monotonic ms past which it is cancelled (607); 0: none */
   ProtobufCAllocator alloc; /* the arena's (ia__task_ctx_allocator) */
   size_t arena_used;
   /* Storage that is not cleared per task: everything above is. */
@@ -270,8 +272,11 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
  * frees the slot, replies and drops the frame. Worker. True if the worker
  * still holds c's read side. */
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx);
-/* Asks the task in the slot to stop if it came from c (any c when NULL). (mu) */
-void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id);
+/* Asks the task in the slot to stop if it came from c (any c when NULL),
+ * for `why`: IA_CANCELLED (its master asked), IA_CONNECTION_LOST (its master
+ * went), IA_SHUTTING_DOWN (the grace ran out), IA_DEADLINE_EXCEEDED. The
+ * first reason sticks. (mu) */
+void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why);
 /* The watchdog's look at this slave (its ia__watch check). */
 int ia__slot_watch_check(void *slave);
 /* A handler runs long: the loop takes the read side (long_ev). Loop. */

@@ -112,7 +112,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
   if (s->slot) IA__INFO("slave: grace period over: cancelling the running task");
-  ia__slot_cancel_locked(s, NULL, 0, true);
+  ia__slot_cancel_locked(s, NULL, 0, true, IA_SHUTTING_DOWN);
   pthread_mutex_unlock(&s->mu);
   /* Look again soon: the task ends when its handler sees the cancel. */
   struct timeval again = {0, GRACE_RECHECK_US};
@@ -263,7 +263,7 @@ void ia_slave_join(ia_slave *s) {
   pthread_mutex_lock(&s->mu);
   atomic_store(&s->worker_stop, true);
   /* The loop is gone: nobody will wait out a grace period any more. */
-  ia__slot_cancel_locked(s, NULL, 0, true);
+  ia__slot_cancel_locked(s, NULL, 0, true, IA_SHUTTING_DOWN);
   pthread_cond_broadcast(&s->work_cond);
   pthread_mutex_unlock(&s->mu);
   /* A worker blocked reading a socket wakes when it is shut down. */

@@ -33,9 +33,10 @@ static void starts_locked(ia_slave *s, ia_task_ctx *ctx) {
   ctx->started = true;
 }
 
-void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id) {
+void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why) {
   ia_task_ctx *t = s->slot;
   if (!t || (c && t->conn != c) || (!any_id && t->id != id)) return;
+  if (!atomic_load(&t->cancelled)) atomic_store(&t->cancel_why, (int)why);
   atomic_store(&t->cancelled, true);
   pthread_cond_broadcast(&s->cancel_cond);
 }
@@ -162,6 +163,10 @@ int ia__slot_watch_check(void *arg) {
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
   bool running = s->in_handler && s->slot;
+  /* An overdue task is cancelled here: this thread looks every tick while a
+   * handler runs, and only reads the clock for a task with a deadline. */
+  if (running && s->slot->deadline_at && !atomic_load(&s->slot->cancelled) && ia__now_ms() >= s->slot->deadline_at)
+    ia__slot_cancel_locked(s, NULL, 0, true, IA_DEADLINE_EXCEEDED);
   /* Seen at two looks in a row, a tick apart (1 ms or more): long. The
    * worker stamps no clock per task; it counts. */
   bool act = running && !s->watched && s->wd_seq == s->run_seq;

@@ -33,6 +33,9 @@ ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, const ia__task_view 
   ctx->payload = view->payload;
   ctx->frame_len = frame_len;
   atomic_init(&ctx->cancelled, false);
+  atomic_init(&ctx->cancel_why, IA_OK);
+  /* Task.deadline_ms is what the task had left when the master sent it. */
+  ctx->deadline_at = view->deadline_ms ? ia__now_ms() + view->deadline_ms : 0;
   return ctx;
 }
 
@@ -167,6 +170,14 @@ ia_code ia_task_ctx_fail(ia_task_ctx *t, ia_code code, const char *message, cons
   return set_outcome(t, IA__OUTCOME_FAIL, code, message, result, len);
 }
 
+uint32_t ia_task_ctx_deadline_ms(const ia_task_ctx *t) {
+  if (!t->deadline_at) return UINT32_MAX;
+  uint64_t now = ia__now_ms();
+  if (now >= t->deadline_at) return 0;
+  uint64_t left = t->deadline_at - now;
+  return left >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)left;
+}
+
 bool ia_task_ctx_cancelled(const ia_task_ctx *t) {
   return atomic_load(&t->cancelled);
 }
@@ -209,8 +220,27 @@ static bool error_frame(const ia_task_ctx *t, const char *message, ia__wframe *w
   return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, IA_TASK_ERROR, message, NULL, 0);
 }
 
+/* Why the slave itself stopped the task, when that is what the master must
+ * hear: its deadline passed, or the slave shut down. A handler that still
+ * produced a result, or failed for its own reason, is heard as it is; one
+ * that gave up on the cancel (CANCELLED, or nothing) is not mistaken for a
+ * cancel by the master. IA_OK otherwise. */
+static ia_code stopped_for(const ia_task_ctx *t) {
+  ia_code why = (ia_code)atomic_load(&t->cancel_why);
+  if (!atomic_load(&t->cancelled) || (why != IA_DEADLINE_EXCEEDED && why != IA_SHUTTING_DOWN)) return IA_OK;
+  bool gave_up = t->outcome == IA__OUTCOME_NONE || t->outcome == IA__OUTCOME_INVALID ||
+                 (t->outcome == IA__OUTCOME_FAIL && t->fail_code == IA_CANCELLED);
+  return gave_up ? why : IA_OK;
+}
+
 bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wframe *w) {
   bool built;
+  ia_code stopped = stopped_for(t);
+  if (stopped != IA_OK)
+    return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, stopped,
+                             stopped == IA_DEADLINE_EXCEEDED ? "the task's deadline passed"
+                                                             : "the slave is shutting down",
+                             NULL, 0);
   switch (t->outcome) {
   case IA__OUTCOME_RESULT: {
     ia__field f = {.no = 1, .p = t->out, .n = t->out_len, .iov = t->out_iov, .niov = t->out_niov};

@@ -215,15 +215,45 @@ const ia_error *ia_task_error(const ia_task *task);
  * task usually ends CANCELLED. IA_INVALID_ARGUMENT if the task is not
  * running. Callable from a callback. */
 IA_MUST_CHECK ia_code ia_task_cancel(ia_task *task);
+/* Gives the task a deadline: the time it may take from ia_task_start()
+ * (0 or UINT32_MAX: none, the default). The slave hears what is left as
+ * Task.deadline_ms, its handler reads it with ia_task_ctx_deadline_ms(), and
+ * an overdue task is cancelled there and answered with 607
+ * DEADLINE_EXCEEDED; the master ends the task TIMED_OUT (code 607) at the
+ * deadline whatever the slave does (within the loop's 50 ms tick). Only
+ * while IDLE (IA_INVALID_ARGUMENT after). */
+IA_MUST_CHECK ia_code ia_task_set_deadline(ia_task *task, uint32_t deadline_ms);
+/* Adds a metadata entry (key and value copied) that the handler reads with
+ * ia_task_ctx_metadata(). Only while IDLE. IA_NO_MEMORY if it cannot be
+ * copied. */
+IA_MUST_CHECK ia_code ia_task_add_metadata(ia_task *task, const char *key, const char *value);
+
 /* Releases the caller's task. A running task goes on; its outcome is
  * dropped and its callbacks still run. NULL is allowed. Callable from a
  * callback, the task's own included. */
 void ia_task_free(ia_task *task);
 
-/* Options of a call; NULL means the defaults. */
+/* One metadata entry of a task. */
+typedef struct ia_metadata {
+  const char *key;
+  const char *value;
+} ia_metadata;
+
+/* Options of a call or a task; NULL means the defaults. */
 typedef struct ia_call_opts {
-  uint32_t timeout_ms; /* 0 means IA_CALL_DEFAULT_TIMEOUT_MS; UINT32_MAX, no limit */
+  /* A blocking call's bound: 0 means IA_CALL_DEFAULT_TIMEOUT_MS, UINT32_MAX
+   * no limit. It is also the task's deadline, which the slave hears. For a
+   * task (ia_task_set_opts, the generated _task and _start forms) it is the
+   * deadline only, and 0 means none. */
+  uint32_t timeout_ms;
+  const ia_metadata *metadata; /* n_metadata entries sent with the task (copied) */
+  size_t n_metadata;
 } ia_call_opts;
+
+/* Applies opts to an IDLE task: its timeout as the deadline
+ * (ia_task_set_deadline), its metadata (ia_task_add_metadata). NULL is
+ * allowed. */
+IA_MUST_CHECK ia_code ia_task_set_opts(ia_task *task, const ia_call_opts *opts);
 
 #define IA_CALL_DEFAULT_TIMEOUT_MS 60000u
 
@@ -234,12 +264,19 @@ uint32_t ia_call_opts_timeout(const ia_call_opts *opts);
  * One blocking call: sends `method` with the request (read, not kept),
  * waits up to timeout_ms and returns IA_OK with the reply in *reply
  * (malloc'd, free() it) or the code of what happened instead, with details
- * in `err` (TaskFail's result is err->data). At the timeout the task is
- * cancelled and abandoned: IA_TIMEOUT is returned within about a
- * millisecond of it, and a late answer is dropped. Not on the I/O thread.
+ * in `err` (TaskFail's result is err->data). The timeout is also the
+ * task's deadline, which the slave hears: a slave that stops the task at
+ * its deadline answers IA_DEADLINE_EXCEEDED, which may come first. At the
+ * timeout the task is cancelled and abandoned: IA_TIMEOUT is returned
+ * within about a millisecond of it, and a late answer is dropped. Not on
+ * the I/O thread.
  */
 IA_MUST_CHECK ia_code ia_call(ia_conn *conn, const char *method, const void *req, size_t len, void **reply,
                               size_t *reply_len, uint32_t timeout_ms, ia_error *err);
+/* ia_call() with options: the bound (and deadline) and the metadata of
+ * `opts` (NULL: the defaults). */
+IA_MUST_CHECK ia_code ia_call_with(ia_conn *conn, const char *method, const void *req, size_t len, void **reply,
+                                   size_t *reply_len, const ia_call_opts *opts, ia_error *err);
 
 #ifdef __cplusplus
 }

@@ -168,8 +168,14 @@ IA_MUST_CHECK ia_code ia_task_ctx_reply(ia_task_ctx *task, const void *payload, 
  * empty). The same errors as ia_task_ctx_reply(). */
 IA_MUST_CHECK ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message, const void *result,
                                        size_t len);
-/* True once the master cancelled the task, the master went away, or the
- * slave's grace ran out. */
+/* What is left of the task's deadline, in ms: UINT32_MAX when it has
+ * none, 0 once it passed (the task is then cancelled). */
+uint32_t ia_task_ctx_deadline_ms(const ia_task_ctx *task);
+/* True once the master cancelled the task, the master went away, its
+ * deadline passed, or the slave's grace ran out. A handler that then gives
+ * up (fails with IA_CANCELLED, say) is reported for what stopped it: 607
+ * DEADLINE_EXCEEDED, 101 SHUTTING_DOWN, or 608 CANCELLED when its master
+ * asked. */
 bool ia_task_ctx_cancelled(const ia_task_ctx *task);
 /* Sleeps up to `ms`, waking early on cancellation. Returns true if the whole
  * time passed, false if the task was cancelled. */
