@@ -106,7 +106,7 @@ static int ia_open(bench_env *env, void **out) {
     Bench__HoldRequest req = BENCH__HOLD_REQUEST__INIT;
     req.has_ms = 1;
     req.ms = (uint32_t)((env->deadline_ns - bench_now_ns()) / 1000000u + 1000u); /* outlives the pass */
-    s->hold = bench_bench_hold_task(s->work[0], &req);
+    s->hold = bench_bench_hold_task(s->work[0], &req, NULL);
     if (s->hold == NULL) return bench_fail(env, "out of memory");
     rc = ia_task_start(s->hold);
     if (rc != IA_OK) return fail_err(env, "starting the hold task", rc, ia_task_error(s->hold));
@@ -235,7 +235,7 @@ static void fan_start(fan_slot *s, uint64_t idx) {
   req.b = bench_sum_b(idx);
   s->idx = idx;
   s->start_ns = bench_now_ns();
-  ia_task *t = bench_bench_sum_task(s->conn, &req);
+  ia_task *t = bench_bench_sum_task(s->conn, &req, NULL);
   if (t == NULL || ia_task_on_complete(t, on_complete, s) != IA_OK ||
       ia_task_on_fail(t, on_fail, s) != IA_OK) {
     ia_task_free(t);

@@ -102,7 +102,7 @@ static void sig_call(gen_text *t, const char *lead, const method_names *m) {
 }
 static void sig_task(gen_text *t, const method_names *m, const char *fn) {
   char *req = gen_xasprintf("const %s *req", m->req_type);
-  const char *params[] = {"ia_conn *conn", req, NULL};
+  const char *params[] = {"ia_conn *conn", req, "const ia_call_opts *opts", NULL};
   signature(t, "IA_MUST_CHECK ia_task *", fn, params);
   free(req);
 }
@@ -149,8 +149,9 @@ static void header_method(gen_text *t, const method_names *m) {
   gen_text_puts(t, ";\n\n");
 
   comment(t, "",
-          "Master, async: a task in IDLE carrying *req (copied), to attach callbacks to before "
-          "ia_task_start(). Free it with ia_task_free(). NULL if out of memory or conn or req is NULL.");
+          "Master, async: a task in IDLE carrying *req (copied) and the deadline and metadata of opts "
+          "(NULL: none; see ia_task_set_opts()), to attach callbacks to before ia_task_start(). Free it "
+          "with ia_task_free(). NULL if out of memory, conn or req is NULL, or opts cannot be applied.");
   sig_task(t, m, m->task);
   gen_text_puts(t, ";\n\n");
 
@@ -268,14 +269,19 @@ static void source_method(gen_text *t, const service_names *s, const method_name
   sig_task(t, m, m->task);
   gen_text_printf(t,
                   " {\n"
-                  "  return ia_pb_task_new(conn, %s, (const ProtobufCMessage *)req);\n"
+                  "  ia_task *task = ia_pb_task_new(conn, %s, (const ProtobufCMessage *)req);\n"
+                  "  if (task != NULL && ia_task_set_opts(task, opts) != IA_OK) {\n"
+                  "    ia_task_free(task);\n"
+                  "    return NULL;\n"
+                  "  }\n"
+                  "  return task;\n"
                   "}\n\n",
                   m->macro);
 
   sig_task(t, m, m->start);
   gen_text_printf(t,
                   " {\n"
-                  "  ia_task *task = %s(conn, req);\n"
+                  "  ia_task *task = %s(conn, req, opts);\n"
                   "  /* A failed start leaves the task in START_FAILED, where the caller sees it. */\n"
                   "  ia_code rc = task != NULL ? ia_task_start(task) : IA_NO_MEMORY;\n"
                   "  (void)rc;\n"

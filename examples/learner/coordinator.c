@@ -115,7 +115,7 @@ static bool start_all(learner *ls, int n, const options *opt) {
     req.hyper = hyper;
     req.seed = (uint64_t)i + 1;
     /* The request is packed at once: it may go out of scope now. */
-    ls[i].task = ding_learner_start_start(ls[i].conn, &req);
+    ls[i].task = ding_learner_start_start(ls[i].conn, &req, NULL);
   }
   bool ok = join_all(ls, n, "Start");
   for (int i = 0; ok && i < n; i++) {
@@ -183,7 +183,7 @@ static bool run_round(learner *ls, int n, uint32_t round, uint32_t rounds, doubl
   for (int i = 0; i < n; i++) {
     Ding__DataRequest req = DING__DATA_REQUEST__INIT;
     req.iter = round;
-    ls[i].task = ding_learner_get_data_start(ls[i].conn, &req);
+    ls[i].task = ding_learner_get_data_start(ls[i].conn, &req, NULL);
   }
   bool ok = join_all(ls, n, "GetData");
   for (int i = 0; ok && i < n; i++) {
@@ -203,7 +203,7 @@ static bool run_round(learner *ls, int n, uint32_t round, uint32_t rounds, doubl
       req.n_batch = from->n_samples;
       req.batch = from->samples; /* borrowed from the DataBatch: only read */
       samples += from->n_samples;
-      ls[i].task = ding_learner_learn_start(ls[i].conn, &req);
+      ls[i].task = ding_learner_learn_start(ls[i].conn, &req, NULL);
     }
     ok = join_all(ls, n, "Learn");
   }

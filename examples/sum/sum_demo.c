@@ -18,7 +18,7 @@
  * they should, so the demo doubles as an end-to-end test.
  *
  * Tasks go through the typed stubs generated from sum.proto (sum.ia.h):
- * sum_adder_sum() blocks, sum_adder_sum_task()/_start() make an ia_task and
+ * sum_adder_sum() blocks, sum_adder_sum_task(, NULL)/_start() make an ia_task and
  * sum_adder_sum_reply() decodes its result. No payload is packed by hand.
  */
 #include <getopt.h>
@@ -111,7 +111,7 @@ static void step_fanout(endpoint *eps, int n) {
     slots[i].req.a = 1000 + i;
     slots[i].req.b = 2000 + 2 * i;
     /* The IDLE form, so the callback is attached before the task can end. */
-    tasks[i] = sum_adder_sum_task(eps[i].conn, &slots[i].req);
+    tasks[i] = sum_adder_sum_task(eps[i].conn, &slots[i].req, NULL);
     if (!check(tasks[i] != NULL, "sum_adder_sum_task returned a task")) continue;
     if (ia_task_on_complete(tasks[i], on_sum_complete, &slots[i]) != IA_OK)
       check(false, "ia_task_on_complete accepted the callback");
@@ -172,7 +172,7 @@ static void step_task_fail(endpoint *ep) {
   Sum__SumTask req = SUM__SUM_TASK__INIT;
   req.has_a = 1;
   req.a = 1;
-  ia_task *task = sum_adder_sum_start(ep->conn, &req);
+  ia_task *task = sum_adder_sum_start(ep->conn, &req, NULL);
   if (!check(task != NULL, "sum_adder_sum_start returned a task")) return;
   check(ia_task_join(task, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
   ia_status st = ia_task_status(task);
@@ -209,7 +209,7 @@ static void step_busy(endpoint *ep) {
   sleep_req.has_ms = 1;
   sleep_req.ms = SLEEP_MS;
   double t0 = now_ms();
-  ia_task *sleeper = sum_adder_sleep_start(ep->conn, &sleep_req);
+  ia_task *sleeper = sum_adder_sleep_start(ep->conn, &sleep_req, NULL);
   if (!check(sleeper != NULL, "sum_adder_sleep_start returned a task")) return;
   printf("    Sleep started: %s\n", ia_status_name(ia_task_status(sleeper)));
 
@@ -219,7 +219,7 @@ static void step_busy(endpoint *ep) {
   req.has_a = req.has_b = 1;
   req.a = 5;
   req.b = 6;
-  ia_task *extra = sum_adder_sum_start(ep->conn, &req);
+  ia_task *extra = sum_adder_sum_start(ep->conn, &req, NULL);
   if (check(extra != NULL, "sum_adder_sum_start returned a task")) {
     check(ia_task_join(extra, JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
     ia_status st = ia_task_status(extra);

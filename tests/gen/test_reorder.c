@@ -106,10 +106,10 @@ Test(gen_reorder, async_tasks_reach_their_own_handlers, .timeout = 30, .fini = k
   num.value = 9;
 
   /* One task per method, started in yet another order, all joined. */
-  ia_task *describe = ia_reorder_calc_describe_start(p.conn, &num);
-  ia_task *mul = ia_reorder_calc_mul_start(p.conn, &pair);
-  ia_task *neg = ia_reorder_calc_neg_start(p.conn, &num);
-  ia_task *add = ia_reorder_calc_add_start(p.conn, &pair);
+  ia_task *describe = ia_reorder_calc_describe_start(p.conn, &num, NULL);
+  ia_task *mul = ia_reorder_calc_mul_start(p.conn, &pair, NULL);
+  ia_task *neg = ia_reorder_calc_neg_start(p.conn, &num, NULL);
+  ia_task *add = ia_reorder_calc_add_start(p.conn, &pair, NULL);
   ia_task *tasks[] = {describe, mul, neg, add};
   for (size_t i = 0; i < 4; i++) {
     cr_assert_not_null(tasks[i]);

@@ -351,7 +351,7 @@ Test(gen_typed, async_start_join_reply_and_task_with_callback, .timeout = 30) {
   int64_t values[4];
   Ia__Test__Batch batch = make_batch(values, 4);
 
-  ia_task *t = ia_test_calc_summarize_start(f.conn, &batch);
+  ia_task *t = ia_test_calc_summarize_start(f.conn, &batch, NULL);
   cr_assert_not_null(t);
   cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK, "join timed out");
   TU_ASSERT_STATUS(t, IA_STATUS_COMPLETED);
@@ -363,7 +363,7 @@ Test(gen_typed, async_start_join_reply_and_task_with_callback, .timeout = 30) {
 
   /* The IDLE form: a callback decodes the reply on the master's I/O thread. */
   seen s = {IA_TIMEOUT, 0, 0};
-  t = ia_test_calc_summarize_task(f.conn, &batch);
+  t = ia_test_calc_summarize_task(f.conn, &batch, NULL);
   cr_assert_not_null(t);
   cr_assert_eq(ia_test_calc_summarize_reply(t, &res), IA_INVALID_ARGUMENT, "an IDLE task has no reply");
   cr_assert_null(res);
@@ -521,7 +521,7 @@ Test(gen_typed, typed_failure_delivers_code_message_and_result, .timeout = 30) {
   ia_error_clear(&err);
 
   /* The same through a task: FAILED, and the typed reply says why. */
-  ia_task *t = ia_test_calc_refuse_start(f.conn, &batch);
+  ia_task *t = ia_test_calc_refuse_start(f.conn, &batch, NULL);
   cr_assert_not_null(t);
   cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK);
   TU_ASSERT_STATUS(t, IA_STATUS_FAILED);
@@ -547,7 +547,7 @@ Test(gen_typed, unserved_and_streaming_methods_get_606, .timeout = 30) {
   cr_assert_null(out);
   ia_error_clear(&err);
 
-  ia_task *t = ia_test_calc_unserved_start(f.conn, &p);
+  ia_task *t = ia_test_calc_unserved_start(f.conn, &p, NULL);
   cr_assert_not_null(t);
   cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK);
   ia_status s = ia_task_status(t);
@@ -597,7 +597,7 @@ Test(gen_typed, reply_that_does_not_decode_is_protocol_error, .timeout = 30) {
   cr_assert(strstr(err.message, "is not a ia.test.Point") != NULL, "message: %s", err.message);
   ia_error_clear(&err);
 
-  ia_task *t = ia_test_echo_service_echo_start(f.conn, &p);
+  ia_task *t = ia_test_echo_service_echo_start(f.conn, &p, NULL);
   cr_assert_not_null(t);
   cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK);
   TU_ASSERT_STATUS(t, IA_STATUS_COMPLETED);
@@ -617,8 +617,8 @@ Test(gen_typed, null_arguments_are_refused_not_crashed_on, .timeout = 30) {
   cr_assert_eq(ia_test_echo_service_echo(f.conn, NULL, &out, &opts, &err), IA_INVALID_ARGUMENT);
   cr_assert_eq(ia_test_echo_service_echo(f.conn, &p, NULL, &opts, &err), IA_INVALID_ARGUMENT);
   cr_assert_eq(ia_test_echo_service_echo(NULL, &p, &out, &opts, NULL), IA_INVALID_ARGUMENT);
-  cr_assert_null(ia_test_echo_service_echo_task(f.conn, NULL));
-  cr_assert_null(ia_test_echo_service_echo_start(NULL, &p));
+  cr_assert_null(ia_test_echo_service_echo_task(f.conn, NULL, NULL));
+  cr_assert_null(ia_test_echo_service_echo_start(NULL, &p, NULL));
   cr_assert_eq(ia_test_echo_service_echo_reply(NULL, &out), IA_INVALID_ARGUMENT);
   cr_assert_eq(ia_test_calc_serve(NULL, NULL, NULL), IA_INVALID_ARGUMENT);
   cr_assert_eq(ia_test_calc_serve(f.slave, NULL, NULL), IA_INVALID_ARGUMENT);

@@ -84,6 +84,23 @@ Test(deadlines, a_sleep_past_its_deadline_ends_timed_out_with_607, .timeout = 30
   fixture_free(&f);
 }
 
+Test(deadlines, a_typed_task_takes_its_deadline_from_opts, .timeout = 30) {
+  fixture f = start();
+  Sum__SleepTask req = SUM__SLEEP_TASK__INIT;
+  req.has_ms = 1;
+  req.ms = 5000;
+  const ia_metadata md[] = {{"trace-id", "typed"}};
+  const ia_call_opts opts = {.timeout_ms = 200, .metadata = md, .n_metadata = 1};
+  ia_task *t = sum_adder_sleep_start(f.conn, &req, &opts);
+  cr_assert_not_null(t);
+  cr_assert_eq(ia_task_join(t, 200 + SLACK_MS), IA_OK, "the typed task outlived its deadline");
+  TU_ASSERT_STATUS(t, IA_STATUS_TIMED_OUT);
+  cr_assert_eq(ia_task_error(t)->code, IA_DEADLINE_EXCEEDED);
+  ia_task_free(t);
+  assert_slot_frees(f.conn);
+  fixture_free(&f);
+}
+
 Test(deadlines, the_handler_reads_what_is_left_of_its_deadline, .timeout = 30) {
   fixture f = start();
   ia_error err = IA_ERROR_INIT;

@@ -354,7 +354,7 @@ ia_task *stress_sum_task(ia_conn *conn, int64_t a, int64_t b, bool typed) {
     req.has_a = req.has_b = 1;
     req.a = a;
     req.b = b;
-    t = sum_adder_sum_task(conn, &req);
+    t = sum_adder_sum_task(conn, &req, NULL);
   } else {
     t = tu_sum_task_new(conn, a, b);
   }

@@ -82,7 +82,7 @@ static void run_calls(ia_conn *conn) {
 
   /* Async: a started task, joined, its reply decoded. */
   numbers[3] = 40;
-  ia_task *task = consumer_greeter_greet_start(conn, &req);
+  ia_task *task = consumer_greeter_greet_start(conn, &req, NULL);
   check(task != NULL, "the async call made a task");
   if (task != NULL) {
     check(ia_task_join(task, WAIT_MS) == IA_OK, "the task ended in time");
