@@ -13,16 +13,6 @@
 #include "sum.pb-c.h"
 #include "sum_handlers.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define STRESS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STRESS_ASAN 1
-#endif
-#endif
-#ifndef STRESS_ASAN
-#define STRESS_ASAN 0
-#endif
 
 #define MAX_PRINTED_FAILURES 30
 

@@ -33,6 +33,17 @@
 #ifndef STRESS_TSAN
 #define STRESS_TSAN 0
 #endif
+/* 1 in an AddressSanitizer build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define STRESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define STRESS_ASAN 1
+#endif
+#endif
+#ifndef STRESS_ASAN
+#define STRESS_ASAN 0
+#endif
 
 /* ---- the program ---- */
 
