@@ -151,7 +151,9 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   }
   atomic_store(&t->status, IA_STATUS_STARTING);
   t->blocking = blocking;
-  t->deadline_at = t->deadline_ms ? ia__now_ms() + t->deadline_ms : 0;
+  /* A blocking call's caller keeps its own deadline: only an async task's
+   * is the loop's to watch (and worth a clock read). */
+  t->deadline_at = t->deadline_ms && !blocking ? ia__now_ms() + t->deadline_ms : 0;
   atomic_fetch_add(&t->refs, 1); /* the pending list's */
   t->next = c->pending;
   c->pending = t;

@@ -302,7 +302,7 @@ void ia__master_deadlines(ia_master *m) {
   uint64_t now = ia__now_ms();
   for (ia_conn *c = m->conns; c && n < MAX_PER_TICK; c = c->next)
     for (ia_task *t = c->up ? c->pending : NULL; t && n < MAX_PER_TICK; t = t->next)
-      if (t->deadline_at && now >= t->deadline_at && !t->blocking) { /* a blocking call's caller ends its own */
+      if (t->deadline_at && now >= t->deadline_at) {
         atomic_fetch_add(&t->refs, 1);
         due[n++] = t;
       }
