@@ -15,8 +15,8 @@
 #ifndef SUM_SLAVE_PATH
 #error "SUM_SLAVE_PATH must name the sum-slave executable"
 #endif
-#ifndef SLEEPY_MASTER_PATH
-#error "SLEEPY_MASTER_PATH must name the sleepy_master helper"
+#ifndef MASTER_PROC_PATH
+#error "MASTER_PROC_PATH must name the master_proc helper"
 #endif
 
 #define CHANNEL 62
@@ -179,9 +179,9 @@ Test(heartbeats, frozen_master_frees_the_slave_within_the_tolerance, .timeout = 
   snprintf(channel_text, sizeof channel_text, "%u", CHANNEL);
   snprintf(beat, sizeof beat, "%u", BEAT_MS);
   snprintf(tol, sizeof tol, "%u", BEAT_TOL_MS);
-  char *argv[] = {SLEEPY_MASTER_PATH, port_text, channel_text, "frozen", beat, tol, NULL};
+  char *argv[] = {MASTER_PROC_PATH, "hold", TU_HOST, port_text, channel_text, beat, tol, NULL};
   tu_proc master = TU_PROC_INIT;
-  cr_assert(tu_spawn(&master, argv, "started", TU_WAIT_MS), "sleepy_master: %s", master.line);
+  cr_assert(tu_spawn(&master, argv, "started", TU_WAIT_MS), "master_proc: %s", master.line);
   cr_assert(tu_wait_handler_calls(1, TU_WAIT_MS), "the frozen master's task is not running here");
 
   cr_assert(tu_proc_signal(&master, SIGSTOP));

@@ -24,8 +24,8 @@
 #ifndef SUM_SLAVE_PATH
 #error "SUM_SLAVE_PATH must name the sum-slave executable"
 #endif
-#ifndef NETNS_MASTER_PATH
-#error "NETNS_MASTER_PATH must name the netns_master helper"
+#ifndef MASTER_PROC_PATH
+#error "MASTER_PROC_PATH must name the master_proc helper"
 #endif
 
 #define IP "/usr/sbin/ip"
@@ -93,7 +93,7 @@ static uint16_t spawn_slave(tu_proc *slave) {
   return (uint16_t)strtoul(colon + 1, NULL, 10);
 }
 
-/* netns_master MODE in `ns`, dialling `host`; waits for its first line. */
+/* master_proc MODE in `ns`, dialling `host`; waits for its first line. */
 static void spawn_master(tu_proc *m, const char *ns, const char *mode, const char *host, uint16_t port,
                          const char *ready) {
   char p[8], channel[16], beat[16], tol[16];
@@ -101,9 +101,9 @@ static void spawn_master(tu_proc *m, const char *ns, const char *mode, const cha
   snprintf(channel, sizeof channel, "%u", CHANNEL);
   snprintf(beat, sizeof beat, "%u", BEAT_MS);
   snprintf(tol, sizeof tol, "%u", BEAT_TOL_MS);
-  char *argv[] = {IP, "netns", "exec", (char *)ns, NETNS_MASTER_PATH, (char *)mode, (char *)host, p, channel,
+  char *argv[] = {IP, "netns", "exec", (char *)ns, MASTER_PROC_PATH, (char *)mode, (char *)host, p, channel,
                   beat, tol,  NULL};
-  cr_assert(tu_spawn(m, argv, ready, 10000), "netns_master %s in %s: %s", mode, ns, m->line);
+  cr_assert(tu_spawn(m, argv, ready, 10000), "master_proc %s in %s: %s", mode, ns, m->line);
 }
 
 /* A master in `ns` dialling `host` runs a Sum: the slave serves it. */

@@ -11,8 +11,8 @@
 #ifndef SUM_SLAVE_PATH
 #error "SUM_SLAVE_PATH must name the sum-slave executable"
 #endif
-#ifndef SLEEPY_MASTER_PATH
-#error "SLEEPY_MASTER_PATH must name the sleepy_master helper"
+#ifndef MASTER_PROC_PATH
+#error "MASTER_PROC_PATH must name the master_proc helper"
 #endif
 
 #define CHANNEL 61
@@ -98,10 +98,13 @@ Test(process_faults, master_killed_during_a_task_frees_the_slave, .timeout = 30,
   char port_text[8], channel_text[16];
   snprintf(port_text, sizeof port_text, "%u", ia_slave_port(slave));
   snprintf(channel_text, sizeof channel_text, "%u", CHANNEL);
-  char *argv[] = {SLEEPY_MASTER_PATH, port_text, channel_text, "sleepy", NULL};
+  char beat[16], tol[16];
+  snprintf(beat, sizeof beat, "%u", IA_HEARTBEAT_DEFAULT_MS);
+  snprintf(tol, sizeof tol, "%u", IA_HEARTBEAT_TOLERANCE_DEFAULT_MS);
+  char *argv[] = {MASTER_PROC_PATH, "hold", TU_HOST, port_text, channel_text, beat, tol, NULL};
   tu_proc master = TU_PROC_INIT;
-  cr_assert(tu_spawn(&master, argv, "started", TU_WAIT_MS), "sleepy_master: %s", master.line);
-  cr_assert(tu_wait_handler_calls(1, TU_WAIT_MS), "the sleepy master's task is not running here");
+  cr_assert(tu_spawn(&master, argv, "started", TU_WAIT_MS), "master_proc: %s", master.line);
+  cr_assert(tu_wait_handler_calls(1, TU_WAIT_MS), "the master process's task is not running here");
 
   cr_assert(tu_proc_signal(&master, SIGKILL));
   cr_assert(tu_proc_wait(&master, TU_WAIT_MS), "the killed master was not reaped");
@@ -112,7 +115,7 @@ Test(process_faults, master_killed_during_a_task_frees_the_slave, .timeout = 30,
   snprintf(name, sizeof name, "%s", lost.master_name);
   ia_code why = lost.why;
   pthread_mutex_unlock(&lost.mu);
-  cr_assert_str_eq(name, "sleepy");
+  cr_assert_str_eq(name, "master-proc");
   cr_assert_eq(why, IA_CONNECTION_LOST, "why = %d %s", why, ia_code_name(why));
   cr_assert_eq(tu_flag_count(&lost.lost), 1, "lost_connection fired %d times", tu_flag_count(&lost.lost));
 

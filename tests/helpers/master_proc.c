@@ -1,8 +1,9 @@
 /*
- * netns_master MODE HOST PORT CHANNEL HEARTBEAT_MS TOLERANCE_MS
+ * master_proc MODE HOST PORT CHANNEL HEARTBEAT_MS TOLERANCE_MS
  *
- * A master in its own process, for the tests that run it inside a network
- * namespace (`ip netns exec NS netns_master ...`) and cut its link.
+ * A master named "master-proc" in its own process, for the tests that kill
+ * or freeze a master (SIGKILL, SIGSTOP) and those that run it inside a
+ * network namespace (`ip netns exec NS master_proc ...`) and cut its link.
  *
  *   hold  connects, starts sum.Adder/Sleep for 60 s, waits until the slave
  *         holds it and prints "started"; then waits up to 60 s for the task
@@ -24,13 +25,13 @@
 #include "tu.h"
 
 static int fail(const char *what, ia_code rc, const ia_error *err) {
-  fprintf(stderr, "netns_master: %s: %s (%s)\n", what, ia_strerror(rc), err ? err->message : "");
+  fprintf(stderr, "master_proc: %s: %s (%s)\n", what, ia_strerror(rc), err ? err->message : "");
   return 1;
 }
 
 int main(int argc, char **argv) {
   if (argc != 7 || (strcmp(argv[1], "hold") != 0 && strcmp(argv[1], "sum") != 0)) {
-    fprintf(stderr, "usage: netns_master hold|sum HOST PORT CHANNEL HEARTBEAT_MS TOLERANCE_MS\n");
+    fprintf(stderr, "usage: master_proc hold|sum HOST PORT CHANNEL HEARTBEAT_MS TOLERANCE_MS\n");
     return 2;
   }
   const char *host = argv[2];
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
   uint32_t beat = (uint32_t)strtoul(argv[5], NULL, 10), tol = (uint32_t)strtoul(argv[6], NULL, 10);
   ia_error err = IA_ERROR_INIT;
   ia_master *m = NULL;
-  ia_code rc = tu_master_start_beat("netns-master", channel, beat, tol, &m, &err);
+  ia_code rc = tu_master_start_beat("master-proc", channel, beat, tol, &m, &err);
   if (rc != IA_OK) return fail("start", rc, &err);
   ia_conn *conn = NULL;
   uint64_t deadline = tu_now_ms() + 3000;
@@ -67,7 +68,7 @@ int main(int argc, char **argv) {
   if (rc != IA_OK) return fail("start task", rc, ia_task_error(task));
   ia_status s = tu_wait_status(task, IA_STATUS_STARTED, TU_WAIT_MS);
   if (s != IA_STATUS_STARTED) {
-    fprintf(stderr, "netns_master: the task is %s, not STARTED\n", ia_status_name(s));
+    fprintf(stderr, "master_proc: the task is %s, not STARTED\n", ia_status_name(s));
     return 1;
   }
   printf("started\n");
