@@ -108,7 +108,9 @@ Test(deadlines, the_handler_reads_what_is_left_of_its_deadline, .timeout = 30) {
   size_t len = 0;
   const ia_call_opts opts = {.timeout_ms = 3000};
   TU_ASSERT_OK(ia_call_with(f.conn, METHOD_LEFT, NULL, 0, &reply, &len, &opts, &err), &err);
-  unsigned long left = strtoul(reply, NULL, 10);
+  char text0[32]; /* the reply is not NUL-terminated */
+  snprintf(text0, sizeof text0, "%.*s", (int)len, (const char *)reply);
+  unsigned long left = strtoul(text0, NULL, 10);
   free(reply);
   cr_assert(left > 2000 && left <= 3000, "a 3000 ms call's handler saw %lu ms left", left);
 
