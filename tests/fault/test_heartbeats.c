@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -328,5 +331,67 @@ Test(heartbeats, busy_slave_still_answers_heartbeats, .timeout = 30) {
   ia_task_free(t);
   ia_conn_free(conn);
   ia_master_free(m);
+  ia_slave_free(slave);
+}
+
+/* ---- a master that stays alive but stops reading ---- */
+
+#define BIG_METHOD "test.Big/Reply"
+#define BIG_LEN (8u << 20)
+
+static void big_handler(ia_task_ctx *task, void *user) {
+  (void)user;
+  uint8_t *big = calloc(1, BIG_LEN);
+  tu_ended(big ? ia_task_ctx_reply(task, big, BIG_LEN) : IA_NO_MEMORY);
+  free(big);
+}
+
+Test(heartbeats, a_master_that_pings_but_reads_nothing_is_dropped_within_the_tolerance, .timeout = 60) {
+  /* The worker's 8 MiB reply is stuck behind the master's full window. The
+   * worker must not stay blocked past the tolerance (1000 ms) -- without
+   * heartbeats it waits 10 s. While it sends it holds the read side, so the
+   * master's Pings go unread: the slave hears silence and drops it. */
+  tu_flag_init(&lost.lost);
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  config.heartbeat_ms = 100;
+  config.heartbeat_tolerance_ms = 1000;
+  config.lost_connection = on_lost;
+  config.user = &lost;
+  ia_error err = IA_ERROR_INIT;
+  ia_slave *slave = NULL;
+  TU_ASSERT_OK(ia_slave_new(&config, &slave, &err), &err);
+  cr_assert_eq(ia_slave_register(slave, BIG_METHOD, big_handler, NULL), IA_OK);
+  TU_ASSERT_OK(ia_slave_start(slave, &err), &err);
+
+  int fd = tu_raw_connect(ia_slave_port(slave));
+  cr_assert_geq(fd, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  cr_assert(tu_raw_send_hello_beat(fd, CHANNEL, "deaf", true, 100, 1000));
+  Interaction__V1__Frame *welcome = NULL;
+  cr_assert_eq(tu_raw_read_frame(fd, TU_WAIT_MS, &welcome), 1);
+  cr_assert_eq(welcome->body_case, INTERACTION__V1__FRAME__BODY_WELCOME);
+  interaction__v1__frame__free_unpacked(welcome, NULL);
+  cr_assert(tu_raw_send_task(fd, 5, BIG_METHOD, NULL, 0));
+  uint64_t t0 = tu_now_ms();
+  /* Pings every 50 ms, never a read, until the slave gives up (or 8 s). */
+  while (tu_flag_count(&lost.lost) == 0 && tu_now_ms() - t0 < 8000) {
+    if (!tu_raw_send_empty(fd, 0, INTERACTION__V1__FRAME__BODY_PING)) break;
+    tu_sleep_ms(50);
+  }
+  cr_assert(tu_flag_wait(&lost.lost, 1, 2000), "the slave never dropped a master that reads nothing");
+  pthread_mutex_lock(&lost.mu);
+  uint64_t took = lost.at_ms - t0;
+  ia_code why = lost.why;
+  pthread_mutex_unlock(&lost.mu);
+  cr_log_info("a master that pings but reads nothing was dropped after %llu ms (tolerance 1000 ms)",
+              (unsigned long long)took);
+  cr_assert_eq(why, IA_CONNECTION_LOST);
+  if (!tu_valgrind())
+    cr_assert_leq(took, 1000 + SLACK_MS + 1000, "dropped only after %llu ms", (unsigned long long)took);
+  close(fd);
+  /* The slave serves the next master. */
+  assert_new_master_works(ia_slave_port(slave), "next");
   ia_slave_free(slave);
 }
