@@ -156,6 +156,7 @@ void ia__sconn_free(ia__sconn *c) {
     event_free(c->hello_ev);
     s->n_pending--;
   }
+  if (c->hello_wait_ev) event_free(c->hello_wait_ev);
   pthread_mutex_lock(&s->mu);
   atomic_store(&c->closing, true);
   ia__sconn_watch_locked(c);

@@ -186,6 +186,35 @@ static int next_frame(ia__sconn *c, ia__reader who, ia__env *env, size_t *frame_
   return 1;
 }
 
+#define HELLO_WAITS 10     /* looks again at a Hello that found the seat taken... */
+#define HELLO_WAIT_US 2000 /* ...this far apart: 20 ms in all */
+
+static void hello_wait_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia__sconn *c = arg;
+  /* Only the loop frees connections, and it frees this timer with c. */
+  if (!atomic_load(&c->closing)) (void)ia__slave_dispatch(c, IA__RD_LOOP);
+}
+
+/* A Hello that finds the seat held by a master whose socket shows no end
+ * yet waits a little, its frame left buffered, before it is refused: a
+ * master that closed and dialled again at once may be faster than its
+ * own FIN, which the kernel need not deliver before the new connection's
+ * SYN (loopback packets queue per CPU). True if it waits. Loop. */
+static bool wait_for_the_seat(ia__sconn *c) {
+  ia_slave *s = c->slave;
+  pthread_mutex_lock(&s->mu);
+  ia__sconn *cur = s->master;
+  bool taken = cur && !atomic_load(&cur->closing) && !ia__sconn_peer_gone(cur);
+  pthread_mutex_unlock(&s->mu);
+  if (!taken || c->hello_waits >= HELLO_WAITS) return false;
+  if (!c->hello_wait_ev && !(c->hello_wait_ev = evtimer_new(s->base, hello_wait_cb, c))) return false;
+  c->hello_waits++;
+  struct timeval tv = {0, HELLO_WAIT_US};
+  return event_add(c->hello_wait_ev, &tv) == 0;
+}
+
 /* The first frame of a connection, which must be a Hello: once it is
  * accepted, the read side goes to the worker. */
 static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) {
@@ -194,6 +223,7 @@ static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) 
     ia__sconn_fail(c, IA_PROTOCOL_ERROR, "expected Hello as the first frame", IA__RD_LOOP);
     return IA__DISPATCH_CLOSED;
   }
+  if (wait_for_the_seat(c)) return IA__DISPATCH_MORE;
   bool welcomed = on_hello(c, env->id, env->body);
   ia__inbuf_consume(&c->in, flen);
   if (!welcomed) return IA__DISPATCH_CLOSED;

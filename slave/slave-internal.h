@@ -80,6 +80,8 @@ typedef struct ia__sconn {
   ia__beat beat;                  /* agreed in the handshake (loop, before the hand-off) */
   ia__live live;                  /* rx is bumped by the reader; the rest is the loop's */
   struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
+  struct event *hello_wait_ev;    /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
+  unsigned hello_waits;           /* loop: how often it did */
   struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
 } ia__sconn;
 
