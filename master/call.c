@@ -29,13 +29,22 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
     return ia__error_set(err, IA_INVALID_ARGUMENT, "a blocking call would block the master's I/O thread");
   uint64_t deadline = ia__deadline_after(timeout_ms);
   /* The slave hears the caller's bound as the task's deadline. */
-  if (t->kind == IA__TASK_USER && !t->deadline_ms && timeout_ms != UINT32_MAX) t->deadline_ms = timeout_ms;
+  bool bound_is_deadline = t->kind == IA__TASK_USER && !t->deadline_ms && timeout_ms != UINT32_MAX;
+  if (bound_is_deadline) t->deadline_ms = timeout_ms;
   ia_code rc = ia__task_send(t, true, deadline);
   t->piov = NULL; /* the caller's memory: sent or copied by now */
   t->pniov = 0;
   if (rc == IA_INVALID_ARGUMENT) return ia__error_set(err, rc, "the task was started already");
   if (rc != IA_OK) return IA_OK; /* START_FAILED, with why in the task's error */
-  if (ia__conn_await(c, t, deadline) == IA_OK) return IA_OK;
+  if (ia__conn_await(c, t, deadline) == IA_OK) {
+    /* The slave stopping the task at the deadline it was given is the
+     * call's own timeout, met a moment sooner: the caller hears one code
+     * for it, whichever end saw it first. */
+    if (bound_is_deadline && ia_task_status(t) == IA_STATUS_TIMED_OUT)
+      return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms (the slave stopped it at the deadline)",
+                           t->method, timeout_ms);
+    return IA_OK;
+  }
   if (ia__master_abandon(c, t)) {
     ia__wframe w;
     ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
@@ -49,15 +58,14 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   return ia__error_set(err, IA_TIMEOUT, "no answer within %u ms", timeout_ms);
 }
 
-/* Puts opts' metadata on t; false (t freed, err filled) if it cannot. */
-static bool add_metadata(ia_task *t, const ia_call_opts *opts, ia_error *err) {
-  for (size_t i = 0; opts && i < opts->n_metadata; i++)
-    if (ia_task_add_metadata(t, opts->metadata[i].key, opts->metadata[i].value) != IA_OK) {
-      ia_task_free(t);
-      ia__error_set(err, IA_INVALID_ARGUMENT, "metadata entry %zu: a key or value is NULL, or no memory", i);
-      return false;
-    }
-  return true;
+/* Puts the metadata of opts on the call's task (its bound, and so its
+ * deadline, is ia__call_task's); false (t freed, err filled) if it cannot. */
+static bool apply_opts(ia_task *t, const ia_call_opts *opts, ia_error *err) {
+  ia_code rc = ia__task_add_opts_metadata(t, opts);
+  if (rc == IA_OK) return true;
+  ia_task_free(t);
+  ia__error_set(err, rc, "the call's metadata cannot be added (a key or value is NULL, or no memory)");
+  return false;
 }
 
 /* The outcome of a terminal task as a call's result: IA_OK if it
@@ -74,7 +82,7 @@ ia_code ia__call_vec(ia_conn *c, const char *method, const struct iovec *iov, in
   uint32_t timeout_ms = ia_call_opts_timeout(opts);
   ia_task *t = ia__task_new(c, method, NULL, 0);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  if (!add_metadata(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
+  if (!apply_opts(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
   t->piov = iov;
   t->pniov = niov;
   t->dec = *dec;
@@ -102,7 +110,7 @@ ia_code ia_call_with(ia_conn *c, const char *method, const void *req, size_t len
     return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, reply and reply_len are required");
   ia_task *t = ia__task_new(c, method, req, len);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the task");
-  if (!add_metadata(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
+  if (!apply_opts(t, opts, err)) return err ? err->code : IA_INVALID_ARGUMENT;
   ia_code rc = ia__call_task(t, ia_call_opts_timeout(opts), err);
   if (rc == IA_OK) rc = outcome(t, err);
   if (rc == IA_OK) {

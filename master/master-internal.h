@@ -255,6 +255,9 @@ void ia__task_unref(ia_task *t);
  * it; on failure ends it in START_FAILED (callbacks run) and returns why. */
 ia_code ia__task_send(ia_task *t, bool blocking, uint64_t deadline_ms);
 
+/* Adds the metadata of opts (NULL allowed) to an IDLE task; the first
+ * failure's code. */
+ia_code ia__task_add_opts_metadata(ia_task *t, const ia_call_opts *opts);
 /* Ends every pending task of m whose deadline passed: TIMED_OUT with
  * DEADLINE_EXCEEDED, a Cancel sent to the slave, its late answer dropped.
  * Loop, without mu. */

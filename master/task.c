@@ -285,13 +285,18 @@ ia_code ia_task_add_metadata(ia_task *t, const char *key, const char *value) {
   return IA_OK;
 }
 
+ia_code ia__task_add_opts_metadata(ia_task *t, const ia_call_opts *opts) {
+  ia_code rc = IA_OK;
+  for (size_t i = 0; opts && rc == IA_OK && i < opts->n_metadata; i++)
+    rc = ia_task_add_metadata(t, opts->metadata[i].key, opts->metadata[i].value);
+  return rc;
+}
+
 ia_code ia_task_set_opts(ia_task *t, const ia_call_opts *opts) {
   if (!t) return IA_INVALID_ARGUMENT;
   if (!opts) return ia_task_status(t) == IA_STATUS_IDLE ? IA_OK : IA_INVALID_ARGUMENT;
   ia_code rc = ia_task_set_deadline(t, opts->timeout_ms);
-  for (size_t i = 0; rc == IA_OK && i < opts->n_metadata; i++)
-    rc = ia_task_add_metadata(t, opts->metadata[i].key, opts->metadata[i].value);
-  return rc;
+  return rc == IA_OK ? ia__task_add_opts_metadata(t, opts) : rc;
 }
 
 void ia__master_deadlines(ia_master *m) {

@@ -265,11 +265,11 @@ uint32_t ia_call_opts_timeout(const ia_call_opts *opts);
  * waits up to timeout_ms and returns IA_OK with the reply in *reply
  * (malloc'd, free() it) or the code of what happened instead, with details
  * in `err` (TaskFail's result is err->data). The timeout is also the
- * task's deadline, which the slave hears: a slave that stops the task at
- * its deadline answers IA_DEADLINE_EXCEEDED, which may come first. At the
- * timeout the task is cancelled and abandoned: IA_TIMEOUT is returned
- * within about a millisecond of it, and a late answer is dropped. Not on
- * the I/O thread.
+ * task's deadline, which the slave hears and stops the task at. Either way
+ * -- the slave's 607 first, or nothing by the timeout -- the call returns
+ * IA_TIMEOUT within about a millisecond of it; on the master's side the
+ * task is cancelled and abandoned and a late answer is dropped. Not on the
+ * I/O thread.
  */
 IA_MUST_CHECK ia_code ia_call(ia_conn *conn, const char *method, const void *req, size_t len, void **reply,
                               size_t *reply_len, uint32_t timeout_ms, ia_error *err);
