@@ -61,11 +61,16 @@ static int read_exact(int fd, uint8_t *buf, size_t len, uint64_t deadline) {
   size_t have = 0;
   while (have < len) {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    /* At the deadline, what is already there is still read: a frame whose
+     * length prefix came in the last millisecond must not lose its body
+     * (and the stream its framing) to the clock. */
     int ms = tu__remaining_ms(deadline);
-    if (ms == 0) return -1;
     int pr = poll(&pfd, 1, ms);
     if (pr < 0 && errno == EINTR) continue;
-    if (pr <= 0) continue;
+    if (pr <= 0) {
+      if (ms == 0) return -1;
+      continue;
+    }
     ssize_t n = recv(fd, buf + have, len - have, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return 0;
