@@ -58,7 +58,7 @@ static bool caller_read(ia_conn *c, uint64_t left_ms) {
   }
   ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, 0, NULL);
   if (n > 0) {
-    ia__live_rx(&c->live);
+    ia__live_rx(&c->live, (size_t)n);
     return true;
   }
   if (retry(n)) return true;
@@ -77,7 +77,7 @@ static void loop_read(ia_conn *c, bool ended) {
       read_failed(c, n);
       return;
     }
-    ia__live_rx(&c->live);
+    ia__live_rx(&c->live, (size_t)n);
     if (!ia__master_dispatch(c) || (!full && !ended)) return;
   }
   ia__epset_again(&c->m->ep); /* more is waiting: after the other sockets */

@@ -13,10 +13,22 @@
  * peer's end took (runtime/wstream.h counts them), so that a long transfer
  * in either direction is never taken for silence.
  *
- * The reader of a connection bumps its counter (ia__live_rx) on every
- * recv() that got bytes: one relaxed atomic add, no clock read, so the hot
- * path pays nothing measurable. The loop alone looks at the clock, from a
- * timer (ia__live_check).
+ * A slave whose master proposed no heartbeats (an older master, a small
+ * client, a hostile one) still watches it at its own setting: it sends the
+ * Pings itself and the master answers them, as every peer answers a Ping.
+ * No peer can switch off the other end's watch, nor stretch it past
+ * IA__BEAT_MAX_TOLERANCE_MS unless that end asks for more itself.
+ *
+ * Apart from silence, a frame that has begun to arrive must keep arriving:
+ * at IA__FRAME_MIN_RATE bytes a second or more, measured over the
+ * tolerance (ia__live_stalled). A peer that trickles a large frame a byte
+ * at a time is never silent, yet holds the connection forever otherwise.
+ *
+ * The reader of a connection adds what each recv() got to its counter
+ * (ia__live_rx) and says when it waits in the middle of a frame
+ * (ia__live_mid): relaxed atomics, no clock read, so the hot path pays
+ * nothing measurable. The loop alone looks at the clock, from a timer
+ * (ia__live_check, ia__live_stalled).
  *
  * Never: read a clock on the hot path, or let a mismatch in the two ends'
  * settings make either drop a healthy connection.
@@ -26,11 +38,14 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define IA__BEAT_DEFAULT_MS 1000u           /* the default interval */
 #define IA__BEAT_DEFAULT_TOLERANCE_MS 5000u /* the default tolerance */
 #define IA__BEAT_MIN_MS 10u                 /* shorter intervals are raised to this */
+#define IA__BEAT_MAX_TOLERANCE_MS 60000u    /* what one end may stretch the other's tolerance to */
+#define IA__FRAME_MIN_RATE 1024u            /* bytes a second a frame in progress must keep up */
 
 /* A heartbeat setting; both 0 means off. */
 typedef struct ia__beat {
@@ -44,7 +59,9 @@ typedef struct ia__beat {
 ia__beat ia__beat_from(uint32_t interval_ms, uint32_t tolerance_ms);
 /* The setting of a connection whose ends want `a` and `b`: off if either
  * is; otherwise the longer interval and the longer tolerance, so that
- * neither end expects Pings more often than the other sends them. */
+ * neither end expects Pings more often than the other sends them -- but a
+ * tolerance over IA__BEAT_MAX_TOLERANCE_MS only if both ask for that much
+ * (the shorter one of the two then), and an interval at most half of it. */
 ia__beat ia__beat_agree(ia__beat a, ia__beat b);
 static inline bool ia__beat_on(ia__beat b) {
   return b.interval_ms != 0;
@@ -53,14 +70,22 @@ static inline bool ia__beat_on(ia__beat b) {
 /* One connection's liveness. rx is bumped by whichever thread reads the
  * socket; the rest is the loop's. */
 typedef struct ia__live {
-  _Atomic uint64_t rx;
+  _Atomic uint64_t rx;       /* bytes received */
+  _Atomic uint64_t mid;      /* 0, or which frame the reader waits in the middle of */
   uint64_t seen_rx, seen_tx; /* rx and the stream's drained count at the last look */
   uint64_t heard_ms;         /* when the last sign of life was seen */
   uint64_t ping_ms;          /* when the next Ping is due */
+  uint64_t mid_seen;         /* mid at the last look */
+  uint64_t mid_rx, mid_ms;   /* rx and the time when this stretch of it began */
 } ia__live;
 
-static inline void ia__live_rx(ia__live *l) {
-  atomic_fetch_add_explicit(&l->rx, 1, memory_order_relaxed);
+static inline void ia__live_rx(ia__live *l, size_t n) {
+  atomic_fetch_add_explicit(&l->rx, n, memory_order_relaxed);
+}
+/* The reader waits for the rest of frame number `frame` (counted from 1 by
+ * the reader, never reused), or with 0, at a frame boundary. */
+static inline void ia__live_mid(ia__live *l, uint64_t frame) {
+  atomic_store_explicit(&l->mid, frame, memory_order_relaxed);
 }
 
 /* Starts watching at `now` (the handshake just ended). */
@@ -75,6 +100,10 @@ typedef enum ia__live_rc {
 /* The loop's look at `now`. `tx` is the connection's stream's drained
  * count (ia__ws_drained). A Ping is only ever due when `pings`. */
 ia__live_rc ia__live_check(ia__live *l, ia__beat b, uint64_t tx, uint64_t now_ms, bool pings);
+/* True if one frame has been arriving all through the last `window_ms`
+ * slower than IA__FRAME_MIN_RATE: the peer is cut off. The loop calls it
+ * at every look, whatever the heartbeat setting. */
+bool ia__live_stalled(ia__live *l, uint32_t window_ms, uint64_t now_ms);
 /* How long the connection has been silent at `now`. */
 uint64_t ia__live_silent_ms(const ia__live *l, uint64_t now_ms);
 

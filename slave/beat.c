@@ -1,14 +1,16 @@
 /*
  * Liveness on the slave: the heartbeat setting agreed with each master in
  * its handshake, and the loop's timer that drops the master once nothing
- * at all has come from it for the tolerance (runtime/beat.h has the
- * protocol). The slave sends no Pings of its own: it answers the master's
- * (dispatch.c), from whichever thread reads the socket -- the loop while a
- * handler runs long -- so a busy slave still answers.
+ * at all has come from it for the tolerance, or once a frame of its has
+ * stalled half-way (runtime/beat.h has the protocol). The slave answers the
+ * master's Pings (dispatch.c) from whichever thread reads the socket -- the
+ * loop while a handler runs long -- so a busy slave still answers. A master
+ * that proposed no heartbeats is watched all the same, at the slave's own
+ * setting: the loop sends it Pings, which it answers.
  *
  * A master dropped here is lost: lost_connection fires with
- * CONNECTION_LOST, its running task is cancelled, and the slave is free for
- * the next master.
+ * CONNECTION_LOST (silence) or TIMEOUT (a stalled frame), its running task
+ * is cancelled, and the slave is free for the next master.
  *
  * Never: block the loop, or look at a connection that is not the master.
  */
@@ -19,7 +21,12 @@
 #include "runtime/sock.h"
 #include "slave/slave-internal.h"
 
-#define BEAT_LOOK_MAX_MS 250u /* the timer looks at least this often with heartbeats on */
+#define BEAT_LOOK_MAX_MS 250u /* the timer looks at least this often */
+
+/* How long a frame in progress is given to show IA__FRAME_MIN_RATE. */
+static uint32_t stall_window(const ia__sconn *c) {
+  return ia__beat_on(c->watch) ? c->watch.tolerance_ms : IA__BEAT_DEFAULT_TOLERANCE_MS;
+}
 
 static void beat_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
@@ -28,14 +35,33 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg) {
   uint64_t now = ia__now_ms();
   pthread_mutex_lock(&s->mu);
   ia__sconn *c = s->master;
-  bool dead = c && !atomic_load(&c->closing) && ia__beat_on(c->beat) &&
-              ia__live_check(&c->live, c->beat, ia__ws_drained(&c->out), now, false) == IA__LIVE_DEAD;
+  bool looked = c && !atomic_load(&c->closing);
+  ia__live_rc rc =
+      looked ? ia__live_check(&c->live, c->watch, ia__ws_drained(&c->out), now, c->self_ping) : IA__LIVE_OK;
+  bool stalled = looked && rc != IA__LIVE_DEAD && ia__live_stalled(&c->live, stall_window(c), now);
+  bool unsent = false;
+  if (rc == IA__LIVE_PING) {
+    ia__wframe w;
+    ia__wframe_empty(&w, 0, INTERACTION__V1__FRAME__BODY_PING);
+    unsent = !ia__sconn_send_nb_locked(c, &w);
+  }
   pthread_mutex_unlock(&s->mu);
-  if (!dead) return;
+  if (unsent) {
+    IA__INFO("slave: cannot ping master %s: its connection failed", c->master_name);
+    ia__sconn_close(c, true, IA_CONNECTION_LOST);
+    return;
+  }
+  if (rc != IA__LIVE_DEAD && !stalled) return;
   /* Only the loop frees connections, and this is the loop: c is still there. */
   char msg[IA_ERROR_MESSAGE_MAX];
+  if (stalled) {
+    snprintf(msg, sizeof msg, "a frame from the master stalled: under %u bytes/s for %u ms",
+             IA__FRAME_MIN_RATE, stall_window(c));
+    ia__sconn_fail(c, IA_TIMEOUT, msg, IA__RD_LOOP);
+    return;
+  }
   snprintf(msg, sizeof msg, "no sign of life from the master for %llu ms (heartbeat tolerance %u ms)",
-           (unsigned long long)ia__live_silent_ms(&c->live, now), c->beat.tolerance_ms);
+           (unsigned long long)ia__live_silent_ms(&c->live, now), c->watch.tolerance_ms);
   ia__sconn_fail(c, IA_CONNECTION_LOST, msg, IA__RD_LOOP);
 }
 
@@ -46,13 +72,12 @@ bool ia__slave_beat_init(ia_slave *s) {
 }
 
 void ia__slave_beat_start(ia_slave *s) {
-  if (!ia__beat_on(s->beat)) return;
   /* Every connection's interval is at least the config's. A sign of life
    * is dated by the look that sees it, so a silent master is noticed up to
    * two looks late: a quarter interval each keeps that within the goal of
    * tolerance + one interval (bench-detect measures it), at four cheap
    * wake-ups an interval. */
-  uint32_t look = s->beat.interval_ms / 4;
+  uint32_t look = ia__beat_on(s->beat) ? s->beat.interval_ms / 4 : BEAT_LOOK_MAX_MS;
   if (look > BEAT_LOOK_MAX_MS) look = BEAT_LOOK_MAX_MS;
   if (look < IA__BEAT_MIN_MS) look = IA__BEAT_MIN_MS;
   struct timeval tv = {look / 1000, (look % 1000) * 1000};
@@ -60,9 +85,17 @@ void ia__slave_beat_start(ia_slave *s) {
 }
 
 ia__beat ia__slave_beat_agree(ia__sconn *c, bool has, uint32_t h_ms, uint32_t h_tol) {
+  ia__beat own = c->slave->beat;
   ia__beat proposed = has ? ia__beat_from(h_ms, h_tol) : (ia__beat){0, 0};
-  c->beat = ia__beat_agree(c->slave->beat, proposed);
-  if (ia__beat_on(c->beat)) ia__sock_user_timeout(c->fd, c->beat.tolerance_ms);
+  c->beat = ia__beat_agree(own, proposed);
+  /* A master that wants none cannot switch the slave's watch off: it holds
+   * the only seat. */
+  c->self_ping = ia__beat_on(own) && !ia__beat_on(proposed);
+  c->watch = c->self_ping ? own : c->beat;
+  if (c->self_ping)
+    IA__INFO("slave: master %s proposed no heartbeats: pinging it every %u ms", c->master_name,
+             own.interval_ms);
+  if (ia__beat_on(c->watch)) ia__sock_user_timeout(c->fd, c->watch.tolerance_ms);
   ia__live_start(&c->live, ia__now_ms());
   return c->beat;
 }

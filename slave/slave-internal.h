@@ -15,7 +15,8 @@
  *   task_ctx.c  the handler's view of a task, and its outcome as a frame
  *   watchdog.c  the process's watchdog thread (knows nothing of the slave)
  *   beat.c      liveness: the heartbeat setting agreed with a master, and
- *               the loop's timer that drops a master gone silent
+ *               the loop's timer that drops a master gone silent or
+ *               stalled in the middle of a frame
  *
  * Threads. One libevent loop thread owns the listener, the timers, the
  * connections still in their handshake, and the freeing of connections. One
@@ -77,8 +78,12 @@ typedef struct ia__sconn {
   int tasks;           /* (mu) its tasks in the slot: it lives until they end */
   char *master_name;   /* written before the hand-off to the worker, then read only */
   uint32_t peer_max_frame;
-  ia__beat beat;                  /* agreed in the handshake (loop, before the hand-off) */
-  ia__live live;                  /* rx is bumped by the reader; the rest is the loop's */
+  ia__beat beat;                  /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
+  ia__beat watch;                 /* what the loop watches the master with: `beat`, or the slave's own */
+  bool self_ping;                 /* the master proposed no heartbeats: the loop sends the Pings */
+  ia__live live;                  /* rx and mid are the reader's; the rest is the loop's */
+  uint64_t frames_in;             /* the reader's: frames it has taken off the socket */
+  bool mid_said;                  /* the reader's: it last told `live` it waits mid-frame */
   struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
   struct event *hello_wait_ev;    /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
   unsigned hello_waits;           /* loop: how often it did */
@@ -241,7 +246,9 @@ bool ia__sconn_peer_gone(const ia__sconn *c);
 
 /* Makes the heartbeat timer (not yet added). False if out of memory. */
 IA_MUST_CHECK bool ia__slave_beat_init(ia_slave *s);
-/* Starts the timer if the slave has heartbeats on. Before the loop runs. */
+/* Starts the timer: every quarter interval (at most 250 ms) with
+ * heartbeats on, every 250 ms for the stalled-frame guard alone with them
+ * off. Before the loop runs. */
 void ia__slave_beat_start(ia_slave *s);
 /* The setting for a master that proposed `h_ms`/`h_tol` (has: it proposed
  * any), started on c: what goes into the Welcome. Loop. */

@@ -97,6 +97,31 @@ bool tu_flag_wait(tu_flag *flag, int want, uint32_t timeout_ms) {
   return ok;
 }
 
+void tu_lost_init(tu_lost *lost) {
+  tu_flag_init(&lost->calls);
+  pthread_mutex_init(&lost->mu, NULL);
+  lost->why = IA_OK;
+  lost->at_ms = 0;
+}
+
+void tu_on_lost(const char *master_name, ia_code why, void *user) {
+  (void)master_name;
+  tu_lost *lost = user;
+  pthread_mutex_lock(&lost->mu);
+  lost->why = why;
+  lost->at_ms = tu_now_ms();
+  pthread_mutex_unlock(&lost->mu);
+  tu_flag_raise(&lost->calls);
+}
+
+ia_code tu_lost_last(tu_lost *lost, uint64_t *at_ms) {
+  pthread_mutex_lock(&lost->mu);
+  ia_code why = lost->why;
+  *at_ms = lost->at_ms;
+  pthread_mutex_unlock(&lost->mu);
+  return why;
+}
+
 /* ---- payloads ---- */
 
 uint8_t *tu__pack(const ProtobufCMessage *msg, size_t *len) {

@@ -48,6 +48,21 @@ int tu_flag_count(tu_flag *flag);
 /* True once count >= want; false if timeout_ms passed first. */
 bool tu_flag_wait(tu_flag *flag, int want, uint32_t timeout_ms);
 
+/* ---- what a slave's lost_connection callback saw ---- */
+
+typedef struct tu_lost {
+  tu_flag calls;
+  pthread_mutex_t mu;
+  ia_code why;    /* the last call's */
+  uint64_t at_ms; /* tu_now_ms() at the last call */
+} tu_lost;
+
+void tu_lost_init(tu_lost *lost);
+/* A lost_connection callback whose `user` is a tu_lost. */
+void tu_on_lost(const char *master_name, ia_code why, void *user);
+/* The last call's code, and in *at_ms its time. */
+ia_code tu_lost_last(tu_lost *lost, uint64_t *at_ms);
+
 /* ---- sum.proto payloads (malloc'd buffers: free() them) ---- */
 
 uint8_t *tu_sum_task(int64_t a, int64_t b, bool has_a, bool has_b, size_t *len);

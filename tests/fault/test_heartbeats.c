@@ -146,32 +146,15 @@ Test(heartbeats, frozen_slave_ends_its_task_lost_within_the_tolerance, .timeout 
   tu_proc_kill(&slave);
 }
 
-typedef struct lost_log {
-  pthread_mutex_t mu;
-  tu_flag lost;
-  ia_code why;
-  uint64_t at_ms;
-} lost_log;
-
-static lost_log lost = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void on_lost(const char *master_name, ia_code why, void *user) {
-  (void)master_name;
-  lost_log *l = user;
-  pthread_mutex_lock(&l->mu);
-  l->why = why;
-  l->at_ms = tu_now_ms();
-  pthread_mutex_unlock(&l->mu);
-  tu_flag_raise(&l->lost);
-}
+static tu_lost lost;
 
 Test(heartbeats, frozen_master_frees_the_slave_within_the_tolerance, .timeout = 60, .fini = kill_children) {
-  tu_flag_init(&lost.lost);
+  tu_lost_init(&lost);
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);
   config.heartbeat_ms = BEAT_MS;
   config.heartbeat_tolerance_ms = BEAT_TOL_MS;
-  config.lost_connection = on_lost;
+  config.lost_connection = tu_on_lost;
   config.user = &lost;
   ia_error err = IA_ERROR_INIT;
   ia_slave *slave = NULL;
@@ -189,18 +172,16 @@ Test(heartbeats, frozen_master_frees_the_slave_within_the_tolerance, .timeout = 
 
   cr_assert(tu_proc_signal(&master, SIGSTOP));
   uint64_t t0 = tu_now_ms();
-  cr_assert(tu_flag_wait(&lost.lost, 1, BEAT_TOL_MS + BEAT_MS + SLACK_MS + 2000),
+  cr_assert(tu_flag_wait(&lost.calls, 1, BEAT_TOL_MS + BEAT_MS + SLACK_MS + 2000),
             "lost_connection did not fire for a frozen master");
-  pthread_mutex_lock(&lost.mu);
-  ia_code why = lost.why;
-  uint64_t at = lost.at_ms;
-  pthread_mutex_unlock(&lost.mu);
+  uint64_t at = 0;
+  ia_code why = tu_lost_last(&lost, &at);
   assert_detected_in_time(at - t0, "lost_connection fired");
   cr_assert_eq(why, IA_CONNECTION_LOST, "why = %d %s", why, ia_code_name(why));
 
   /* The seat is free while the old master is still frozen: no 501. */
   assert_new_master_works(ia_slave_port(slave), "rescuer");
-  cr_assert_eq(tu_flag_count(&lost.lost), 1, "lost_connection fired %d times", tu_flag_count(&lost.lost));
+  cr_assert_eq(tu_flag_count(&lost.calls), 1, "lost_connection fired %d times", tu_flag_count(&lost.calls));
 
   tu_proc_kill(&master);
   ia_slave_free(slave);
@@ -283,12 +264,12 @@ Test(heartbeats, slave_that_did_not_agree_is_never_dropped_for_silence, .timeout
 Test(heartbeats, mismatched_settings_keep_an_idle_connection_up, .timeout = 30) {
   /* The slave alone would drop a master quiet for 60 ms; the master alone
    * pings every 500 ms. Agreed: 500 ms / 2000 ms, and nobody is dropped. */
-  tu_flag_init(&lost.lost);
+  tu_lost_init(&lost);
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);
   config.heartbeat_ms = 20;
   config.heartbeat_tolerance_ms = 60;
-  config.lost_connection = on_lost;
+  config.lost_connection = tu_on_lost;
   config.user = &lost;
   ia_error err = IA_ERROR_INIT;
   ia_slave *slave = NULL;
@@ -299,7 +280,7 @@ Test(heartbeats, mismatched_settings_keep_an_idle_connection_up, .timeout = 30) 
   TU_ASSERT_OK(tu_connect(m, "s", ia_slave_port(slave), &conn, &err), &err);
   tu_sleep_ms(1500);
   cr_assert(ia_conn_is_connected(conn), "the master dropped a healthy idle connection");
-  cr_assert_eq(tu_flag_count(&lost.lost), 0, "the slave dropped a healthy idle master");
+  cr_assert_eq(tu_flag_count(&lost.calls), 0, "the slave dropped a healthy idle master");
   int64_t sum = 0;
   TU_ASSERT_OK(tu_call_sum(conn, 1, 2, &sum, &err), &err);
   cr_assert_eq(sum, 3);
@@ -351,12 +332,12 @@ Test(heartbeats, a_master_that_pings_but_reads_nothing_is_dropped_within_the_tol
    * worker must not stay blocked past the tolerance (1000 ms) -- without
    * heartbeats it waits 10 s. While it sends it holds the read side, so the
    * master's Pings go unread: the slave hears silence and drops it. */
-  tu_flag_init(&lost.lost);
+  tu_lost_init(&lost);
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);
   config.heartbeat_ms = 100;
   config.heartbeat_tolerance_ms = 1000;
-  config.lost_connection = on_lost;
+  config.lost_connection = tu_on_lost;
   config.user = &lost;
   ia_error err = IA_ERROR_INIT;
   ia_slave *slave = NULL;
@@ -376,15 +357,14 @@ Test(heartbeats, a_master_that_pings_but_reads_nothing_is_dropped_within_the_tol
   cr_assert(tu_raw_send_task(fd, 5, BIG_METHOD, NULL, 0));
   uint64_t t0 = tu_now_ms();
   /* Pings every 50 ms, never a read, until the slave gives up (or 8 s). */
-  while (tu_flag_count(&lost.lost) == 0 && tu_now_ms() - t0 < 8000) {
+  while (tu_flag_count(&lost.calls) == 0 && tu_now_ms() - t0 < 8000) {
     if (!tu_raw_send_empty(fd, 0, INTERACTION__V1__FRAME__BODY_PING)) break;
     tu_sleep_ms(50);
   }
-  cr_assert(tu_flag_wait(&lost.lost, 1, 2000), "the slave never dropped a master that reads nothing");
-  pthread_mutex_lock(&lost.mu);
-  uint64_t took = lost.at_ms - t0;
-  ia_code why = lost.why;
-  pthread_mutex_unlock(&lost.mu);
+  cr_assert(tu_flag_wait(&lost.calls, 1, 2000), "the slave never dropped a master that reads nothing");
+  uint64_t at = 0;
+  ia_code why = tu_lost_last(&lost, &at);
+  uint64_t took = at - t0;
   cr_log_info("a master that pings but reads nothing was dropped after %llu ms (tolerance 1000 ms)",
               (unsigned long long)took);
   cr_assert_eq(why, IA_CONNECTION_LOST);

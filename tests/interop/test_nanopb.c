@@ -299,7 +299,7 @@ static void send_frame(int fd, const interaction_v1_Frame *frame) {
  * (release with pb_release). Asserts that a whole frame came, that nanopb
  * decodes every byte of it, and that it has a body; compares it with nanopb's
  * own encoding of what it decoded. */
-static void recv_frame(int fd, interaction_v1_Frame *frame) {
+static void recv_one_frame(int fd, interaction_v1_Frame *frame) {
   uint64_t deadline = now_ms() + WAIT_MS;
   uint8_t head[4];
   int r = read_exact(fd, head, 4, deadline);
@@ -333,6 +333,21 @@ static void recv_frame(int fd, interaction_v1_Frame *frame) {
   }
   free(again);
   free(body);
+}
+
+/* The next frame other than a heartbeat: the slave pings a master that
+ * proposed no heartbeats, as this one does, and every peer answers a Ping
+ * (Pong with the same id, 0 for a heartbeat). */
+static void recv_frame(int fd, interaction_v1_Frame *frame) {
+  for (int i = 0; i < 16; i++) {
+    recv_one_frame(fd, frame);
+    if (frame->which_body != interaction_v1_Frame_ping_tag || (frame->has_id && frame->id != 0)) return;
+    interaction_v1_Frame pong = interaction_v1_Frame_init_zero;
+    pong.which_body = interaction_v1_Frame_pong_tag;
+    send_frame(fd, &pong);
+    pb_release(&interaction_v1_Frame_msg, frame);
+  }
+  cr_assert_fail("16 heartbeat Pings in a row from the slave");
 }
 
 /* True if the slave closes the connection (EOF, or a reset) within WAIT_MS
