@@ -131,13 +131,22 @@ static bool md_entry(ia__slice entry, ia__slice *key, ia__slice *value) {
   return r == 0;
 }
 
+/* The shape our masters send: method, the deadline if any, then the
+ * payload or nothing. Anything else goes through the general parser, which
+ * gives the same answer for this shape. */
+static bool task_parse_fast(const uint8_t *p, const uint8_t *end, ia__task_view *t) {
+  if (!take_bytes(&p, end, 0x0a, &t->method)) return false;
+  if (p < end && *p == 0x18) {
+    p++;
+    if (!ia__get_varint(&p, end, &t->deadline_ms)) return false;
+  }
+  return p == end || (take_bytes(&p, end, 0x12, &t->payload) && p == end);
+}
+
 bool ia__task_parse(ia__slice body, ia__task_view *t) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   memset(t, 0, sizeof *t);
-  /* The common shape: method, then payload (or none), nothing else. */
-  if (take_bytes(&p, end, 0x0a, &t->method) && (p == end || (take_bytes(&p, end, 0x12, &t->payload) && p == end)))
-    return true;
-  p = body.p;
+  if (task_parse_fast(p, end, t)) return true;
   memset(t, 0, sizeof *t);
   field f = {0};
   int r;

@@ -121,3 +121,26 @@ Test(parse, a_length_over_two_gib_is_malformed_whatever_its_low_bits) {
   Interaction__V1__Task *pc = interaction__v1__task__unpack(NULL, sizeof body, body);
   cr_assert_null(pc, "protobuf-c accepts the input");
 }
+
+/* The shape our masters send with a deadline (method, deadline_ms, payload)
+ * is read as protobuf-c reads it, with or without the payload. */
+Test(parse, a_task_with_a_deadline_reads_as_protobuf_c_reads_it) {
+  static const uint8_t full[] = {0x0a, 0x01, 'm', 0x18, 0x96, 0x01, 0x12, 0x02, 'a', 'b'};
+  static const uint8_t bare[] = {0x0a, 0x01, 'm', 0x18, 0x05};
+  const struct {
+    const uint8_t *p;
+    size_t n;
+  } cases[] = {{full, sizeof full}, {bare, sizeof bare}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ia__task_view t;
+    cr_assert(ia__task_parse(slice(cases[i].p, cases[i].n), &t), "case %zu refused", i);
+    Interaction__V1__Task *pc = interaction__v1__task__unpack(NULL, cases[i].n, cases[i].p);
+    cr_assert_not_null(pc, "protobuf-c refuses case %zu", i);
+    cr_assert_eq(t.deadline_ms, pc->deadline_ms, "case %zu: deadline %llu, protobuf-c %llu", i,
+                 (unsigned long long)t.deadline_ms, (unsigned long long)pc->deadline_ms);
+    cr_assert_eq(t.method.n, strlen(pc->method));
+    cr_assert_eq(t.payload.n, pc->has_payload ? pc->payload.len : 0, "case %zu: payload %zu bytes", i, t.payload.n);
+    cr_assert_not(t.has_metadata);
+    interaction__v1__task__free_unpacked(pc, NULL);
+  }
+}
