@@ -7,7 +7,9 @@
  * connection whose agreed interval has passed, and drops every connection
  * on which nothing arrived for the tolerance: its pending tasks end LOST
  * with CONNECTION_LOST, ia_conn_is_connected() turns false, and the state
- * callback hears LOST.
+ * callback hears LOST. A connection on which one frame has been arriving
+ * slower than IA__FRAME_MIN_RATE for the tolerance is dropped the same way,
+ * with TIMEOUT: a slave that trickles a reply is never silent.
  *
  * Never: block the loop (Pings go out without blocking; a stream that
  * cannot take one is already failing), or call the state callback with the
@@ -75,6 +77,7 @@ void ia__conn_state_changed(ia_conn *c) {
 typedef struct beat_job {
   ia_conn *conn;
   ia__live_rc rc;
+  bool stalled; /* a frame of the slave's stopped arriving half-way */
   uint64_t silent_ms;
 } beat_job;
 
@@ -87,7 +90,8 @@ void ia__master_beat(ia_master *m) {
   for (ia_conn *c = m->conns; c; c = c->next) {
     if (!c->up || c->torn_down || !ia__beat_on(c->beat)) continue;
     ia__live_rc rc = ia__live_check(&c->live, c->beat, ia__ws_drained(&c->out), now, true);
-    if (rc == IA__LIVE_OK) continue;
+    bool stalled = rc != IA__LIVE_DEAD && ia__live_stalled(&c->live, c->beat.tolerance_ms, now);
+    if (rc == IA__LIVE_OK && !stalled) continue;
     if (n == cap) {
       size_t ncap = cap ? cap * 2 : 16;
       beat_job *more = realloc(jobs, ncap * sizeof *jobs);
@@ -96,14 +100,20 @@ void ia__master_beat(ia_master *m) {
       cap = ncap;
     }
     ia__conn_ref(c);
-    jobs[n++] = (beat_job){c, rc, ia__live_silent_ms(&c->live, now)};
+    jobs[n++] = (beat_job){c, rc, stalled, ia__live_silent_ms(&c->live, now)};
   }
   m->tick_conns = jobs;
   m->tick_cap = cap;
   pthread_mutex_unlock(&m->mu);
   for (size_t i = 0; i < n; i++) {
     ia_conn *c = jobs[i].conn;
-    if (jobs[i].rc == IA__LIVE_PING) {
+    if (jobs[i].stalled) {
+      char msg[IA_ERROR_MESSAGE_MAX];
+      snprintf(msg, sizeof msg, "a frame from the slave stalled: under %u bytes/s for %u ms",
+               IA__FRAME_MIN_RATE, c->beat.tolerance_ms);
+      IA__WARN("master: connection %s: %s", c->name, msg);
+      ia__conn_lost(c, IA_STATUS_LOST, IA_TIMEOUT, msg);
+    } else if (jobs[i].rc == IA__LIVE_PING) {
       ia__wframe w;
       ia__wframe_empty(&w, 0, INTERACTION__V1__FRAME__BODY_PING);
       (void)ia__conn_send_nb(c, &w); /* a failure ends the connection by itself */

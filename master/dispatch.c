@@ -234,6 +234,7 @@ bool ia__master_dispatch(ia_conn *c) {
     const uint8_t *body;
     uint32_t len;
     ia__next r = ia__inbuf_next(&c->in, c->m->max_frame, &body, &len);
+    ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
     if (r == IA__NEXT_MORE) return true;
     if (r == IA__NEXT_OVERSIZE) {
       ia__conn_protocol_error(c, IA_FRAME_TOO_LARGE, "frame over max_frame from the slave");

@@ -26,7 +26,7 @@
  *
  * The reader of a connection adds what each recv() got to its counter
  * (ia__live_rx) and says when it waits in the middle of a frame
- * (ia__live_mid): relaxed atomics, no clock read, so the hot path pays
+ * (ia__live_head): relaxed atomics, no clock read, so the hot path pays
  * nothing measurable. The loop alone looks at the clock, from a timer
  * (ia__live_check, ia__live_stalled).
  *
@@ -77,15 +77,23 @@ typedef struct ia__live {
   uint64_t ping_ms;          /* when the next Ping is due */
   uint64_t mid_seen;         /* mid at the last look */
   uint64_t mid_rx, mid_ms;   /* rx and the time when this stretch of it began */
+  uint64_t frames;           /* the reader's: whole frames it has seen */
+  bool mid_said;             /* the reader's: mid is not 0 */
 } ia__live;
 
 static inline void ia__live_rx(ia__live *l, size_t n) {
   atomic_fetch_add_explicit(&l->rx, n, memory_order_relaxed);
 }
-/* The reader waits for the rest of frame number `frame` (counted from 1 by
- * the reader, never reused), or with 0, at a frame boundary. */
-static inline void ia__live_mid(ia__live *l, uint64_t frame) {
-  atomic_store_explicit(&l->mid, frame, memory_order_relaxed);
+/* The reader saw the head of its input: a whole frame (`ready`), or not
+ * yet, with some of it in (`partial`) or nothing. It says so to the loop's
+ * stalled-frame guard only when that changes: the hot path, a whole frame
+ * at a time and nothing after it, stores nothing. */
+static inline void ia__live_head(ia__live *l, bool ready, bool partial) {
+  if (ready) l->frames++;
+  bool mid = !ready && partial;
+  if (!mid && !l->mid_said) return;
+  atomic_store_explicit(&l->mid, mid ? l->frames + 1 : 0, memory_order_relaxed);
+  l->mid_said = mid;
 }
 
 /* Starts watching at `now` (the handshake just ended). */

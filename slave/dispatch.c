@@ -172,16 +172,8 @@ static int next_frame(ia__sconn *c, ia__reader who, ia__env *env, size_t *frame_
   uint32_t len;
   uint32_t limit = c->handshaken ? c->slave->max_frame : IA__PREAUTH_MAX_FRAME;
   ia__next r = ia__inbuf_next(&c->in, limit, &body, &len);
-  bool mid = r == IA__NEXT_MORE && c->in.end > c->in.start;
-  if (mid || c->mid_said) {
-    /* The loop's stalled-frame guard (beat.c) watches only while we wait
-     * for the rest of one frame; the hot path, a frame at a time, never
-     * gets here. */
-    ia__live_mid(&c->live, mid ? c->frames_in + 1 : 0);
-    c->mid_said = mid;
-  }
+  ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
   if (r == IA__NEXT_MORE) return 0;
-  c->frames_in++;
   if (r == IA__NEXT_OVERSIZE) {
     ia__sconn_fail(c, IA_FRAME_TOO_LARGE, c->handshaken ? "frame over max_frame" : "frame too large before Hello",
                    who);

@@ -81,9 +81,7 @@ typedef struct ia__sconn {
   ia__beat beat;                  /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
   ia__beat watch;                 /* what the loop watches the master with: `beat`, or the slave's own */
   bool self_ping;                 /* the master proposed no heartbeats: the loop sends the Pings */
-  ia__live live;                  /* rx and mid are the reader's; the rest is the loop's */
-  uint64_t frames_in;             /* the reader's: frames it has taken off the socket */
-  bool mid_said;                  /* the reader's: it last told `live` it waits mid-frame */
+  ia__live live;                  /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
   struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
   struct event *hello_wait_ev;    /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
   unsigned hello_waits;           /* loop: how often it did */

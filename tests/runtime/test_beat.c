@@ -91,7 +91,7 @@ Test(beat, a_frame_in_progress_must_keep_up_the_minimum_rate) {
   ia__live l = {0};
   ia__live_start(&l, 0);
   cr_assert_not(ia__live_stalled(&l, 1000, 0), "no frame in progress");
-  ia__live_mid(&l, 1);
+  ia__live_head(&l, false, true); /* the first bytes of a frame */
   ia__live_rx(&l, 10);
   cr_assert_not(ia__live_stalled(&l, 1000, 100), "the frame was only just seen");
   ia__live_rx(&l, IA__FRAME_MIN_RATE - 1);
@@ -102,15 +102,17 @@ Test(beat, a_frame_in_progress_must_keep_up_the_minimum_rate) {
 Test(beat, a_steady_frame_a_new_frame_or_none_is_never_stalled) {
   ia__live l = {0};
   ia__live_start(&l, 0);
-  ia__live_mid(&l, 1);
+  ia__live_head(&l, false, true);
   cr_assert_not(ia__live_stalled(&l, 1000, 0));
   ia__live_rx(&l, IA__FRAME_MIN_RATE);
   cr_assert_not(ia__live_stalled(&l, 1000, 1000), "the floor itself is enough");
   cr_assert_not(ia__live_stalled(&l, 1000, 1500), "the next window has only begun");
-  ia__live_mid(&l, 2); /* that frame ended and the next began */
+  ia__live_head(&l, true, true);  /* that frame is whole... */
+  ia__live_head(&l, false, true); /* ...and the next has begun */
   cr_assert_not(ia__live_stalled(&l, 1000, 2000), "a new frame starts a new window");
   cr_assert_not(ia__live_stalled(&l, 1000, 2999));
-  ia__live_mid(&l, 0); /* at a frame boundary: waiting for nothing */
+  ia__live_head(&l, true, false);  /* whole, and nothing after it */
+  ia__live_head(&l, false, false); /* waiting for nothing */
   cr_assert_not(ia__live_stalled(&l, 1000, 3000));
   cr_assert_not(ia__live_stalled(&l, 1000, 60000), "an idle connection is silence, not a stall");
 }

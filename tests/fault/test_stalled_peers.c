@@ -4,7 +4,8 @@
  * never done). Each is cut off with a clear code within the tolerance, the
  * slave's lost_connection says so, and the next master is served. A master
  * without heartbeats that answers the slave's Pings, and one that sends a
- * frame slowly but steadily, keep their seat. */
+ * frame slowly but steadily, keep their seat. And the other way round: a
+ * slave that trickles its reply is dropped by the master. */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static void send_frame_head(int fd, uint32_t len) {
   cr_assert(tu_raw_write(fd, head, sizeof head), "cannot write the head of a frame");
 }
 
-Test(stalled_masters, a_master_that_proposes_no_heartbeats_is_pinged_and_dropped_once_quiet, .timeout = 60) {
+Test(stalled_peers, a_master_that_proposes_no_heartbeats_is_pinged_and_dropped_once_quiet, .timeout = 60) {
   /* Before this, a Hello without heartbeat fields switched the slave's
    * watch off: such a master held the only seat for as long as it liked. */
   ia_slave *s = watched_slave(BEAT_MS, TOL_MS);
@@ -115,7 +116,7 @@ Test(stalled_masters, a_master_that_proposes_no_heartbeats_is_pinged_and_dropped
   ia_slave_free(s);
 }
 
-Test(stalled_masters, a_master_without_heartbeats_that_answers_pings_keeps_its_seat, .timeout = 60) {
+Test(stalled_peers, a_master_without_heartbeats_that_answers_pings_keeps_its_seat, .timeout = 60) {
   /* Our master with heartbeats off sends no Pings of its own and never
    * drops the slave for silence, but answers the slave's. */
   ia_slave *s = watched_slave(BEAT_MS, TOL_MS);
@@ -133,7 +134,7 @@ Test(stalled_masters, a_master_without_heartbeats_that_answers_pings_keeps_its_s
   ia_slave_free(s);
 }
 
-Test(stalled_masters, a_master_that_stops_half_way_through_a_frame_loses_the_seat, .timeout = 60) {
+Test(stalled_peers, a_master_that_stops_half_way_through_a_frame_loses_the_seat, .timeout = 60) {
   /* The probe in the issue: half a frame after Hello, then nothing. */
   ia_slave *s = watched_slave(BEAT_MS, TOL_MS);
   int fd = raw_master(s, true, BEAT_MS, TOL_MS);
@@ -166,7 +167,7 @@ static bool trickle_until_goodbye(int fd, uint32_t *code) {
   return goodbye_after_pings(fd, TU_WAIT_MS, code, &pings);
 }
 
-Test(stalled_masters, a_frame_trickled_a_byte_at_a_time_is_cut_off_with_702, .timeout = 60) {
+Test(stalled_peers, a_frame_trickled_a_byte_at_a_time_is_cut_off_with_702, .timeout = 60) {
   /* Every byte is a sign of life, so heartbeats alone never drop this
    * master; the frame must keep up IA__FRAME_MIN_RATE over the tolerance. */
   ia_slave *s = watched_slave(BEAT_MS, TOL_MS);
@@ -183,7 +184,7 @@ Test(stalled_masters, a_frame_trickled_a_byte_at_a_time_is_cut_off_with_702, .ti
   ia_slave_free(s);
 }
 
-Test(stalled_masters, a_stalled_frame_is_cut_off_with_heartbeats_off_on_both_ends, .timeout = 60) {
+Test(stalled_peers, a_stalled_frame_is_cut_off_with_heartbeats_off_on_both_ends, .timeout = 60) {
   /* No heartbeats at all: nothing watches for silence, but a frame still
    * has the default tolerance to keep arriving. */
   ia_slave *s = watched_slave(0, 0);
@@ -203,7 +204,7 @@ Test(stalled_masters, a_stalled_frame_is_cut_off_with_heartbeats_off_on_both_end
   ia_slave_free(s);
 }
 
-Test(stalled_masters, a_frame_sent_slowly_but_steadily_is_served, .timeout = 60) {
+Test(stalled_peers, a_frame_sent_slowly_but_steadily_is_served, .timeout = 60) {
   /* 4000 bytes/s, well over the floor: a 6000-byte Task takes 1.5 s, five
    * tolerances, and is answered, not cut off. */
   ia_slave *s = watched_slave(BEAT_MS, TOL_MS);
@@ -242,4 +243,54 @@ Test(stalled_masters, a_frame_sent_slowly_but_steadily_is_served, .timeout = 60)
   free(payload);
   close(fd);
   ia_slave_free(s);
+}
+
+/* ---- a slave that trickles its reply ---- */
+
+static void trickling_slave(tu_fake *fake, int fd) {
+  (void)fake;
+  if (!tu_raw_welcome_beat(fd, true, BEAT_MS, TOL_MS, NULL)) return;
+  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+  bool task = false;
+  while (!task && tu_now_ms() < deadline) {
+    Interaction__V1__Frame *f = NULL;
+    if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return;
+    task = f->body_case == INTERACTION__V1__FRAME__BODY_TASK;
+    interaction__v1__frame__free_unpacked(f, NULL);
+  }
+  if (!task) return;
+  send_frame_head(fd, 1u << 20);
+  const uint8_t byte = 0;
+  deadline = tu_now_ms() + 10000;
+  while (tu_now_ms() < deadline && tu_raw_write(fd, &byte, 1)) /* until the master closes */
+    tu_sleep_ms(20);
+}
+
+Test(stalled_peers, a_slave_that_trickles_its_reply_is_dropped_with_702, .timeout = 60) {
+  tu_fake fake;
+  cr_assert(tu_fake_start(&fake, trickling_slave, NULL, 0));
+  ia_error err = IA_ERROR_INIT;
+  ia_master *m = NULL;
+  ia_conn *conn = NULL;
+  TU_ASSERT_OK(tu_master_start_beat("m", CHANNEL, BEAT_MS, TOL_MS, &m, &err), &err);
+  TU_ASSERT_OK(tu_connect(m, "trickler", fake.port, &conn, &err), &err);
+  ia_task *t = tu_sum_task_new(conn, 1, 2);
+  cr_assert_not_null(t);
+  uint64_t t0 = tu_now_ms();
+  cr_assert_eq(ia_task_start(t), IA_OK);
+  cr_assert_eq(ia_task_join(t, 2 * TOL_MS + SLACK_MS + 5000), IA_OK, "the task never ended");
+  uint64_t took = tu_now_ms() - t0;
+  cr_log_info("a trickled reply ended the task after %llu ms (tolerance %u ms)", (unsigned long long)took,
+              TOL_MS);
+  TU_ASSERT_STATUS(t, IA_STATUS_LOST);
+  cr_assert_eq(ia_task_error(t)->code, IA_TIMEOUT, "code %d %s (%s)", ia_task_error(t)->code,
+               ia_code_name(ia_task_error(t)->code), ia_task_error(t)->message);
+  cr_assert_geq(took, TOL_MS - BEAT_MS, "ended after only %llu ms", (unsigned long long)took);
+  if (!tu_valgrind())
+    cr_assert_leq(took, 2 * TOL_MS + SLACK_MS, "ended only after %llu ms", (unsigned long long)took);
+  cr_assert_not(ia_conn_is_connected(conn), "a slave whose reply stalled is still connected");
+  ia_task_free(t);
+  ia_conn_free(conn);
+  ia_master_free(m);
+  tu_fake_join(&fake);
 }
