@@ -6,7 +6,9 @@
  * Pings and the slave's Pongs interleave with everything else on the
  * streams) run blocking Sums on two threads, async Sleeps handed to the
  * slave's loop on a third, and pings on a fourth; no connection may be
- * lost, every result must be right.
+ * lost, every result must be right. Then the same with the master's
+ * heartbeats off: the slave's loop sends the Pings itself, among the
+ * worker's replies, and whichever master thread reads answers them.
  *
  * Phase 2: fake slaves that agree to a short heartbeat and then say
  * nothing: a thread blocked in ia_call on each must get CONNECTION_LOST,
@@ -81,7 +83,7 @@ static void *pinger_main(void *arg) {
   return NULL;
 }
 
-static void load_phase(void) {
+static void load_phase(uint32_t master_beat_ms) {
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);
   config.heartbeat_ms = BEAT_MS;
@@ -91,11 +93,12 @@ static void load_phase(void) {
   ia_code rc = tu_slave_start(&config, &s, &err);
   ia_master *m = NULL;
   if (STRESS_CHECK(rc == IA_OK, "slave: %s", err.message))
-    rc = tu_master_start_beat("beat", CHANNEL, BEAT_MS, stress_ms(2000), &m, &err);
+    rc = tu_master_start_beat("beat", CHANNEL, master_beat_ms, master_beat_ms ? stress_ms(2000) : 0, &m, &err);
   ia_conn *c = NULL;
   if (m && STRESS_CHECK(rc == IA_OK, "master: %s", err.message)) c = stress_connect(m, "loaded", ia_slave_port(s), &rc);
   if (c) {
-    stress_phase("Sums, Sleeps and pings with a 10 ms heartbeat");
+    stress_phase(master_beat_ms ? "Sums, Sleeps and pings with a 10 ms heartbeat"
+                                : "the same with the master's heartbeats off: the slave pings it");
     deadline = stress_deadline(LOAD_MS);
     pthread_t t[4];
     bool up[4] = {stress_spawn(&t[0], summer_main, c), stress_spawn(&t[1], summer_main, c),
@@ -231,7 +234,8 @@ static void silent_masters_phase(void) {
 
 int main(void) {
   stress_begin("stress_beat", "heartbeats under load; silent peers dropped while threads use them", 120);
-  load_phase();
+  load_phase(BEAT_MS);
+  load_phase(0);
   silent_slaves_phase();
   silent_masters_phase();
   stress_report("Sums with the right result, heartbeats on", atomic_load(&sums));
