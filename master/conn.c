@@ -466,7 +466,10 @@ ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error
 
 void ia_conn_free(ia_conn *c) {
   if (!c) return;
-  if (ia_conn_is_connected(c))
+  if (ia_conn_is_connected(c)) {
+    /* The slave is told, so it takes this for a close, not a lost master. */
+    ia__conn_goodbye(c, IA_OK, "the master freed the connection");
     ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection was freed");
+  }
   ia__conn_unref(c);
 }

@@ -141,8 +141,9 @@ IA_MUST_CHECK ia_code ia_conn_disconnect(ia_conn *conn, const void *data, size_t
 IA_MUST_CHECK ia_code ia_conn_ping(ia_conn *conn, uint32_t timeout_ms, uint64_t *rtt_us, ia_error *err);
 
 /* Drops the handle ia_master_connect() gave. A still-live connection is
- * closed at once (pending tasks end LOST). Tasks made on it stay valid until
- * they are freed. NULL is allowed. */
+ * closed at once with a Goodbye (pending tasks end LOST; the slave closes
+ * it as a master that left, not one it lost). Tasks made on it stay valid
+ * until they are freed. NULL is allowed. */
 void ia_conn_free(ia_conn *conn);
 
 /* ---- tasks ---- */

@@ -45,3 +45,29 @@ Test(regressions, disconnect_after_async_task_then_free_is_safe, .timeout = 60) 
   ia_master_free(m);
   ia_slave_free(s);
 }
+
+/* ia_conn_free() closed a live connection without a word, so the slave
+ * took every master that freed its handle for one it had lost
+ * (lost_connection with CONNECTION_LOST). It says Goodbye now. */
+Test(regressions, a_freed_connection_says_goodbye_and_is_not_lost, .timeout = 60) {
+  tu_lost lost;
+  tu_lost_init(&lost);
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  config.lost_connection = tu_on_lost;
+  config.user = &lost;
+  ia_slave *s = fixture_slave_start(&config);
+  ia_master *m = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start("freer", CHANNEL, &m, &err), &err);
+  for (int i = 0; i < 10; i++) {
+    ia_conn *c = NULL;
+    TU_ASSERT_OK(tu_connect(m, "slave", ia_slave_port(s), &c, &err), &err);
+    assert_sum_works(c, i, 1);
+    ia_conn_free(c);
+  }
+  ia_master_free(m);
+  ia_slave_free(s); /* lost_connection runs on the slave's loop: all of it has run by now */
+  cr_assert_eq(tu_flag_count(&lost.calls), 0, "lost_connection fired %d times for masters that freed their handle",
+               tu_flag_count(&lost.calls));
+}
