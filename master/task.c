@@ -123,7 +123,7 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
   if (status != IA_STATUS_COMPLETED) {
     /* A task that did not complete never reads as success. */
     if (code == IA_OK) code = IA_TASK_ERROR;
-    ia__error_set(&t->error, code, "%s", message && *message ? message : ia_strerror(code));
+    ia__error_set_msg(&t->error, code, message && *message ? message : ia_strerror(code));
     ia__error_set_data(&t->error, data, len);
   }
   atomic_store(&t->status, status); /* before the callbacks, which may read it */

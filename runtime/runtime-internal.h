@@ -33,6 +33,9 @@
 
 /* Sets code and a printf-style message on `err` (NULL allowed); returns code. */
 ia_code ia__error_set(ia_error *err, ia_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a plain message, copied (and cut to fit) without printf:
+ * a task's end on the hot path of refusals. */
+ia_code ia__error_set_msg(ia_error *err, ia_code code, const char *message);
 /* Copies `len` bytes of peer data into `err` (replacing any). */
 void ia__error_set_data(ia_error *err, const void *data, size_t len);
 /* Deep-copies src into dst (dst is cleared first). */

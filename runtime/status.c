@@ -79,6 +79,15 @@ ia_code ia__error_set(ia_error *err, ia_code code, const char *fmt, ...) {
   return code;
 }
 
+ia_code ia__error_set_msg(ia_error *err, ia_code code, const char *message) {
+  if (!err) return code;
+  err->code = code;
+  size_t n = strnlen(message, sizeof err->message - 1);
+  memcpy(err->message, message, n);
+  err->message[n] = '\0';
+  return code;
+}
+
 void ia__error_set_data(ia_error *err, const void *data, size_t len) {
   if (!err) return;
   free(err->data);
