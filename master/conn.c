@@ -36,6 +36,7 @@ void ia__conn_destroy(ia_conn *c) {
   ia__inbuf_free(&c->in);
   ia__ws_destroy(&c->out);
   free(c->abandoned);
+  free(c->slave_name);
   free(c->name);
   free(c);
 }
@@ -163,19 +164,21 @@ void ia__conn_disconnected(ia_conn *c) {
   ia__conn_request_teardown(c);
 }
 
-void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message) {
+void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message, uint32_t wait_ms) {
   ia__wframe w;
   if (!ia__wframe_status(&w, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, code, message, NULL, 0)) return;
   /* A last word: the connection closes next, so nobody would flush what the
-   * socket does not take at once. */
-  ia__ws_rc rc = ia__ws_send_nb(&c->out, c->fd, &w);
+   * socket does not take at once -- or what queued behind another thread's
+   * send, unless we wait our turn. */
+  ia__ws_rc rc = wait_ms ? ia__ws_send(&c->out, c->fd, &w, ia__deadline_after(wait_ms), 0)
+                         : ia__ws_send_nb(&c->out, c->fd, &w);
   (void)rc;
   ia__wframe_release(&w);
 }
 
 void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message) {
   IA__WARN("master: connection %s: %s", c->name, message);
-  ia__conn_goodbye(c, code, message);
+  ia__conn_goodbye(c, code, message, 0);
   ia__conn_lost(c, IA_STATUS_LOST, code, message);
 }
 
@@ -263,6 +266,9 @@ static ia_code hello_answer(ia_conn *c, const ia__env *env, ia_error *err) {
     Interaction__V1__Welcome *w = interaction__v1__welcome__unpack(NULL, env->body.n, env->body.p);
     if (!w) return ia__error_set(err, IA_PROTOCOL_ERROR, "malformed Welcome");
     c->peer_max_frame = w->has_max_frame && w->max_frame ? w->max_frame : IA__MAX_FRAME_DEFAULT;
+    c->slave_name = strdup(w->slave_name ? w->slave_name : "");
+    c->slave_mode = w->has_mode ? w->mode : 0;
+    c->slave_capacity = w->has_capacity ? w->capacity : 1;
     /* The slave says what both use; a slave that says nothing has none. */
     c->beat = w->has_heartbeat_ms && w->has_heartbeat_tolerance_ms
                   ? ia__beat_from(w->heartbeat_ms, w->heartbeat_tolerance_ms)
@@ -297,6 +303,8 @@ static ia_code handshake(ia_conn *c, const void *data, size_t len, uint64_t dead
   h.has_heartbeat_ms = h.has_heartbeat_tolerance_ms = 1;
   h.heartbeat_ms = m->beat.interval_ms;
   h.heartbeat_tolerance_ms = m->beat.tolerance_ms;
+  h.has_observe = c->observer;
+  h.observe = c->observer;
   if (data && len) {
     h.has_data = 1;
     h.data.data = (uint8_t *)data;
@@ -367,8 +375,9 @@ static ia_conn *conn_new(ia_master *m, const char *name) {
   return c;
 }
 
-ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint16_t port, const void *data,
-                          size_t len, uint32_t timeout_ms, ia_conn **out, ia_error *err) {
+/* ia_master_connect() and ia_master_observe(). */
+static ia_code open_conn(ia_master *m, const char *name, const char *host, uint16_t port, const void *data,
+                         size_t len, bool observe, uint32_t timeout_ms, ia_conn **out, ia_error *err) {
   if (out) *out = NULL;
   if (!m || !name || !host || !out || (len && !data))
     return ia__error_set(err, IA_INVALID_ARGUMENT, "master, name, host and out are required");
@@ -378,6 +387,7 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
     return ia__error_set(err, IA_ALREADY_CONNECTED, "a live connection is already named '%s'", name);
   ia_conn *c = conn_new(m, name);
   if (!c) return ia__error_set(err, IA_NO_MEMORY, "no memory for the connection");
+  c->observer = observe;
   uint64_t deadline = ia__deadline_after(timeout_ms);
   ia_code rc = ia__dial(host, port, deadline, &c->fd, err);
   if (rc == IA_OK) rc = handshake(c, data, len, deadline, err);
@@ -404,9 +414,31 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
   c->next = m->conns;
   m->conns = c;
   pthread_mutex_unlock(&m->mu);
-  IA__INFO("master: connected %s to %s:%u", name, host, (unsigned)port);
+  IA__INFO("master: connected %s to %s:%u%s", name, host, (unsigned)port, observe ? " as an observer" : "");
   *out = c;
   return IA_OK;
+}
+
+ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint16_t port, const void *data,
+                          size_t len, uint32_t timeout_ms, ia_conn **out, ia_error *err) {
+  return open_conn(m, name, host, port, data, len, false, timeout_ms, out, err);
+}
+
+ia_code ia_master_observe(ia_master *m, const char *name, const char *host, uint16_t port, uint32_t timeout_ms,
+                          ia_conn **out, ia_error *err) {
+  return open_conn(m, name, host, port, NULL, 0, true, timeout_ms, out, err);
+}
+
+const char *ia_conn_slave_name(const ia_conn *c) {
+  return c && c->slave_name ? c->slave_name : "";
+}
+
+uint32_t ia_conn_slave_mode(const ia_conn *c) {
+  return c ? c->slave_mode : 0;
+}
+
+uint32_t ia_conn_slave_capacity(const ia_conn *c) {
+  return c ? c->slave_capacity : 0;
 }
 
 const char *ia_conn_name(const ia_conn *c) {
@@ -467,8 +499,9 @@ ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error
 void ia_conn_free(ia_conn *c) {
   if (!c) return;
   if (ia_conn_is_connected(c)) {
-    /* The slave is told, so it takes this for a close, not a lost master. */
-    ia__conn_goodbye(c, IA_OK, "the master freed the connection");
+    /* The slave is told, so it takes this for a close, not a lost master:
+     * waiting (briefly) for a Ping the loop may be sending right now. */
+    ia__conn_goodbye(c, IA_OK, "the master freed the connection", IA__GOODBYE_WAIT_MS);
     ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "the connection was freed");
   }
   ia__conn_unref(c);

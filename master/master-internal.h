@@ -125,6 +125,9 @@ struct ia_conn {
   ia__inbuf in;          /* the reader's */
   ia__ws out;
   uint32_t peer_max_frame;
+  bool observer;         /* its Hello asked to observe: it pings and reads, never runs a task */
+  char *slave_name;      /* what the Welcome said; fixed after the handshake */
+  uint32_t slave_mode, slave_capacity;
   ia__beat beat;         /* agreed in the handshake; off: {0, 0} */
   ia__live live;         /* its rx is bumped by the reader; the rest is the loop's */
   ia_conn_state state;   /* (mu) */
@@ -182,9 +185,11 @@ ia_code ia__conn_send(ia_conn *c, const ia__wframe *w, uint64_t deadline_ms);
 void ia__conn_lost(ia_conn *c, ia_status status, ia_code code, const char *message);
 /* The same, with the state said: ia_conn_free() closes, it loses nothing. */
 void ia__conn_end(ia_conn *c, ia_conn_state state, ia_status status, ia_code code, const char *message);
-/* Sends a Goodbye with `code` without blocking, as a last word before the
- * connection closes. */
-void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message);
+/* Sends a Goodbye with `code` as a last word before the connection closes:
+ * without blocking (wait_ms 0: the loop), or waiting up to wait_ms for the
+ * stream and the socket (a user's thread). */
+#define IA__GOODBYE_WAIT_MS 100u
+void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message, uint32_t wait_ms);
 /* A protocol violation by the slave: Goodbye with the code, then lost. */
 void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message);
 /* The Disconnect answered: c is down, the socket goes. */

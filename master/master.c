@@ -67,7 +67,7 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
   ia_conn **open = collect_open(m, &n);
   for (size_t i = 0; i < n; i++) {
     ia_conn *c = open[i];
-    if (ia_conn_is_connected(c)) ia__conn_goodbye(c, IA_SHUTTING_DOWN, "the master is shutting down");
+    if (ia_conn_is_connected(c)) ia__conn_goodbye(c, IA_SHUTTING_DOWN, "the master is shutting down", 0);
     ia__conn_lost(c, IA_STATUS_LOST, IA_SHUTTING_DOWN, "the master is shutting down");
     ia__conn_unref(c);
   }

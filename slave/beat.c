@@ -12,7 +12,10 @@
  * CONNECTION_LOST (silence) or TIMEOUT (a stalled frame), its running task
  * is cancelled, and the slave is free for the next master.
  *
- * Never: block the loop, or look at a connection that is not the master.
+ * Observers are watched the same way as the master.
+ *
+ * Never: block the loop, or look at a connection still in its handshake
+ * (its Hello deadline watches it).
  */
 #include <stdio.h>
 
@@ -28,17 +31,15 @@ static uint32_t stall_window(const ia__sconn *c) {
   return ia__beat_on(c->watch) ? c->watch.tolerance_ms : IA__BEAT_DEFAULT_TOLERANCE_MS;
 }
 
-static void beat_cb(evutil_socket_t fd, short what, void *arg) {
-  (void)fd;
-  (void)what;
-  ia_slave *s = arg;
-  uint64_t now = ia__now_ms();
+/* One look at a handshaken connection: the master or an observer. Loop. */
+static void look_at(ia_slave *s, ia__sconn *c, uint64_t now) {
   pthread_mutex_lock(&s->mu);
-  ia__sconn *c = s->master;
-  bool looked = c && !atomic_load(&c->closing);
-  ia__live_rc rc =
-      looked ? ia__live_check(&c->live, c->watch, ia__ws_drained(&c->out), now, c->self_ping) : IA__LIVE_OK;
-  bool stalled = looked && rc != IA__LIVE_DEAD && ia__live_stalled(&c->live, stall_window(c), now);
+  if (atomic_load(&c->closing)) {
+    pthread_mutex_unlock(&s->mu);
+    return;
+  }
+  ia__live_rc rc = ia__live_check(&c->live, c->watch, ia__ws_drained(&c->out), now, c->self_ping);
+  bool stalled = rc != IA__LIVE_DEAD && ia__live_stalled(&c->live, stall_window(c), now);
   bool unsent = false;
   if (rc == IA__LIVE_PING) {
     ia__wframe w;
@@ -47,22 +48,32 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg) {
   }
   pthread_mutex_unlock(&s->mu);
   if (unsent) {
-    IA__INFO("slave: cannot ping master %s: its connection failed", c->master_name);
+    IA__INFO("slave: cannot ping %s: its connection failed", c->master_name);
     ia__sconn_close(c, true, IA_CONNECTION_LOST);
     return;
   }
   if (rc != IA__LIVE_DEAD && !stalled) return;
-  /* Only the loop frees connections, and this is the loop: c is still there. */
   char msg[IA_ERROR_MESSAGE_MAX];
+  const char *peer = c->observer ? "observer" : "master";
   if (stalled) {
-    snprintf(msg, sizeof msg, "a frame from the master stalled: under %u bytes/s for %u ms",
-             IA__FRAME_MIN_RATE, stall_window(c));
+    snprintf(msg, sizeof msg, "a frame from the %s stalled: under %u bytes/s for %u ms", peer, IA__FRAME_MIN_RATE,
+             stall_window(c));
     ia__sconn_fail(c, IA_TIMEOUT, msg, IA__RD_LOOP);
     return;
   }
-  snprintf(msg, sizeof msg, "no sign of life from the master for %llu ms (heartbeat tolerance %u ms)",
+  snprintf(msg, sizeof msg, "no sign of life from the %s for %llu ms (heartbeat tolerance %u ms)", peer,
            (unsigned long long)ia__live_silent_ms(&c->live, now), c->watch.tolerance_ms);
   ia__sconn_fail(c, IA_CONNECTION_LOST, msg, IA__RD_LOOP);
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  ia_slave *s = arg;
+  uint64_t now = ia__now_ms();
+  /* The list is the loop's, and closing frees nothing here (close_cb does). */
+  for (ia__sconn *c = s->conns; c; c = c->next)
+    if (c->handshaken) look_at(s, c, now);
 }
 
 bool ia__slave_beat_init(ia_slave *s) {

@@ -125,6 +125,7 @@ void ia__sconn_close(ia__sconn *c, bool lost, ia_code code) {
     return;
   }
   atomic_store(&c->closing, true);
+  if (c->observer && c->handshaken) s->n_observers--;
   c->lost = lost && s->master == c;
   c->lost_code = code;
   if (s->master == c) s->master = NULL;

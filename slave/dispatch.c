@@ -40,6 +40,11 @@ static ia_code check_hello(ia__sconn *c, const Interaction__V1__Hello *h, char *
     snprintf(msg, cap, "the slave is shutting down");
     return IA_SHUTTING_DOWN;
   }
+  if (c->observer) {
+    if (s->n_observers < IA__MAX_OBSERVERS) return IA_OK;
+    snprintf(msg, cap, "the slave has %u observers already", IA__MAX_OBSERVERS);
+    return IA_CONNECTION_REFUSED;
+  }
   ia__sconn *current = s->master;
   if (current) {
     snprintf(msg, cap, "the slave already has a master (%.100s)", current->master_name ? current->master_name : "");
@@ -61,9 +66,10 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   c->peer_max_frame = h->has_max_frame && h->max_frame ? h->max_frame : IA__MAX_FRAME_DEFAULT;
   bool beat_asked = h->has_heartbeat_ms && h->has_heartbeat_tolerance_ms;
   uint32_t beat_ms = h->heartbeat_ms, beat_tol = h->heartbeat_tolerance_ms;
+  c->observer = h->has_observe && h->observe;
   char msg[160];
   pthread_mutex_lock(&s->mu);
-  ia__sconn *old = s->master && ia__sconn_peer_gone(s->master) ? s->master : NULL;
+  ia__sconn *old = !c->observer && s->master && ia__sconn_peer_gone(s->master) ? s->master : NULL;
   pthread_mutex_unlock(&s->mu);
   if (old) {
     /* The current master closed its socket -- most likely it is this one,
@@ -77,7 +83,8 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   ia_code code = check_hello(c, h, msg, sizeof msg);
   pthread_mutex_unlock(&s->mu);
   ia_hook_reply reply = {0};
-  if (code == IA_OK && s->cfg.before_connection &&
+  /* An observer runs nothing: the hook, which admits masters, is not asked. */
+  if (code == IA_OK && !c->observer && s->cfg.before_connection &&
       !s->cfg.before_connection(c->master_name ? c->master_name : "", h->has_data ? h->data.data : NULL,
                                 h->has_data ? h->data.len : 0, &reply, s->cfg.user)) {
     code = IA_CONNECTION_REFUSED;
@@ -87,7 +94,9 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   if (code == IA_OK) {
     /* The hook ran unlocked: another Hello may have won the seat meanwhile. */
     pthread_mutex_lock(&s->mu);
-    if (s->master) {
+    if (c->observer) {
+      s->n_observers++; /* checked under this same lock: only the loop welcomes */
+    } else if (s->master) {
       code = IA_ALREADY_CONNECTED;
       snprintf(msg, sizeof msg, "the slave already has a master (%.100s)", s->master->master_name);
     } else {
@@ -125,7 +134,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   }
   bool ok = ia__sconn_send(c, &out, IA__RD_LOOP);
   ia__wframe_release(&out);
-  if (ok) IA__INFO("slave: master %s connected", c->master_name);
+  if (ok) IA__INFO("slave: %s %s connected", c->observer ? "observer" : "master", c->master_name);
   return ok;
 }
 
@@ -144,7 +153,7 @@ static void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body, ia__reader 
     return;
   }
   ia_hook_reply reply = {0};
-  bool ok = !s->cfg.before_disconnection ||
+  bool ok = c->observer || !s->cfg.before_disconnection ||
             s->cfg.before_disconnection(c->master_name, d->has_data ? d->data.data : NULL,
                                         d->has_data ? d->data.len : 0, &reply, s->cfg.user);
   interaction__v1__disconnect__free_unpacked(d, NULL);
@@ -155,7 +164,7 @@ static void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body, ia__reader 
     return;
   }
   ia__hook_reply_release(&reply);
-  IA__INFO("slave: master %s disconnected", c->master_name);
+  IA__INFO("slave: %s %s disconnected", c->observer ? "observer" : "master", c->master_name);
   /* The slave is free for the next master before that master can hear of
    * it: a master that reconnects at once is not told ALREADY_CONNECTED. */
   pthread_mutex_lock(&s->mu);
@@ -170,7 +179,7 @@ static void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body, ia__reader 
 static int next_frame(ia__sconn *c, ia__reader who, ia__env *env, size_t *frame_len) {
   const uint8_t *body;
   uint32_t len;
-  uint32_t limit = c->handshaken ? c->slave->max_frame : IA__PREAUTH_MAX_FRAME;
+  uint32_t limit = c->handshaken && !c->observer ? c->slave->max_frame : IA__PREAUTH_MAX_FRAME;
   ia__next r = ia__inbuf_next(&c->in, limit, &body, &len);
   ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
   if (r == IA__NEXT_MORE) return 0;
@@ -198,16 +207,19 @@ static void hello_wait_cb(evutil_socket_t fd, short what, void *arg) {
   if (!atomic_load(&c->closing)) (void)ia__slave_dispatch(c, IA__RD_LOOP);
 }
 
-/* A Hello that finds the seat held by a master whose socket shows no end
- * yet waits a little, its frame left buffered, before it is refused: a
- * master that closed and dialled again at once may be faster than its
- * own FIN, which the kernel need not deliver before the new connection's
- * SYN (loopback packets queue per CPU). True if it waits. Loop. */
+/* A Hello that finds the seat taken waits a little, its frame left
+ * buffered, before it is refused or the seat is forced: a master that
+ * closed and dialled again at once may be faster than its own FIN, which
+ * the kernel need not deliver before the new connection's SYN (loopback
+ * packets queue per CPU); and one whose end has come may have said Goodbye
+ * just before it, which its reader is about to read -- forcing the seat
+ * then would take a master that left for one that was lost. True if it
+ * waits. Loop. */
 static bool wait_for_the_seat(ia__sconn *c) {
   ia_slave *s = c->slave;
   pthread_mutex_lock(&s->mu);
   ia__sconn *cur = s->master;
-  bool taken = cur && !atomic_load(&cur->closing) && !ia__sconn_peer_gone(cur);
+  bool taken = cur && !atomic_load(&cur->closing);
   pthread_mutex_unlock(&s->mu);
   if (!taken || c->hello_waits >= HELLO_WAITS) return false;
   if (!c->hello_wait_ev && !(c->hello_wait_ev = evtimer_new(s->base, hello_wait_cb, c))) return false;
@@ -216,18 +228,28 @@ static bool wait_for_the_seat(ia__sconn *c) {
   return event_add(c->hello_wait_ev, &tv) == 0;
 }
 
-/* The first frame of a connection, which must be a Hello: once it is
- * accepted, the read side goes to the worker. */
+/* Whether a Hello asks to observe (before on_hello has read it). */
+static bool observes(const ia__env *env) {
+  Interaction__V1__Hello *h = interaction__v1__hello__unpack(NULL, env->body.n, env->body.p);
+  bool o = h && h->has_observe && h->observe;
+  if (h) interaction__v1__hello__free_unpacked(h, NULL);
+  return o;
+}
+
+/* The first frame of a connection, which must be a Hello: once a master's
+ * is accepted, the read side goes to the worker; an observer's stays with
+ * the loop. */
 static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) {
   ia_slave *s = c->slave;
   if (env->kind != INTERACTION__V1__FRAME__BODY_HELLO) {
     ia__sconn_fail(c, IA_PROTOCOL_ERROR, "expected Hello as the first frame", IA__RD_LOOP);
     return IA__DISPATCH_CLOSED;
   }
-  if (wait_for_the_seat(c)) return IA__DISPATCH_MORE;
+  if (!observes(env) && wait_for_the_seat(c)) return IA__DISPATCH_MORE;
   bool welcomed = on_hello(c, env->id, env->body);
   ia__inbuf_consume(&c->in, flen);
   if (!welcomed) return IA__DISPATCH_CLOSED;
+  if (c->observer) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE; /* the loop reads it */
   pthread_mutex_lock(&s->mu);
   bool mine = !atomic_load(&c->closing) && s->master == c;
   if (mine) ia__slave_to_worker_locked(s, c);
@@ -241,9 +263,18 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
   size_t flen;
   int r;
   while ((r = next_frame(c, who, &env, &flen)) > 0) {
-    if (!c->handshaken) return handshake(c, &env, flen);
+    if (!c->handshaken) {
+      ia__dispatch_rc h = handshake(c, &env, flen);
+      if (h != IA__DISPATCH_MORE || !c->handshaken) return h;
+      continue; /* an observer: what it sent behind its Hello is read now */
+    }
     switch (env.kind) {
     case INTERACTION__V1__FRAME__BODY_TASK: {
+      if (c->observer) {
+        ia__sconn_status(c, env.id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_REFUSED,
+                         "an observer may not run tasks", NULL, who);
+        break;
+      }
       ia_task_ctx *ctx = NULL;
       ia__take t = ia__slot_admit(c, &env, flen, who, &ctx);
       if (t == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
@@ -268,7 +299,7 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
     case INTERACTION__V1__FRAME__BODY_PONG:
       break; /* a sign of life, nothing more */
     case INTERACTION__V1__FRAME__BODY_CANCEL:
-      on_cancel(c, env.id);
+      if (!c->observer) on_cancel(c, env.id); /* an observer has no task to cancel */
       break;
     case INTERACTION__V1__FRAME__BODY_DISCONNECT:
       on_disconnect(c, env.id, env.body, who);

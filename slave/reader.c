@@ -63,7 +63,7 @@ void ia__slave_loop_read(ia__sconn *c, bool ended) {
   ia_slave *s = c->slave;
   for (int i = 0; i < LOOP_READS; i++) {
     bool full = false;
-    uint32_t limit = c->handshaken ? s->max_frame : IA__PREAUTH_MAX_FRAME;
+    uint32_t limit = c->handshaken && !c->observer ? s->max_frame : IA__PREAUTH_MAX_FRAME;
     ssize_t n = ia__inbuf_recv(&c->in, c->fd, limit, MSG_DONTWAIT, &full);
     if (retry(n)) return;
     if (n <= 0) {

@@ -7,7 +7,8 @@
  *               handshake, and a back-off when descriptors run out), the
  *               handshake deadline, send, refuse, fail, close, deferred free
  *   dispatch.c  the one frame-dispatch loop both readers run, and the
- *               control frames (Hello, Cancel, Disconnect, Ping, Goodbye)
+ *               control frames (Hello, Cancel, Disconnect, Ping, Goodbye);
+ *               observers beside the master
  *   slot.c      the task slot: admission, running a task, the
  *               Accepted-before-outcome rule, the watchdog's look
  *   reader.c    the read side: the worker thread, the loop's reads, and the
@@ -52,6 +53,7 @@ struct sockaddr;
 #define IA__SEND_BOUND_MS 10000u     /* a master that takes nothing for this long is dropped */
 #define IA__MAX_PENDING_DEFAULT 64u  /* connections in their handshake at once */
 #define IA__SLAVE_QUEUE_LIMIT (1u << 20) /* bytes a master may leave unread before it is dropped */
+#define IA__MAX_OBSERVERS 8u             /* observers welcomed at once, beside the master */
 
 struct ia_hook_reply {
   char *message;
@@ -70,6 +72,7 @@ typedef struct ia__sconn {
   ia__inbuf in; /* the reader's */
   ia__ws out;
   bool handshaken;     /* set by the loop when it accepts the Hello, before any hand-off */
+  bool observer;       /* its Hello asked to observe: read by the loop only, never a task (loop) */
   ia__reader reader;   /* (mu) */
   uint32_t ep;         /* (mu) what the loop's epoll set watches for it */
   atomic_bool closing; /* (written under mu) */
@@ -174,6 +177,7 @@ struct ia_slave {
   pthread_cond_t work_cond;   /* the worker waits for a read side or a task */
   pthread_cond_t cancel_cond; /* a sleeping handler waits for its cancel */
   ia__sconn *master;          /* (mu) the handshaken master */
+  unsigned n_observers;       /* (mu) handshaken observers not closing */
   ia_task_ctx *slot;          /* (mu) the task holding the slot */
   ia_task_ctx *to_run;        /* (mu) a task the loop read, for the worker */
   bool in_handler;            /* (mu) slot's handler runs */

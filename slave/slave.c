@@ -49,6 +49,11 @@ void ia_slave_config_init(ia_slave_config *c) {
 
 /* ---- methods ---- */
 
+const char *ia_mode_name(uint32_t mode) {
+  static const char *const names[] = {"nonblocking-single", "nonblocking-multi", "blocking-single", "blocking-multi"};
+  return mode < sizeof names / sizeof names[0] ? names[mode] : "unknown";
+}
+
 const ia__method *ia__slave_method(const ia_slave *s, const uint8_t *name, size_t len) {
   for (size_t i = 0; i < s->n_methods; i++)
     if (s->methods[i].len == len && memcmp(s->methods[i].method, name, len) == 0) return &s->methods[i];

@@ -86,7 +86,7 @@ typedef struct session {
 
 /* Starts a master and connects it. Returns CLI_OK, or the exit status after
  * reporting why (nothing is left allocated then). */
-static int session_open(const cli_args *args, session *s) {
+static int session_open(const cli_args *args, bool observe, session *s) {
   memset(s, 0, sizeof *s);
   ia_error err = IA_ERROR_INIT;
   ia_master_config config;
@@ -107,8 +107,12 @@ static int session_open(const cli_args *args, session *s) {
     return CLI_LOCAL;
   }
   uint64_t t0 = now_us();
-  rc = ia_master_connect(s->master, args->address, args->host, args->port, NULL, 0, args->timeout_ms,
-                         &s->conn, &err);
+  /* ping only looks: as an observer it works while a master is attached. */
+  if (observe)
+    rc = ia_master_observe(s->master, args->address, args->host, args->port, args->timeout_ms, &s->conn, &err);
+  else
+    rc = ia_master_connect(s->master, args->address, args->host, args->port, NULL, 0, args->timeout_ms,
+                           &s->conn, &err);
   s->handshake_us = now_us() - t0;
   if (rc == IA_OK) return CLI_OK;
   report(what, &err, false);
@@ -144,10 +148,12 @@ static void session_free(session *s) {
 
 static int cmd_ping(const cli_args *args) {
   session s;
-  int status = session_open(args, &s);
+  int status = session_open(args, true, &s);
   if (status != CLI_OK) return status;
   printf("connected to %s (channel %" PRIu32 ") in %.2f ms\n", args->address, args->channel,
          (double)s.handshake_us / 1000.0);
+  printf("slave %s: mode %s, capacity %" PRIu32 "\n", ia_conn_slave_name(s.conn),
+         ia_mode_name(ia_conn_slave_mode(s.conn)), ia_conn_slave_capacity(s.conn));
   fflush(stdout);
   uint64_t min = UINT64_MAX, max = 0, total = 0;
   unsigned long done = 0;
@@ -281,7 +287,7 @@ static int cmd_call(const cli_args *args) {
    * slow pipe must not hold its connection. */
   if (!read_input(args->in, &req, &req_len)) return CLI_LOCAL;
   session s;
-  int status = session_open(args, &s);
+  int status = session_open(args, false, &s);
   if (status != CLI_OK) {
     free(req);
     return status;

@@ -82,6 +82,22 @@ IA_MUST_CHECK ia_code ia_master_connect(ia_master *master, const char *name, con
                                         const void *data, size_t len, uint32_t timeout_ms, ia_conn **out,
                                         ia_error *err);
 
+/* Like ia_master_connect(), as an observer: the slave welcomes it beside
+ * its master (it never takes the master's seat, and the slave's
+ * before_connection hook is not asked), answers its Pings, and refuses its
+ * tasks with IA_TASK_REFUSED. A slave welcomes a few observers at once
+ * (8); more are refused with IA_CONNECTION_REFUSED. For monitors and the
+ * CLI. */
+IA_MUST_CHECK ia_code ia_master_observe(ia_master *master, const char *name, const char *host, uint16_t port,
+                                        uint32_t timeout_ms, ia_conn **out, ia_error *err);
+
+/* What the slave's Welcome said: its name ("" if none), its task mode (an
+ * ia_mode of interaction/slave.h) and how many tasks it runs at once. Valid
+ * as long as the handle. */
+const char *ia_conn_slave_name(const ia_conn *conn);
+uint32_t ia_conn_slave_mode(const ia_conn *conn);
+uint32_t ia_conn_slave_capacity(const ia_conn *conn);
+
 /* The live connection registered under `name`, or NULL. The result is a new
  * reference of the caller's: it stays valid, whatever another thread does,
  * until the caller passes it to ia_conn_release() (which never closes the

@@ -45,6 +45,10 @@ typedef enum ia_mode {
   IA_MODE_BLOCKING_MULTI = 3,
 } ia_mode;
 
+/* A mode's name as sum-slave's --mode spells it ("nonblocking-single",
+ * ...), "unknown" for anything else. */
+const char *ia_mode_name(uint32_t mode);
+
 /*
  * Runs one task on the worker thread. It must end by calling exactly one of
  * ia_task_ctx_reply() or ia_task_ctx_fail(); a handler that calls neither, or

@@ -181,6 +181,9 @@ bool tu_raw_send_hello(int fd, uint32_t channel, const char *name);
 /* The same, proposing heartbeats beat_ms/beat_tol when has_beat. */
 bool tu_raw_send_hello_beat(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
                             uint32_t beat_tol);
+/* The same, asking to observe when `observe`. */
+bool tu_raw_send_hello_full(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
+                            uint32_t beat_tol, bool observe);
 /* Writes a Hello (version 1, channel, name) and reads the answer: true on
  * Welcome. */
 bool tu_raw_hello(int fd, uint32_t channel, const char *name);

@@ -127,7 +127,14 @@ bool tu_raw_send_hello(int fd, uint32_t channel, const char *name) {
 
 bool tu_raw_send_hello_beat(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
                             uint32_t beat_tol) {
+  return tu_raw_send_hello_full(fd, channel, name, has_beat, beat_ms, beat_tol, false);
+}
+
+bool tu_raw_send_hello_full(int fd, uint32_t channel, const char *name, bool has_beat, uint32_t beat_ms,
+                            uint32_t beat_tol, bool observe) {
   Interaction__V1__Hello hello = INTERACTION__V1__HELLO__INIT;
+  hello.has_observe = observe;
+  hello.observe = observe;
   hello.has_version = 1;
   hello.version = 1;
   hello.has_channel = 1;

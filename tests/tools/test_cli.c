@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tu_assert.h"
+#include "fixture.h"
 
 #ifndef SUM_SLAVE_PATH
 #error "SUM_SLAVE_PATH must name the sum-slave executable"
@@ -75,6 +75,8 @@ Test(cli, ping_succeeds_and_reports_handshake_and_round_trips) {
     cr_assert_not_null(strstr((char *)r.out, want), "no \"%s\" in stdout: %s", want, (char *)r.out);
   }
   cr_assert_not_null(strstr((char *)r.out, "3 of 3 pings answered"), "stdout: %s", (char *)r.out);
+  cr_assert_not_null(strstr((char *)r.out, "slave sum-slave: mode nonblocking-single, capacity 1\n"),
+                     "no slave name, mode and capacity in stdout: %s", (char *)r.out);
   cr_assert_eq(r.err_len, 0, "stderr: %s", r.err);
   run_free(&r);
 }
@@ -223,18 +225,27 @@ Test(cli, wrong_channel_exits_4_with_the_slaves_202_message) {
   run_free(&r);
 }
 
-Test(cli, a_slave_that_has_a_master_refuses_with_501) {
+/* ping observes: it works while a coordinator is attached (it used to be
+ * refused with 501 like a second master); call runs a task, so it is a
+ * master and still gets 501. */
+Test(cli, ping_works_while_a_master_is_attached_and_call_gets_501) {
   ia_error err = IA_ERROR_INIT;
   ia_master *m = NULL;
   ia_conn *conn = NULL;
   TU_ASSERT_OK(tu_master_start("first-master", CHANNEL, &m, &err), &err);
   char *colon = strrchr(address, ':');
   TU_ASSERT_OK(tu_connect(m, "slave", (uint16_t)atoi(colon + 1), &conn, &err), &err);
-  const char *args[] = {"ping", address, "--channel", "7", NULL};
-  run r = run_cli(args, NULL, 0);
+  const char *ping[] = {"ping", address, "--channel", "7", "--count", "2", NULL};
+  run r = run_cli(ping, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  cr_assert_not_null(strstr((char *)r.out, "2 of 2 pings answered"), "stdout: %s", (char *)r.out);
+  run_free(&r);
+  const char *call[] = {"call", address, "--channel", "7", "sum.Adder/Sum", NULL};
+  r = run_cli(call, NULL, 0);
   ASSERT_EXIT(r, 4);
   ASSERT_STDERR_HAS(r, "501 ALREADY_CONNECTED");
   run_free(&r);
+  assert_sum_works(conn, 1, 2); /* the coordinator never noticed */
   ia_conn_free(conn);
   ia_master_free(m);
 }
