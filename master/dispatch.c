@@ -186,8 +186,10 @@ static bool on_accepted(ia_conn *c, const ia__env *env) {
     t = t->next;
   if (t && atomic_load(&t->status) == IA_STATUS_STARTING) atomic_store(&t->status, IA_STATUS_STARTED);
   bool late = !t && abandoned_locked(c, env->id, false); /* its outcome is still to come */
+  bool up = c->up;
   pthread_mutex_unlock(&m->mu);
   if (t || late) return true;
+  if (!up) return false; /* going down: its tasks were ended, what is on the way is dropped */
   ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "Accepted for a task id that was never sent");
   return false;
 }

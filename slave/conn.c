@@ -132,6 +132,7 @@ void ia__sconn_close(ia__sconn *c, bool lost, ia_code code) {
   /* Its master is gone: the handler is asked to stop, so that the slot is
    * free for the next master. */
   ia__slot_cancel_locked(s, c, 0, true, IA_CONNECTION_LOST);
+  ia__pool_stop_locked(s, c, IA_CONNECTION_LOST); /* and its queued tasks never run */
   ia__sconn_watch_locked(c);
   pthread_mutex_unlock(&s->mu);
   shutdown(c->fd, SHUT_RDWR);

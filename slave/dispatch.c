@@ -117,7 +117,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   w.version = IA__PROTOCOL_VERSION;
   w.slave_name = (char *)s->cfg.name;
   w.mode = (uint32_t)s->cfg.mode;
-  w.capacity = 1;
+  w.capacity = ia__pool_capacity(s);
   w.max_frame = s->max_frame;
   ia__beat beat = ia__slave_beat_agree(c, beat_asked, beat_ms, beat_tol);
   w.has_heartbeat_ms = w.has_heartbeat_tolerance_ms = 1;
@@ -140,6 +140,10 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
 
 static void on_cancel(ia__sconn *c, uint64_t id) {
   ia_slave *s = c->slave;
+  if (s->pool.on) {
+    ia__pool_cancel(c, id);
+    return;
+  }
   pthread_mutex_lock(&s->mu);
   ia__slot_cancel_locked(s, c, id, false, IA_CANCELLED);
   pthread_mutex_unlock(&s->mu);
@@ -249,7 +253,9 @@ static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) 
   bool welcomed = on_hello(c, env->id, env->body);
   ia__inbuf_consume(&c->in, flen);
   if (!welcomed) return IA__DISPATCH_CLOSED;
-  if (c->observer) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE; /* the loop reads it */
+  /* An observer, and the master in every mode but non-blocking single, are
+   * read by the loop throughout. */
+  if (c->observer || s->pool.on) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE;
   pthread_mutex_lock(&s->mu);
   bool mine = !atomic_load(&c->closing) && s->master == c;
   if (mine) ia__slave_to_worker_locked(s, c);
@@ -273,6 +279,12 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
       if (c->observer) {
         ia__sconn_status(c, env.id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_REFUSED,
                          "an observer may not run tasks", NULL, who);
+        break;
+      }
+      if (s->pool.on) {
+        ia__take t = ia__pool_admit(c, &env, flen);
+        if (t == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
+        if (t == IA__TAKE_SLOT) continue; /* the task took its frame out of c->in */
         break;
       }
       ia_task_ctx *ctx = NULL;

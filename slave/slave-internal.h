@@ -11,6 +11,7 @@
  *               observers beside the master
  *   slot.c      the task slot: admission, running a task, the
  *               Accepted-before-outcome rule, the watchdog's look
+ *   pool.c      the workers and queue of the other three modes
  *   reader.c    the read side: the worker thread, the loop's reads, and the
  *               hand-off of a socket between them
  *   task_ctx.c  the handler's view of a task, and its outcome as a frame
@@ -116,6 +117,7 @@ typedef struct ia__md_copy {
 
 struct ia_task_ctx {
   ia_slave *slave;
+  struct ia_task_ctx *qnext; /* (mu) the next in the pool's queue (pool.c) */
   uint64_t id;
   ia__sconn *conn; /* the connection it arrived on, kept alive while the task holds the slot */
   ia__slice body;  /* the Task body, inside the reader's input buffer */
@@ -145,6 +147,22 @@ struct ia_task_ctx {
   uint8_t reply_buf[IA__TASK_REPLY_BUF];
 };
 #define IA__TASK_CTX_CLEAR offsetof(ia_task_ctx, out_iov)
+
+/* The workers and the queue of every mode but non-blocking single
+ * (pool.c). The master's socket is then the loop's alone: the loop admits
+ * each task -- to a worker, to the queue, or refused -- and the workers run
+ * them and send their outcomes. */
+typedef struct ia__pool {
+  bool on;                  /* the mode is not non-blocking single */
+  uint32_t workers;         /* tasks that run at once */
+  uint32_t queue_cap;       /* tasks that may wait beyond those (blocking modes) */
+  pthread_t *extra;         /* workers - 1 threads; the slave's worker is the first */
+  uint32_t n_extra;         /* started */
+  ia_task_ctx *head, *tail; /* (mu) admitted and not yet picked up, in order */
+  uint32_t n_waiting;       /* (mu) */
+  uint32_t n_running;       /* (mu) */
+  ia_task_ctx **running;    /* (mu) one entry per worker, NULL while it is free */
+} ia__pool;
 
 struct ia_slave {
   ia_slave_config cfg; /* host and name point at owned copies */
@@ -178,7 +196,8 @@ struct ia_slave {
   pthread_cond_t cancel_cond; /* a sleeping handler waits for its cancel */
   ia__sconn *master;          /* (mu) the handshaken master */
   unsigned n_observers;       /* (mu) handshaken observers not closing */
-  ia_task_ctx *slot;          /* (mu) the task holding the slot */
+  ia_task_ctx *slot;          /* (mu) the task holding the slot (non-blocking single) */
+  ia__pool pool;
   ia_task_ctx *to_run;        /* (mu) a task the loop read, for the worker */
   bool in_handler;            /* (mu) slot's handler runs */
   bool watched;               /* (mu) the loop was asked to take over while it runs */
@@ -277,17 +296,61 @@ typedef enum ia__take {
   IA__TAKE_CLOSED, /* the connection is closing */
 } ia__take;
 
+/* Parses and checks a task frame at the head of c->in (the slave is not
+ * shutting down, the method has a handler) and makes its context:
+ * IA__TAKE_SLOT with *out, or answered (DONE), or the connection failed. */
+ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
+                              ia_task_ctx **out);
+/* Asks the before_task hook, if any: false if it refused (answered). */
+bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who);
 /* Checks a task frame at the head of c->in and takes the slot for it. */
 ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out);
 /* Runs a task that holds the slot and whose frame is at the head of c->in,
  * frees the slot, replies and drops the frame. Worker. True if the worker
  * still holds c's read side. */
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx);
+/* Runs the task's handler (no lock held). */
+void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx);
 /* Asks the task in the slot to stop if it came from c (any c when NULL),
  * for `why`: IA_CANCELLED (its master asked), IA_CONNECTION_LOST (its master
  * went), IA_SHUTTING_DOWN (the grace ran out), IA_DEADLINE_EXCEEDED. The
  * first reason sticks. (mu) */
 void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why);
+
+/* ---- pool.c ---- */
+
+#define IA__POOL_WORKERS_DEFAULT 4u
+#define IA__POOL_WORKERS_MAX 256u
+#define IA__POOL_QUEUE_DEFAULT 16u
+#define IA__POOL_QUEUE_MAX 65536u
+
+/* Sets the pool up from the config's mode, workers and queue. IA_OK, or
+ * IA_INVALID_ARGUMENT with a message, or IA_NO_MEMORY. */
+ia_code ia__pool_init(ia_slave *s, ia_error *err);
+/* Tasks that run at once: what Welcome says as capacity. */
+uint32_t ia__pool_capacity(const ia_slave *s);
+/* The worker threads but the first (the slave's worker runs
+ * ia__pool_worker_main itself); joined by ia__pool_join_extra. */
+IA_MUST_CHECK bool ia__pool_start_extra(ia_slave *s);
+void ia__pool_join_extra(ia_slave *s);
+void *ia__pool_worker_main(void *arg);
+/* Admits the task frame at the head of c->in (loop): to a worker, to the
+ * queue, or refused. IA__TAKE_SLOT: the task took the frame out of c->in. */
+ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len);
+/* Cancels task `id` of c (loop): a waiting one ends at once (608), a
+ * running one is told. */
+void ia__pool_cancel(ia__sconn *c, uint64_t id);
+/* Tells the running tasks of c (any if NULL; task `id` only unless
+ * any_id) that they are cancelled for `why`. (mu) */
+void ia__pool_stop_running_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why);
+/* Tells the running tasks of c (any if NULL) that they are cancelled for
+ * `why`, and drops c's waiting ones, which never run. (mu) */
+void ia__pool_stop_locked(ia_slave *s, ia__sconn *c, ia_code why);
+/* The watchdog's look: cancels running tasks past their deadline. True if
+ * any runs. (mu) */
+bool ia__pool_watch_locked(ia_slave *s);
+/* Frees what is left once every thread is gone. */
+void ia__pool_free(ia_slave *s);
 /* The watchdog's look at this slave (its ia__watch check). */
 int ia__slot_watch_check(void *slave);
 /* A handler runs long: the loop takes the read side (long_ev). Loop. */

@@ -96,7 +96,7 @@ void *ia_slave_alloc(ia_slave *s, size_t size) {
 void ia__slave_maybe_finish(ia_slave *s) {
   if (!atomic_load(&s->shutting_down) || s->finishing) return;
   pthread_mutex_lock(&s->mu);
-  bool busy = s->slot != NULL || s->to_run != NULL;
+  bool busy = s->slot != NULL || s->to_run != NULL || s->pool.n_running || s->pool.n_waiting;
   pthread_mutex_unlock(&s->mu);
   if (busy) return;
   s->finishing = true;
@@ -164,9 +164,6 @@ static bool make_events(ia_slave *s) {
 ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err) {
   if (!config || !out) return ia__error_set(err, IA_INVALID_ARGUMENT, "config and out are required");
   *out = NULL;
-  if (config->mode != IA_MODE_NONBLOCKING_SINGLE)
-    return ia__error_set(err, IA_INVALID_ARGUMENT,
-                         "task mode %d is not available yet (only IA_MODE_NONBLOCKING_SINGLE is)", (int)config->mode);
   ia__threads_init();
   ia_slave *s = calloc(1, sizeof *s);
   if (!s) return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
@@ -182,6 +179,11 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   atomic_init(&s->shutting_down, false);
   atomic_init(&s->worker_stop, false);
   s->watch = (ia__watch){ia__slot_watch_check, s};
+  ia_code rc = ia__pool_init(s, err);
+  if (rc != IA_OK) {
+    ia_slave_free(s);
+    return rc;
+  }
   if (!s->cfg.host || !s->cfg.name || !make_events(s)) {
     ia_slave_free(s);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
@@ -239,14 +241,17 @@ ia_code ia_slave_start(ia_slave *s, ia_error *err) {
   if (!ia__watchdog_add(&s->watch)) return start_failed(s, "watchdog", err);
   s->in_watchdog = true;
   ia__slave_beat_start(s);
-  if (ia__thread_create(&s->worker, ia__slave_worker_main, s) != 0) return start_failed(s, "worker thread", err);
-  if (ia__thread_create(&s->loop_thread, loop_main, s) != 0) {
+  if (ia__thread_create(&s->worker, s->pool.on ? ia__pool_worker_main : ia__slave_worker_main, s) != 0)
+    return start_failed(s, "worker thread", err);
+  bool extra = ia__pool_start_extra(s);
+  if (!extra || ia__thread_create(&s->loop_thread, loop_main, s) != 0) {
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->worker_stop, true);
     pthread_cond_broadcast(&s->work_cond);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->worker, NULL);
-    return start_failed(s, "I/O thread", err);
+    ia__pool_join_extra(s);
+    return start_failed(s, extra ? "I/O thread" : "worker threads", err);
   }
   s->started = true;
   IA__INFO("slave: listening on %s:%u", s->cfg.host, (unsigned)ia_slave_port(s));
@@ -275,6 +280,8 @@ void ia_slave_join(ia_slave *s) {
   for (ia__sconn *c = s->conns; c; c = c->next)
     shutdown(c->fd, SHUT_RDWR);
   pthread_join(s->worker, NULL);
+  ia__pool_join_extra(s);
+  ia__pool_free(s); /* tasks still queued: their connections go next */
   if (s->in_watchdog) ia__watchdog_remove(&s->watch);
   s->in_watchdog = false;
   while (s->conns)
@@ -292,6 +299,7 @@ void ia_slave_free(ia_slave *s) {
   while (s->conns)
     ia__sconn_free(s->conns);
   if (s->to_run) ia__task_ctx_free(s->to_run);
+  ia__pool_free(s);
   free(atomic_exchange(&s->spare, NULL));
   struct event *evs[] = {s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev, s->accept_retry_ev,
                          s->beat_ev};

@@ -1,7 +1,9 @@
 /*
  * The task slot (non-blocking single mode: one task at a time, a second is
  * refused at once with TASK_ALREADY_EXIST): admission, running a task, and
- * the watchdog's look at the running handler.
+ * the watchdog's look at the running handler. The checks every mode makes
+ * before admitting a task, and the handler's call, are here too (pool.c
+ * uses them).
  *
  * Order rules, enforced here and nowhere else:
  *
@@ -34,6 +36,7 @@ static void starts_locked(ia_slave *s, ia_task_ctx *ctx) {
 }
 
 void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why) {
+  ia__pool_stop_running_locked(s, c, id, any_id, why);
   ia_task_ctx *t = s->slot;
   if (!t || (c && t->conn != c) || (!any_id && t->id != id)) return;
   if (!atomic_load(&t->cancelled)) atomic_store(&t->cancel_why, (int)why);
@@ -41,7 +44,8 @@ void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool a
   pthread_cond_broadcast(&s->cancel_cond);
 }
 
-ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
+                              ia_task_ctx **out) {
   ia_slave *s = c->slave;
   ia__task_view v;
   if (!ia__task_parse(env->body, &v)) {
@@ -68,6 +72,27 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
   }
   ctx->conn = c;
   ctx->handler = e;
+  *out = ctx;
+  return IA__TAKE_SLOT;
+}
+
+bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
+  ia_slave *s = c->slave;
+  if (!s->cfg.before_task) return true;
+  ia_hook_reply reply = {0};
+  bool ok = s->cfg.before_task(ctx, &reply, s->cfg.user);
+  if (!ok)
+    ia__sconn_status(c, ctx->id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_REFUSED,
+                     "refused by the slave's before_task hook", &reply, who);
+  ia__hook_reply_release(&reply);
+  return ok;
+}
+
+ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+  ia_slave *s = c->slave;
+  ia_task_ctx *ctx = NULL;
+  ia__take t = ia__slot_admit_check(c, env, frame_len, who, &ctx);
+  if (t != IA__TAKE_SLOT) return t;
   /* Without a before_task hook the handler starts at once: the slot is
    * taken and the handler marked running in one go (see ia__slot_run). */
   bool now = !s->cfg.before_task;
@@ -80,31 +105,25 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
   }
   pthread_mutex_unlock(&s->mu);
   if (busy) {
-    ia__sconn_status(c, env->id, refusal, IA_TASK_ALREADY_EXIST, "the slave's task slot is busy", NULL, who);
+    ia__sconn_status(c, env->id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_ALREADY_EXIST,
+                     "the slave's task slot is busy", NULL, who);
     ia__task_ctx_free(ctx);
     return IA__TAKE_DONE;
   }
-  if (s->cfg.before_task) {
-    ia_hook_reply reply = {0};
-    bool ok = s->cfg.before_task(ctx, &reply, s->cfg.user);
-    if (!ok) {
-      pthread_mutex_lock(&s->mu);
-      s->slot = NULL;
-      c->tasks--;
-      pthread_mutex_unlock(&s->mu);
-      ia__sconn_status(c, env->id, refusal, IA_TASK_REFUSED, "refused by the slave's before_task hook", &reply, who);
-    }
-    ia__hook_reply_release(&reply);
-    if (!ok) {
-      ia__task_ctx_free(ctx);
-      return IA__TAKE_DONE;
-    }
+  /* The hook runs with the slot taken: it sees the task as the one running. */
+  if (!ia__slot_hook(c, ctx, who)) {
+    pthread_mutex_lock(&s->mu);
+    s->slot = NULL;
+    c->tasks--;
+    pthread_mutex_unlock(&s->mu);
+    ia__task_ctx_free(ctx);
+    return IA__TAKE_DONE;
   }
   *out = ctx;
   return IA__TAKE_SLOT;
 }
 
-static void run_handler(ia_slave *s, ia_task_ctx *ctx) {
+void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx) {
   const ia__method *e = ctx->handler;
   if (e) {
     e->fn(ctx, e->user);
@@ -126,7 +145,7 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   }
   ia__watchdog_poke();
 
-  run_handler(s, ctx);
+  ia__slot_run_handler(s, ctx);
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
     IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
   ia__wframe w;
@@ -162,6 +181,10 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
 int ia__slot_watch_check(void *arg) {
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
+  if (ia__pool_watch_locked(s)) { /* the other modes: deadlines only, the loop reads anyway */
+    pthread_mutex_unlock(&s->mu);
+    return IA__WD_RUNNING;
+  }
   bool running = s->in_handler && s->slot;
   /* An overdue task is cancelled here: this thread looks every tick while a
    * handler runs, and only reads the clock for a task with a deadline. */

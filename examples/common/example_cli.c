@@ -41,6 +41,8 @@ static void slave_usage(FILE *out, const example_slave *spec) {
   fprintf(out,
           "usage: %s [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
           "       [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
+          "       [--mode nonblocking-single|nonblocking-multi|blocking-single|blocking-multi]\n"
+          "       [--workers N] [--queue N]\n"
           "\n"
           "  --host H       address to bind (default 127.0.0.1)\n"
           "  --port P       port to bind; 0 picks a free one (default 0)\n"
@@ -53,6 +55,12 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "  --heartbeat-tolerance-ms N\n"
           "                 a master silent this long is dropped; 0 turns\n"
           "                 heartbeats off (default %u)\n"
+          "  --mode M       how tasks are taken (default nonblocking-single: one at a\n"
+          "                 time, another refused with 601; -multi: --workers at a\n"
+          "                 time; blocking-: the others wait in a queue of --queue,\n"
+          "                 full: 605)\n"
+          "  --workers N    tasks at once in the multi modes (default 4)\n"
+          "  --queue N      tasks that may wait in the blocking modes (default 16)\n"
           "  --help         this text\n"
           "\n"
           "%s",
@@ -78,6 +86,9 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       {"name", required_argument, NULL, 'n'},
       {"heartbeat-ms", required_argument, NULL, 'b'},
       {"heartbeat-tolerance-ms", required_argument, NULL, 't'},
+      {"mode", required_argument, NULL, 'm'},
+      {"workers", required_argument, NULL, 'w'},
+      {"queue", required_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'H'},
       {NULL, 0, NULL, 0},
   };
@@ -110,6 +121,28 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
     case 't':
       if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->heartbeat_tolerance_ms = (uint32_t)v;
+      break;
+    case 'm': {
+      bool known = false;
+      for (uint32_t m = IA_MODE_NONBLOCKING_SINGLE; m <= IA_MODE_BLOCKING_MULTI && !known; m++)
+        if (strcmp(optarg, ia_mode_name(m)) == 0) {
+          config->mode = (ia_mode)m;
+          known = true;
+        }
+      if (!known) {
+        fprintf(stderr, "%s: unknown mode '%s'\n", spec->program, optarg);
+        slave_usage(stderr, spec);
+        return 2;
+      }
+      break;
+    }
+    case 'w':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->workers = (uint32_t)v;
+      break;
+    case 'q':
+      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      config->queue = (uint32_t)v;
       break;
     case 'H':
       slave_usage(stdout, spec);

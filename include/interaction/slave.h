@@ -35,9 +35,16 @@ typedef struct ia_task_ctx ia_task_ctx;
 /* What a refusing hook sends back: a message and optional data (copied). */
 typedef struct ia_hook_reply ia_hook_reply;
 
-/* Task modes of shared/DESIGN.md. Only IA_MODE_NONBLOCKING_SINGLE exists
- * yet: ia_slave_new() refuses the others with IA_INVALID_ARGUMENT until they
- * are built, rather than advertise what it would not do. */
+/* Task modes of shared/DESIGN.md: how many tasks run at once, and what
+ * happens to one that comes while they all run.
+ *   NONBLOCKING_SINGLE  1 at a time; another is refused (601). The default.
+ *   NONBLOCKING_MULTI   `workers` at a time; another is refused (601).
+ *   BLOCKING_SINGLE     1 at a time; others wait in a FIFO queue of `queue`
+ *                       (full: 605) and run in order.
+ *   BLOCKING_MULTI      `workers` at a time, and the queue.
+ * A task waiting in the queue can be cancelled (608) and outlived by its
+ * deadline (607, never run); a master that goes away takes its waiting
+ * tasks with it (never run). */
 typedef enum ia_mode {
   IA_MODE_NONBLOCKING_SINGLE = 0,
   IA_MODE_NONBLOCKING_MULTI = 1,
@@ -74,7 +81,9 @@ typedef struct ia_slave_config {
   uint16_t port;    /* 0 picks a free port: read it with ia_slave_port() */
   uint32_t channel; /* a master must present the same channel */
   const char *name; /* sent in Welcome; NULL means "slave" */
-  ia_mode mode;     /* only IA_MODE_NONBLOCKING_SINGLE for now */
+  ia_mode mode;     /* IA_MODE_NONBLOCKING_SINGLE by default */
+  uint32_t workers; /* the multi modes: tasks at once (0: 4; at most 256); else 0 or 1 */
+  uint32_t queue;   /* the blocking modes: tasks that may wait (0: 16; at most 65536); else 0 */
   uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
   uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
@@ -102,7 +111,8 @@ void ia_slave_config_init(ia_slave_config *config);
 /*
  * Creates a slave from `config` (copied; strings duplicated). The slave is
  * not listening until ia_slave_start(). *out is the caller's, released with
- * ia_slave_free(). IA_INVALID_ARGUMENT for a mode that does not exist yet.
+ * ia_slave_free(). IA_INVALID_ARGUMENT for an unknown mode, or workers or
+ * queue that the mode does not have.
  */
 IA_MUST_CHECK ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *err);
 

@@ -117,24 +117,38 @@ Test(slave_defects, library_threads_do_not_block_fault_signals, .timeout = 30) {
 
 /* ---- modes that do not exist yet ---- */
 
-/* Defect 12i (fix C): ia_slave_new() accepted the three modes that are not
- * implemented and advertised them in Welcome, while running every task in
- * the single non-blocking slot. They are IA_INVALID_ARGUMENT, and the one
- * mode that exists still works. */
-Test(slave_defects, modes_that_do_not_exist_are_refused, .timeout = 30) {
-  const ia_mode modes[] = {IA_MODE_NONBLOCKING_MULTI, IA_MODE_BLOCKING_SINGLE, IA_MODE_BLOCKING_MULTI,
-                           (ia_mode)99};
-  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+/* Defect 12i (fix C): ia_slave_new() accepted the three modes that were
+ * not implemented and advertised them in Welcome, while running every task
+ * in the single non-blocking slot. All four exist now (tests/slave/
+ * test_modes.c); what is refused is a mode that does not exist, and a
+ * setting the mode does not have. */
+Test(slave_defects, unknown_modes_and_settings_a_mode_lacks_are_refused, .timeout = 30) {
+  const struct {
+    ia_mode mode;
+    uint32_t workers, queue;
+  } bad[] = {
+      {(ia_mode)99, 0, 0},
+      {IA_MODE_NONBLOCKING_SINGLE, 2, 0}, /* one at a time */
+      {IA_MODE_BLOCKING_SINGLE, 2, 0},
+      {IA_MODE_NONBLOCKING_SINGLE, 0, 4}, /* no queue */
+      {IA_MODE_NONBLOCKING_MULTI, 4, 4},
+      {IA_MODE_NONBLOCKING_MULTI, 1000, 0}, /* over 256 workers */
+      {IA_MODE_BLOCKING_MULTI, 2, 100000},  /* over 65536 waiting */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ia_slave_config config;
     tu_slave_config(&config, CHANNEL);
-    config.mode = modes[i];
+    config.mode = bad[i].mode;
+    config.workers = bad[i].workers;
+    config.queue = bad[i].queue;
     ia_slave *s = NULL;
     ia_error err = IA_ERROR_INIT;
     ia_code rc = ia_slave_new(&config, &s, &err);
-    ia_slave_free(s);
-    ia_error_clear(&err);
-    cr_assert_eq(rc, IA_INVALID_ARGUMENT, "mode %d: ia_slave_new returned %d %s", (int)modes[i], rc,
+    cr_assert_eq(rc, IA_INVALID_ARGUMENT, "case %zu (mode %d): ia_slave_new returned %d %s", i, (int)bad[i].mode, rc,
                  ia_code_name(rc));
+    cr_assert_null(s);
+    cr_assert_neq(err.message[0], '\0', "case %zu: no message", i);
+    ia_error_clear(&err);
   }
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);

@@ -338,3 +338,20 @@ Test(cli_usage, address_errors_say_what_is_wrong, .timeout = 30) {
   ASSERT_STDERR_HAS(r, "port must be a number from 1 to 65535");
   run_free(&r);
 }
+
+/* sum-slave --mode/--workers: the Welcome says them, and ping prints them. */
+Test(cli_modes, ping_prints_the_mode_and_capacity_sum_slave_was_given, .timeout = 60) {
+  tu_proc multi = TU_PROC_INIT;
+  const char *const extra[] = {"--mode", "nonblocking-multi", "--workers", "3", NULL};
+  uint16_t port = tu_spawn_sum_slave(&multi, SUM_SLAVE_PATH, CHANNEL, extra);
+  cr_assert_neq(port, 0, "sum-slave --mode nonblocking-multi did not start: %s", multi.line);
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s:%u", TU_HOST, (unsigned)port);
+  const char *args[] = {"ping", addr, "--channel", "7", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  cr_assert_not_null(strstr((char *)r.out, "slave sum-slave: mode nonblocking-multi, capacity 3\n"), "stdout: %s",
+                     (char *)r.out);
+  run_free(&r);
+  tu_proc_kill(&multi);
+}

@@ -1,0 +1,322 @@
+/*
+ * The workers and the queue of the three modes beside non-blocking single
+ * (shared/DESIGN.md, "Task modes"):
+ *
+ *   non-blocking multi  N workers; a task beyond them is refused (601)
+ *   blocking single     1 worker and a bounded FIFO queue (full: 605)
+ *   blocking multi      N workers and a bounded FIFO queue
+ *
+ * The master's socket is the loop's alone in these modes: the loop admits
+ * each task under the slave's mutex -- to the queue the workers take from,
+ * or refused -- and a worker runs it and sends its outcome itself. Tasks
+ * start in the order they came; a task waiting in the queue is cancelled
+ * by its master (608), outlived by its deadline (607, without running),
+ * dropped with a master that went away (never run), and answered 101 once
+ * the slave shuts down.
+ *
+ * Order rules, as for the slot (slot.c): admission counts under the mutex,
+ * so no more than `workers` run and no more than `queue_cap` wait; Accepted
+ * goes into the stream, mutex held, before a worker can see the task, so it
+ * is never sent after the outcome; a worker frees its place before it
+ * sends the outcome.
+ *
+ * Never: run a handler on the loop, hold the mutex while a handler or a
+ * hook runs, or run a task whose master is gone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "slave/slave-internal.h"
+
+ia_code ia__pool_init(ia_slave *s, ia_error *err) {
+  ia__pool *p = &s->pool;
+  ia_mode mode = s->cfg.mode;
+  if ((unsigned)mode > IA_MODE_BLOCKING_MULTI) return ia__error_set(err, IA_INVALID_ARGUMENT, "no task mode %d", mode);
+  p->on = mode != IA_MODE_NONBLOCKING_SINGLE;
+  bool multi = mode == IA_MODE_NONBLOCKING_MULTI || mode == IA_MODE_BLOCKING_MULTI;
+  bool queued = mode == IA_MODE_BLOCKING_SINGLE || mode == IA_MODE_BLOCKING_MULTI;
+  uint32_t workers = s->cfg.workers, queue = s->cfg.queue;
+  if (!multi && workers > 1)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "%s runs one task at a time: workers must be 0 or 1",
+                         ia_mode_name(mode));
+  if (!queued && queue > 0)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "%s has no queue: queue must be 0", ia_mode_name(mode));
+  if (workers > IA__POOL_WORKERS_MAX || queue > IA__POOL_QUEUE_MAX)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "at most %u workers and a queue of %u", IA__POOL_WORKERS_MAX,
+                         IA__POOL_QUEUE_MAX);
+  p->workers = !multi ? 1 : workers ? workers : IA__POOL_WORKERS_DEFAULT;
+  p->queue_cap = !queued ? 0 : queue ? queue : IA__POOL_QUEUE_DEFAULT;
+  if (!p->on) return IA_OK;
+  p->running = calloc(p->workers, sizeof *p->running);
+  p->extra = p->workers > 1 ? calloc(p->workers - 1, sizeof *p->extra) : NULL;
+  if (!p->running || (p->workers > 1 && !p->extra)) return ia__error_set(err, IA_NO_MEMORY, "no memory for the pool");
+  return IA_OK;
+}
+
+uint32_t ia__pool_capacity(const ia_slave *s) {
+  return s->pool.on ? s->pool.workers : 1;
+}
+
+bool ia__pool_start_extra(ia_slave *s) {
+  ia__pool *p = &s->pool;
+  for (; p->on && p->n_extra + 1 < p->workers; p->n_extra++)
+    if (ia__thread_create(&p->extra[p->n_extra], ia__pool_worker_main, s) != 0) return false;
+  return true;
+}
+
+void ia__pool_join_extra(ia_slave *s) {
+  for (uint32_t i = 0; i < s->pool.n_extra; i++)
+    pthread_join(s->pool.extra[i], NULL);
+  s->pool.n_extra = 0;
+}
+
+/* ---- the queue (mu) ---- */
+
+static void push_locked(ia__pool *p, ia_task_ctx *ctx) {
+  ctx->qnext = NULL;
+  if (p->tail)
+    p->tail->qnext = ctx;
+  else
+    p->head = ctx;
+  p->tail = ctx;
+  p->n_waiting++;
+}
+
+/* Unlinks the waiting tasks that `match` picks into a list of their own. */
+static ia_task_ctx *unlink_locked(ia__pool *p, bool (*match)(const ia_task_ctx *, const void *), const void *arg) {
+  ia_task_ctx *out = NULL, **end = &out, *prev = NULL;
+  for (ia_task_ctx *t = p->head, *next; t; t = next) {
+    next = t->qnext;
+    if (!match(t, arg)) {
+      prev = t;
+      continue;
+    }
+    if (prev)
+      prev->qnext = next;
+    else
+      p->head = next;
+    if (p->tail == t) p->tail = prev;
+    p->n_waiting--;
+    t->qnext = NULL;
+    *end = t;
+    end = &t->qnext;
+  }
+  return out;
+}
+
+static bool of_conn(const ia_task_ctx *t, const void *c) {
+  return !c || t->conn == c;
+}
+
+/* ---- admission (loop) ---- */
+
+ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
+  ia_slave *s = c->slave;
+  ia__pool *p = &s->pool;
+  ia_task_ctx *ctx = NULL;
+  ia__take t = ia__slot_admit_check(c, env, frame_len, IA__RD_LOOP, &ctx);
+  if (t != IA__TAKE_SLOT) return t;
+  if (!ia__slot_hook(c, ctx, IA__RD_LOOP)) {
+    ia__task_ctx_free(ctx);
+    return IA__TAKE_DONE;
+  }
+  const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
+  pthread_mutex_lock(&s->mu);
+  uint32_t in = p->n_running + p->n_waiting;
+  bool room = in < p->workers + p->queue_cap;
+  bool taken = room && ia__slave_take_over_locked(c, ctx); /* the task keeps its frame; c->in goes on */
+  bool sent = true;
+  if (taken) {
+    c->tasks++;
+    ia__wframe w;
+    ia__wframe_empty(&w, ctx->id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
+    sent = ia__sconn_send_nb_locked(c, &w); /* before any worker can see it */
+    push_locked(p, ctx);
+    pthread_cond_signal(&s->work_cond);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (taken) {
+    if (!sent) ia__sconn_close(c, true, IA_CONNECTION_LOST);
+    return IA__TAKE_SLOT;
+  }
+  if (!room) {
+    if (p->queue_cap)
+      ia__sconn_status(c, env->id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, IA__RD_LOOP);
+    else
+      ia__sconn_status(c, env->id, refusal, IA_TASK_ALREADY_EXIST, "every one of the slave's workers is busy",
+                       NULL, IA__RD_LOOP);
+  } else {
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a task", IA__RD_LOOP);
+  }
+  ia__task_ctx_free(ctx);
+  return room ? IA__TAKE_CLOSED : IA__TAKE_DONE;
+}
+
+/* ---- ending tasks that never ran ---- */
+
+/* Answers (when c is open) and frees a task that never ran, for `why`. */
+static void end_unrun(ia_slave *s, ia_task_ctx *ctx, ia_code why, const char *message) {
+  ia__sconn *c = ctx->conn;
+  if (why == IA_CANCELLED) {
+    ia_code rc = ia_task_ctx_fail(ctx, IA_CANCELLED, message, NULL, 0);
+    (void)rc; /* a task that never ran has no outcome yet */
+  } else {
+    atomic_store(&ctx->cancel_why, (int)why);
+    atomic_store(&ctx->cancelled, true); /* heard as 607 or 101 (task_ctx.c) */
+  }
+  ia__wframe w;
+  bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
+  if (built && !atomic_load(&c->closing)) (void)ia__sconn_send(c, &w, IA__RD_WORKER);
+  if (built) ia__wframe_release(&w);
+  ia__task_ctx_free(ctx);
+  pthread_mutex_lock(&s->mu);
+  c->tasks--;
+  bool closing = atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0);
+}
+
+static bool has_id(const ia_task_ctx *t, const void *arg) {
+  const ia_task_ctx *want = arg;
+  return t->conn == want->conn && t->id == want->id;
+}
+
+void ia__pool_cancel(ia__sconn *c, uint64_t id) {
+  ia_slave *s = c->slave;
+  ia_task_ctx key = {.conn = c, .id = id};
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *waiting = unlink_locked(&s->pool, has_id, &key);
+  if (!waiting) ia__pool_stop_running_locked(s, c, id, false, IA_CANCELLED);
+  pthread_mutex_unlock(&s->mu);
+  while (waiting) {
+    ia_task_ctx *next = waiting->qnext;
+    end_unrun(s, waiting, IA_CANCELLED, "cancelled while it waited in the slave's queue");
+    waiting = next;
+  }
+}
+
+void ia__pool_stop_running_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool any_id, ia_code why) {
+  ia__pool *p = &s->pool;
+  for (uint32_t i = 0; p->on && i < p->workers; i++) {
+    ia_task_ctx *t = p->running[i];
+    if (!t || (c && t->conn != c) || (!any_id && t->id != id)) continue;
+    if (!atomic_load(&t->cancelled)) atomic_store(&t->cancel_why, (int)why);
+    atomic_store(&t->cancelled, true);
+    pthread_cond_broadcast(&s->cancel_cond);
+  }
+}
+
+void ia__pool_stop_locked(ia_slave *s, ia__sconn *c, ia_code why) {
+  if (!s->pool.on) return;
+  ia__pool_stop_running_locked(s, c, 0, true, why);
+  /* Its waiting tasks never run: their master is gone. */
+  ia_task_ctx *gone = unlink_locked(&s->pool, of_conn, c);
+  while (gone) {
+    ia_task_ctx *next = gone->qnext;
+    gone->conn->tasks--;
+    ia__task_ctx_free(gone);
+    gone = next;
+  }
+}
+
+bool ia__pool_watch_locked(ia_slave *s) {
+  ia__pool *p = &s->pool;
+  if (!p->on || p->n_running == 0) return false;
+  uint64_t now = 0;
+  for (uint32_t i = 0; i < p->workers; i++) {
+    ia_task_ctx *t = p->running[i];
+    if (!t || !t->deadline_at || atomic_load(&t->cancelled)) continue;
+    if (!now) now = ia__now_ms();
+    if (now >= t->deadline_at) {
+      atomic_store(&t->cancel_why, (int)IA_DEADLINE_EXCEEDED);
+      atomic_store(&t->cancelled, true);
+      pthread_cond_broadcast(&s->cancel_cond);
+    }
+  }
+  return true;
+}
+
+void ia__pool_free(ia_slave *s) {
+  pthread_mutex_lock(&s->mu);
+  ia_task_ctx *left = unlink_locked(&s->pool, of_conn, NULL);
+  pthread_mutex_unlock(&s->mu);
+  while (left) {
+    ia_task_ctx *next = left->qnext;
+    left->conn->tasks--;
+    ia__task_ctx_free(left);
+    left = next;
+  }
+  free(s->pool.running);
+  free(s->pool.extra);
+  s->pool.running = NULL;
+  s->pool.extra = NULL;
+}
+
+/* ---- the workers ---- */
+
+/* Runs one task taken from the queue into place `i`, and sends its outcome. */
+static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
+  ia__sconn *c = ctx->conn;
+  ia__watchdog_poke();
+  ia__slot_run_handler(s, ctx);
+  if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
+    IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+  ia__wframe w;
+  bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
+  pthread_mutex_lock(&s->mu);
+  s->pool.running[i] = NULL; /* free before the outcome goes out (top comment) */
+  s->pool.n_running--;
+  pthread_cond_signal(&s->work_cond);
+  bool open = !atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  if (built && open)
+    (void)ia__sconn_send(c, &w, IA__RD_WORKER);
+  else if (!built)
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
+  if (built) ia__wframe_release(&w);
+  ia__task_ctx_free(ctx);
+  pthread_mutex_lock(&s->mu);
+  c->tasks--;
+  bool closing = atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0);
+}
+
+void *ia__pool_worker_main(void *arg) {
+  ia_slave *s = arg;
+  ia__pool *p = &s->pool;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!atomic_load(&s->worker_stop) && !(p->head && p->n_running < p->workers))
+      pthread_cond_wait(&s->work_cond, &s->mu);
+    if (atomic_load(&s->worker_stop)) break;
+    ia_task_ctx *ctx = p->head;
+    p->head = ctx->qnext;
+    if (!p->head) p->tail = NULL;
+    p->n_waiting--;
+    ctx->qnext = NULL;
+    /* Why it may not run after all: it waited past its deadline, or the
+     * slave is shutting down. */
+    ia_code skip = atomic_load(&s->shutting_down)                     ? IA_SHUTTING_DOWN
+                   : ctx->deadline_at && ia__now_ms() >= ctx->deadline_at ? IA_DEADLINE_EXCEEDED
+                                                                          : IA_OK;
+    uint32_t i = 0;
+    while (skip == IA_OK && p->running[i])
+      i++;
+    if (skip == IA_OK) {
+      p->running[i] = ctx;
+      p->n_running++;
+      ctx->started = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (skip == IA_OK)
+      run_one(s, ctx, i);
+    else
+      end_unrun(s, ctx, skip, NULL);
+    pthread_mutex_lock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
