@@ -33,7 +33,8 @@
 ia_code ia__pool_init(ia_slave *s, ia_error *err) {
   ia__pool *p = &s->pool;
   ia_mode mode = s->cfg.mode;
-  if ((unsigned)mode > IA_MODE_BLOCKING_MULTI) return ia__error_set(err, IA_INVALID_ARGUMENT, "no task mode %d", mode);
+  if ((unsigned)mode > IA_MODE_BLOCKING_MULTI)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "no task mode %d", mode);
   p->on = mode != IA_MODE_NONBLOCKING_SINGLE;
   bool multi = mode == IA_MODE_NONBLOCKING_MULTI || mode == IA_MODE_BLOCKING_MULTI;
   bool queued = mode == IA_MODE_BLOCKING_SINGLE || mode == IA_MODE_BLOCKING_MULTI;
@@ -44,14 +45,15 @@ ia_code ia__pool_init(ia_slave *s, ia_error *err) {
   if (!queued && queue > 0)
     return ia__error_set(err, IA_INVALID_ARGUMENT, "%s has no queue: queue must be 0", ia_mode_name(mode));
   if (workers > IA__POOL_WORKERS_MAX || queue > IA__POOL_QUEUE_MAX)
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "at most %u workers and a queue of %u", IA__POOL_WORKERS_MAX,
-                         IA__POOL_QUEUE_MAX);
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "at most %u workers and a queue of %u",
+                         IA__POOL_WORKERS_MAX, IA__POOL_QUEUE_MAX);
   p->workers = !multi ? 1 : workers ? workers : IA__POOL_WORKERS_DEFAULT;
   p->queue_cap = !queued ? 0 : queue ? queue : IA__POOL_QUEUE_DEFAULT;
   if (!p->on) return IA_OK;
   p->running = calloc(p->workers, sizeof *p->running);
   p->extra = p->workers > 1 ? calloc(p->workers - 1, sizeof *p->extra) : NULL;
-  if (!p->running || (p->workers > 1 && !p->extra)) return ia__error_set(err, IA_NO_MEMORY, "no memory for the pool");
+  if (!p->running || (p->workers > 1 && !p->extra))
+    return ia__error_set(err, IA_NO_MEMORY, "no memory for the pool");
   return IA_OK;
 }
 
@@ -85,7 +87,8 @@ static void push_locked(ia__pool *p, ia_task_ctx *ctx) {
 }
 
 /* Unlinks the waiting tasks that `match` picks into a list of their own. */
-static ia_task_ctx *unlink_locked(ia__pool *p, bool (*match)(const ia_task_ctx *, const void *), const void *arg) {
+static ia_task_ctx *unlink_locked(ia__pool *p, bool (*match)(const ia_task_ctx *, const void *),
+                                  const void *arg) {
   ia_task_ctx *out = NULL, **end = &out, *prev = NULL;
   for (ia_task_ctx *t = p->head, *next; t; t = next) {
     next = t->qnext;
@@ -299,7 +302,7 @@ void *ia__pool_worker_main(void *arg) {
     ctx->qnext = NULL;
     /* Why it may not run after all: it waited past its deadline, or the
      * slave is shutting down. */
-    ia_code skip = atomic_load(&s->shutting_down)                     ? IA_SHUTTING_DOWN
+    ia_code skip = atomic_load(&s->shutting_down)                         ? IA_SHUTTING_DOWN
                    : ctx->deadline_at && ia__now_ms() >= ctx->deadline_at ? IA_DEADLINE_EXCEEDED
                                                                           : IA_OK;
     uint32_t i = 0;

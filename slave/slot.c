@@ -44,8 +44,10 @@ void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool a
   pthread_cond_broadcast(&s->cancel_cond);
 }
 
-ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
-                              ia_task_ctx **out) {
+/* The hot path calls these three within this file, where they inline;
+ * pool.c through the ia__slot_ names below. */
+static inline __attribute__((always_inline)) ia__take
+admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
   ia_slave *s = c->slave;
   ia__task_view v;
   if (!ia__task_parse(env->body, &v)) {
@@ -76,7 +78,7 @@ ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len
   return IA__TAKE_SLOT;
 }
 
-bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
+static inline bool hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
   ia_slave *s = c->slave;
   if (!s->cfg.before_task) return true;
   ia_hook_reply reply = {0};
@@ -88,10 +90,11 @@ bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
   return ok;
 }
 
-ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
+                        ia_task_ctx **out) {
   ia_slave *s = c->slave;
   ia_task_ctx *ctx = NULL;
-  ia__take t = ia__slot_admit_check(c, env, frame_len, who, &ctx);
+  ia__take t = admit_check(c, env, frame_len, who, &ctx);
   if (t != IA__TAKE_SLOT) return t;
   /* Without a before_task hook the handler starts at once: the slot is
    * taken and the handler marked running in one go (see ia__slot_run). */
@@ -111,7 +114,7 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
     return IA__TAKE_DONE;
   }
   /* The hook runs with the slot taken: it sees the task as the one running. */
-  if (!ia__slot_hook(c, ctx, who)) {
+  if (!hook(c, ctx, who)) {
     pthread_mutex_lock(&s->mu);
     s->slot = NULL;
     c->tasks--;
@@ -123,7 +126,7 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
   return IA__TAKE_SLOT;
 }
 
-void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx) {
+static inline void run_handler(ia_slave *s, ia_task_ctx *ctx) {
   const ia__method *e = ctx->handler;
   if (e) {
     e->fn(ctx, e->user);
@@ -137,6 +140,19 @@ void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx) {
   }
 }
 
+ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
+                              ia_task_ctx **out) {
+  return admit_check(c, env, frame_len, who, out);
+}
+
+bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
+  return hook(c, ctx, who);
+}
+
+void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx) {
+  run_handler(s, ctx);
+}
+
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   if (!ctx->started) { /* not yet marked running by ia__slot_admit */
     pthread_mutex_lock(&s->mu);
@@ -145,7 +161,7 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   }
   ia__watchdog_poke();
 
-  ia__slot_run_handler(s, ctx);
+  run_handler(s, ctx);
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
     IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
   ia__wframe w;
@@ -188,7 +204,8 @@ int ia__slot_watch_check(void *arg) {
   bool running = s->in_handler && s->slot;
   /* An overdue task is cancelled here: this thread looks every tick while a
    * handler runs, and only reads the clock for a task with a deadline. */
-  if (running && s->slot->deadline_at && !atomic_load(&s->slot->cancelled) && ia__now_ms() >= s->slot->deadline_at)
+  if (running && s->slot->deadline_at && !atomic_load(&s->slot->cancelled) &&
+      ia__now_ms() >= s->slot->deadline_at)
     ia__slot_cancel_locked(s, NULL, 0, true, IA_DEADLINE_EXCEEDED);
   /* Seen at two looks in a row, a tick apart (1 ms or more): long. The
    * worker stamps no clock per task; it counts. */
@@ -207,7 +224,8 @@ void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
   pthread_mutex_lock(&s->mu);
   ia_task_ctx *ctx = s->slot;
   ia__sconn *c = ctx && s->in_handler ? ctx->conn : NULL;
-  bool take = c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx);
+  bool take =
+      c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx);
   bool sent = true;
   uint64_t id = take ? ctx->id : 0;
   if (take) {
