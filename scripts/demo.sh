@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs the dependencies, builds Interaction
 # into build/, starts three sum-slave processes on 127.0.0.1 (free ports,
-# channel 7), runs sum-demo against them, then stops every process it started.
+# channel 7) and a fourth that runs four tasks at once (nonblocking-multi),
+# runs sum-demo against them, then stops every process it started.
 # Exits with sum-demo's status (non-zero as well if a slave did not shut down
 # cleanly). Every wait is bounded; nothing is left running, even on Ctrl-C.
 set -euo pipefail
@@ -27,6 +28,9 @@ DEMO=$BUILD/examples/sum-demo
 procs_init interaction-demo
 
 procs_start_slaves "$N" sum-slave "$SLAVE" --host "$HOST" --port 0 --channel "$CHANNEL"
+# ...and one that runs four tasks at once.
+procs_start_slaves 1 sum-slave "$SLAVE" --host "$HOST" --port 0 --channel "$CHANNEL" \
+  --mode nonblocking-multi --workers 4
 procs_wait_listening sum-slave
 
 echo "demo: running $DEMO --channel $CHANNEL ${endpoints[*]}"

@@ -249,9 +249,55 @@ static void step_busy(endpoint *ep) {
 
 /* ---- step 4: channel mismatch ---- */
 
+#define MULTI_SLEEP_MS 300
+#define MULTI_MAX 64
+
+/* Every slave that runs several tasks at once gets as many Sleeps at once,
+ * and one more: those run side by side (joined in about one Sleep's time),
+ * the one more is refused with 601 (non-blocking multi) or waits its turn
+ * (blocking multi). */
+static void step_multi(endpoint *eps, int n) {
+  for (int i = 0; i < n; i++) {
+    uint32_t cap = ia_conn_slave_capacity(eps[i].conn), mode = ia_conn_slave_mode(eps[i].conn);
+    if (cap < 2 || cap > MULTI_MAX) continue;
+    printf("\n[4] %s runs %" PRIu32 " tasks at once (%s): %" PRIu32 " Sleeps of %d ms at once, and one more\n",
+           eps[i].name, cap, ia_mode_name(mode), cap, MULTI_SLEEP_MS);
+    Sum__SleepTask req = SUM__SLEEP_TASK__INIT;
+    req.has_ms = 1;
+    req.ms = MULTI_SLEEP_MS;
+    ia_task *t[MULTI_MAX + 1];
+    double t0 = now_ms();
+    for (uint32_t k = 0; k <= cap; k++)
+      t[k] = sum_adder_sleep_start(eps[i].conn, &req, NULL);
+    int done = 0;
+    for (uint32_t k = 0; k < cap; k++) {
+      if (!check(t[k] != NULL, "sum_adder_sleep_start returned a task")) continue;
+      check(ia_task_join(t[k], JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
+      done += ia_task_status(t[k]) == IA_STATUS_COMPLETED;
+    }
+    double took = now_ms() - t0;
+    printf("    %d of %" PRIu32 " Sleeps completed, all joined after %.1f ms\n", done, cap, took);
+    check(done == (int)cap, "every Sleep within the capacity completed");
+    check(took < 2 * MULTI_SLEEP_MS, "they ran side by side, not one after another");
+    if (check(t[cap] != NULL, "the one more was started")) {
+      check(ia_task_join(t[cap], JOIN_TIMEOUT_MS) == IA_OK, "ia_task_join returned in time");
+      ia_status st = ia_task_status(t[cap]);
+      printf("    the one more: %s %s\n", ia_status_name(st),
+             st == IA_STATUS_START_FAILED ? ia_code_name(ia_task_error(t[cap])->code) : "");
+      if (mode == IA_MODE_NONBLOCKING_MULTI)
+        check(st == IA_STATUS_START_FAILED && ia_task_error(t[cap])->code == IA_TASK_ALREADY_EXIST,
+              "refused with 601 TASK_ALREADY_EXIST");
+      else
+        check(st == IA_STATUS_COMPLETED, "it waited in the queue and ran");
+    }
+    for (uint32_t k = 0; k <= cap; k++)
+      ia_task_free(t[k]);
+  }
+}
+
 static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   uint32_t wrong = channel + 1;
-  printf("\n[4] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
+  printf("\n[5] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
          ep->name, wrong, channel);
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_conn_disconnect(ep->conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
@@ -296,7 +342,7 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
 /* ---- step 5: graceful disconnect ---- */
 
 static void step_disconnect(endpoint *eps, int n) {
-  printf("\n[5] disconnecting every slave\n");
+  printf("\n[6] disconnecting every slave\n");
   for (int i = 0; i < n; i++) {
     if (eps[i].conn == NULL) continue;
     ia_error err = IA_ERROR_INIT;
@@ -320,7 +366,8 @@ static void usage(FILE *out) {
                "                HOST:PORT [HOST:PORT...]\n"
                "\n"
                "Connects to every sum-slave given (all on channel C) and walks through\n"
-               "fan-out, TaskFail, a busy slave, a channel mismatch and disconnection.\n"
+               "fan-out, TaskFail, a busy slave, the slaves that run several tasks at\n"
+               "once, a channel mismatch and disconnection.\n"
                "Exits 0 only if every step behaved as expected.\n"
                "\n"
                "  --heartbeat-ms N            the heartbeat interval proposed to each slave;\n"
@@ -400,7 +447,9 @@ int main(int argc, char **argv) {
     code = ia_master_connect(master, eps[i].name, eps[i].host, eps[i].port, NULL, 0, CONNECT_TIMEOUT_MS,
                              &eps[i].conn, &err);
     if (check(code == IA_OK, "connected")) {
-      printf("    %s: connected to %s:%" PRIu16 "\n", eps[i].name, eps[i].host, eps[i].port);
+      printf("    %s: connected to %s:%" PRIu16 " (%s, %s, %" PRIu32 " at once)\n", eps[i].name, eps[i].host,
+             eps[i].port, ia_conn_slave_name(eps[i].conn), ia_mode_name(ia_conn_slave_mode(eps[i].conn)),
+             ia_conn_slave_capacity(eps[i].conn));
     } else {
       printf("    %s: cannot connect to %s:%" PRIu16 ": ", eps[i].name, eps[i].host, eps[i].port);
       print_error("", &err);
@@ -414,6 +463,7 @@ int main(int argc, char **argv) {
     step_fanout(eps, n);
     step_task_fail(&eps[n - 1]);
     step_busy(&eps[0]);
+    step_multi(eps, n);
     step_channel(master, (uint32_t)channel, &eps[n - 1]);
   }
   step_disconnect(eps, n);

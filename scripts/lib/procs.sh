@@ -87,12 +87,15 @@ procs_show_logs() {
 }
 
 # procs_start_slaves N NAME COMMAND [ARG...]: starts N copies of COMMAND ARG...
-# --name NAME-i in the background, i = 0..N-1, each with its own output and log.
+# --name NAME-k in the background, k counting every slave started so far,
+# each with its own output and log.
+# Called again, it numbers on from the slaves already started.
 procs_start_slaves() {
-  local n=$1 name=$2 i
+  local n=$1 name=$2 i k
   shift 2
   for i in $(seq 0 $((n - 1))); do
-    "$@" --name "$name-$i" >"$procs_tmp/$PROCS_LOG-$i.out" 2>"$procs_tmp/$PROCS_LOG-$i.log" &
+    k=${#pids[@]}
+    "$@" --name "$name-$k" >"$procs_tmp/$PROCS_LOG-$k.out" 2>"$procs_tmp/$PROCS_LOG-$k.log" &
     pids+=($!)
   done
 }
