@@ -20,11 +20,13 @@ int bench_slave_parse_args(const char *prog, int argc, char **argv, bench_slave_
   static const struct option options[] = {
       {"port", required_argument, NULL, 'p'},
       {"count", required_argument, NULL, 'c'},
+      {"workers", required_argument, NULL, 'w'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   out->port = 0;
   out->count = 1;
+  out->workers = 1;
   unsigned long v;
   int opt;
   while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -37,9 +39,14 @@ int bench_slave_parse_args(const char *prog, int argc, char **argv, bench_slave_
       if (!bench_parse_uint(optarg, BENCH_MAX_PER_PROC, &v) || v == 0) goto usage;
       out->count = (unsigned)v;
       break;
+    case 'w':
+      if (!bench_parse_uint(optarg, 256, &v) || v == 0) goto usage;
+      out->workers = (unsigned)v;
+      break;
     case 'h':
-      printf("usage: %s [--port P] [--count K]\n"
+      printf("usage: %s [--port P] [--count K] [--workers N]\n"
              "  K slaves on 127.0.0.1, ports P, P+1, ... (P = 0: each picks a free one).\n"
+             "  N > 1: each runs N tasks at once (non-blocking multi; the floor ignores it).\n"
              "  Prints one `listening on 127.0.0.1:PORT` line per slave, serves until SIGTERM.\n",
              prog);
       return 0;
@@ -49,7 +56,7 @@ int bench_slave_parse_args(const char *prog, int argc, char **argv, bench_slave_
   }
   if (optind == argc) return -1;
 usage:
-  fprintf(stderr, "usage: %s [--port P] [--count K (1..%d)]\n", prog, BENCH_MAX_PER_PROC);
+  fprintf(stderr, "usage: %s [--port P] [--count K (1..%d)] [--workers N (1..256)]\n", prog, BENCH_MAX_PER_PROC);
   return 2;
 }
 

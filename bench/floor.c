@@ -37,8 +37,8 @@ static int fill(int fd, floor_reader *r, size_t need) {
 
 int floor_read_frame(int fd, floor_reader *r, uint8_t **frame, uint32_t *len) {
   if (r->used) {
-    /* In this protocol a peer never has two frames in flight, so this move
-     * is almost always of zero bytes. */
+    /* Only pipeline-4 has more than one frame in flight, so this move is
+     * almost always of zero bytes. */
     r->have -= r->used;
     if (r->have) memmove(r->buf, r->buf + r->used, r->have);
     r->used = 0;
@@ -58,6 +58,13 @@ int floor_read_frame(int fd, floor_reader *r, uint8_t **frame, uint32_t *len) {
   *frame = r->buf;
   *len = l;
   return 0;
+}
+
+bool floor_frame_buffered(const floor_reader *r) {
+  size_t left = r->have - r->used;
+  if (left < 4) return false;
+  uint32_t l = floor_get32(r->buf + r->used);
+  return left >= 4 + (size_t)l;
 }
 
 int floor_write_all(int fd, const void *buf, size_t len) {

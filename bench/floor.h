@@ -6,6 +6,7 @@
 #ifndef BENCH_FLOOR_H
 #define BENCH_FLOOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -40,6 +41,9 @@ void floor_reader_free(floor_reader *r);
  * byte (the length prefix) and *len to L; both stay valid until the next
  * call. Returns -1 on EOF, error or a frame over FLOOR_MAX_FRAME. */
 int floor_read_frame(int fd, floor_reader *r, uint8_t **frame, uint32_t *len);
+/* True if a whole frame after the one returned last is already buffered
+ * (floor_read_frame then returns it without a recv). */
+bool floor_frame_buffered(const floor_reader *r);
 
 /* Sends everything; -1 on error. */
 int floor_write_all(int fd, const void *buf, size_t len);

@@ -40,6 +40,10 @@ int main(int argc, char **argv) {
     cfg.port = args.port ? (uint16_t)(args.port + i) : 0;
     cfg.name = "bench-ia-slave";
     cfg.grace_ms = 200;
+    if (args.workers > 1) {
+      cfg.mode = IA_MODE_NONBLOCKING_MULTI;
+      cfg.workers = args.workers;
+    }
     ia_code rc = ia_slave_new(&cfg, &slaves[i], &err);
     if (rc != IA_OK) {
       status = fail("ia_slave_new", rc, &err);

@@ -34,13 +34,14 @@
 #define STOP_WAIT_MS 3000
 
 static const bench_workload workloads[] = {
-    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100},
-    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2},
-    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1},
-    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256},
-    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024},
-    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100},
-    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10},
+    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1},
+    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2, 1},
+    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1},
+    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256, 1},
+    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024, 1},
+    {"pipeline-4", BENCH_FANOUT, 0, 1, 1, 40000, 1024, 4000, 256, 4},
+    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100, 1},
+    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1},
 };
 
 /* ---- helpers shared with the peers ---- */
@@ -147,13 +148,15 @@ static void on_signal(int sig) {
   _exit(128 + sig);
 }
 
-/* Starts `prog --port 0 --count K` and reads its K ports into `ports`. */
+/* Starts `prog --port 0 --count K --workers N` and reads its K ports into
+ * `ports`. */
 static int spawn(bench_env *env, const char *prog, unsigned count, uint16_t *ports) {
   if (n_children >= MAX_CHILDREN) return bench_fail(env, "too many slave processes");
   int p[2];
   if (pipe(p) != 0) return bench_fail(env, "pipe: %s", strerror(errno));
-  char countstr[16];
+  char countstr[16], workersstr[16];
   snprintf(countstr, sizeof countstr, "%u", count);
+  snprintf(workersstr, sizeof workersstr, "%u", bench_in_flight(env->w));
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
@@ -172,7 +175,7 @@ static int spawn(bench_env *env, const char *prog, unsigned count, uint16_t *por
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
-    char *argv[] = {(char *)prog, "--port", "0", "--count", countstr, NULL};
+    char *argv[] = {(char *)prog, "--port", "0", "--count", countstr, "--workers", workersstr, NULL};
     execv(prog, argv);
     _exit(127);
   }
@@ -329,7 +332,7 @@ static void print_line(const bench_peer *peer, const bench_env *env, uint64_t *l
 
 static void usage(FILE *out) {
   fprintf(out, "usage: bench-run --peer interaction|floor --workload NAME [options]\n"
-               "  workloads: sum blob-1M blob-16M fanout-16 fanout-256 busy connect\n"
+               "  workloads: sum blob-1M blob-16M fanout-16 fanout-256 pipeline-4 busy connect\n"
                "  --passes N     passes, each with fresh slave processes (default 1)\n"
                "  --quick        reduced call counts\n"
                "  --calls N      timed calls (overrides the workload's)\n"

@@ -29,7 +29,13 @@ typedef struct bench_workload {
   unsigned per_proc; /* workload slaves per process */
   uint64_t calls, warmup;
   uint64_t quick_calls, quick_warmup;
+  unsigned in_flight; /* fan-out: calls kept in flight per work slave (0: 1); > 1 also asks the
+                         slave for as many workers (--workers) */
 } bench_workload;
+
+static inline unsigned bench_in_flight(const bench_workload *w) {
+  return w->in_flight ? w->in_flight : 1;
+}
 
 typedef struct bench_env {
   const bench_workload *w;

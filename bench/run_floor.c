@@ -20,11 +20,15 @@
 /* A blocking call that waits longer than this has failed. */
 #define IO_TIMEOUT_S 10
 
+#define FLOOR_IN_FLIGHT_MAX 16
+
 typedef struct floor_conn {
   int fd;
   floor_reader rd;
-  uint64_t idx;      /* fan-out: the call in flight */
-  uint64_t start_ns; /* fan-out: when it was sent */
+  /* fan-out: the calls in flight, oldest first (the server answers in order) */
+  uint64_t idx[FLOOR_IN_FLIGHT_MAX];
+  uint64_t start_ns[FLOOR_IN_FLIGHT_MAX];
+  unsigned head, n;
 } floor_conn;
 
 typedef struct floor_state {
@@ -171,23 +175,36 @@ static int run_blob(void *state, bench_env *env, uint64_t count, uint64_t *lat) 
   return 0;
 }
 
-/* One sum in flight per slave; each reply sends that slave its next call. */
+/* Sends call `idx` on c, behind the ones in flight. */
+static int fan_send(bench_env *env, floor_conn *c, uint64_t idx) {
+  unsigned k = (c->head + c->n) % FLOOR_IN_FLIGHT_MAX;
+  c->idx[k] = idx;
+  c->start_ns[k] = bench_now_ns();
+  c->n++;
+  uint8_t req[21];
+  pack_sum(req, idx);
+  return floor_write_all(c->fd, req, sizeof req) == 0 ? 0
+                                                      : bench_fail(env, "floor: send: %s", strerror(errno));
+}
+
+/* in_flight sums in flight per slave (one for fan-out, four for
+ * pipeline-4, on one connection); each reply sends that slave its next
+ * call. */
 static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t count, uint64_t *lat) {
   floor_state *s = state;
+  unsigned per = bench_in_flight(env->w);
+  if (per > FLOOR_IN_FLIGHT_MAX) return bench_fail(env, "floor: at most %d in flight", FLOOR_IN_FLIGHT_MAX);
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return bench_fail(env, "epoll_create1: %s", strerror(errno));
   uint64_t next = first, end = first + count, done = 0;
   int rc = 0;
-  for (size_t j = 0; j < env->n_work && next < end && rc == 0; j++) {
+  for (size_t j = 0; j < env->n_work && rc == 0; j++) {
     floor_conn *c = &s->work[j];
+    c->head = c->n = 0;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) rc = bench_fail(env, "epoll_ctl: %s", strerror(errno));
-    uint8_t req[21];
-    c->idx = next++;
-    c->start_ns = bench_now_ns();
-    pack_sum(req, c->idx);
-    if (rc == 0 && floor_write_all(c->fd, req, sizeof req) != 0)
-      rc = bench_fail(env, "floor: send: %s", strerror(errno));
+    for (unsigned k = 0; k < per && next < end && rc == 0; k++)
+      rc = fan_send(env, c, next++);
   }
   struct epoll_event evs[256];
   while (rc == 0 && done < count) {
@@ -195,27 +212,26 @@ static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t coun
     if (n < 0 && errno != EINTR) rc = bench_fail(env, "epoll_wait: %s", strerror(errno));
     for (int e = 0; e < n && rc == 0; e++) {
       floor_conn *c = evs[e].data.ptr;
-      uint8_t *f;
-      uint32_t len;
-      if (floor_read_frame(c->fd, &c->rd, &f, &len) != 0) {
-        rc = bench_fail(env, "floor: receive: %s", strerror(errno));
-        break;
-      }
-      uint64_t t1 = bench_now_ns();
-      if (!sum_ok(f, len, c->idx)) {
-        rc = bench_fail(env, "floor: call %llu: wrong reply", (unsigned long long)c->idx);
-        break;
-      }
-      if (lat) lat[c->idx - first] = t1 - c->start_ns;
-      done++;
-      if (next < end) {
-        uint8_t req[21];
-        c->idx = next++;
-        c->start_ns = bench_now_ns();
-        pack_sum(req, c->idx);
-        if (floor_write_all(c->fd, req, sizeof req) != 0)
-          rc = bench_fail(env, "floor: send: %s", strerror(errno));
-      }
+      /* Every reply this wake-up brought, the ones already buffered too:
+       * epoll says nothing of those. */
+      do {
+        uint8_t *f;
+        uint32_t len;
+        if (c->n == 0 || floor_read_frame(c->fd, &c->rd, &f, &len) != 0) {
+          rc = bench_fail(env, "floor: receive: %s", c->n ? strerror(errno) : "a reply to nothing");
+          break;
+        }
+        uint64_t t1 = bench_now_ns(), idx = c->idx[c->head], t0 = c->start_ns[c->head];
+        c->head = (c->head + 1) % FLOOR_IN_FLIGHT_MAX;
+        c->n--;
+        if (!sum_ok(f, len, idx)) {
+          rc = bench_fail(env, "floor: call %llu: wrong reply", (unsigned long long)idx);
+          break;
+        }
+        if (lat) lat[idx - first] = t1 - t0;
+        done++;
+        if (next < end) rc = fan_send(env, c, next++);
+      } while (rc == 0 && floor_frame_buffered(&c->rd));
     }
     if (rc == 0 && bench_expired(env)) rc = bench_fail(env, "out of time");
   }

@@ -189,7 +189,8 @@ static int run_blob(void *state, bench_env *env, uint64_t count, uint64_t *lat) 
   return 0;
 }
 
-/* ---- fan-out: one task in flight per slave, restarted on completion ---- */
+/* ---- fan-out: one task in flight per slave (in_flight of them for
+ * pipeline-4), restarted on completion ---- */
 
 typedef struct fan fan;
 
@@ -283,10 +284,11 @@ static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t coun
   ia_state *s = state;
   if (count == 0) return 0;
   fan *f = calloc(1, sizeof *f);
-  if (f) f->slots = calloc(env->n_work, sizeof *f->slots);
+  size_t per = bench_in_flight(env->w);
+  if (f) f->slots = calloc(env->n_work * per, sizeof *f->slots);
   if (!f || !f->slots) return bench_fail(env, "out of memory");
   f->env = env;
-  f->n = env->n_work;
+  f->n = env->n_work * per;
   f->first = first;
   f->end = first + count;
   f->lat = lat;
@@ -296,7 +298,7 @@ static int run_fanout(void *state, bench_env *env, uint64_t first, uint64_t coun
   pthread_cond_init(&f->cond, NULL);
   for (size_t j = 0; j < f->n; j++) {
     f->slots[j].f = f;
-    f->slots[j].conn = s->work[j];
+    f->slots[j].conn = s->work[j / per]; /* pipeline-4: four slots on one connection */
   }
   for (size_t j = 0; j < f->n; j++) {
     uint64_t idx = atomic_fetch_add(&f->next, 1);

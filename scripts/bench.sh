@@ -5,7 +5,7 @@
 #
 #   scripts/bench.sh [--workloads a,b,c] [--passes N] [--quick] [--pin MODE] [--out FILE] [--skip-build]
 #
-#   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect,
+#   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,
 #                 detect (default: all). `detect` is bench-detect: the time to notice a frozen
 #                 slave or master at two heartbeat settings, and the master's CPU with 256
 #                 idle connected slaves (bench/README.md)
@@ -24,7 +24,7 @@
 # is stopped again, also on Ctrl-C. Benchmarks never run as part of the tests.
 set -euo pipefail
 
-ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,busy,connect,detect"
+ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,detect"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-bench"
 workloads=$ALL_WORKLOADS
@@ -253,6 +253,8 @@ END {
   check_ge("`fanout-16` calls/s / floor", ratio(m("interaction", "fanout-16", "calls_per_s"), m("floor", "fanout-16", "calls_per_s")), 0.8)
   check_ge("`fanout-256` calls/s / floor `fanout-16` calls/s",
            ratio(m("interaction", "fanout-256", "calls_per_s"), m("floor", "fanout-16", "calls_per_s")), 0.7)
+  check_ge("`pipeline-4` calls/s / floor (issue 10)",
+           ratio(m("interaction", "pipeline-4", "calls_per_s"), m("floor", "pipeline-4", "calls_per_s")), 0.7)
   # 4 MB = 4,000,000 bytes (MB = 10^6 as in BENCH.md); ru_maxrss is in KiB.
   r = m("interaction", "sum", "slave_rss_kb")
   target("slave RSS on `sum`", r == "" ? "n/a" : sprintf("%.0f KiB", r), "<= 4 MB (3906 KiB)", r == "" ? "" : (r * 1024 <= 4000000))

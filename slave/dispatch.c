@@ -282,10 +282,8 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
         break;
       }
       if (s->pool.on) {
-        ia__take t = ia__pool_admit(c, &env, flen);
-        if (t == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
-        if (t == IA__TAKE_SLOT) continue; /* the task took its frame out of c->in */
-        break;
+        if (ia__pool_admit(c, &env, flen) == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
+        break; /* the task, if any, has its own copy */
       }
       ia_task_ctx *ctx = NULL;
       ia__take t = ia__slot_admit(c, &env, flen, who, &ctx);

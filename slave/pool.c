@@ -15,16 +15,18 @@
  * the slave shuts down.
  *
  * Order rules, as for the slot (slot.c): admission counts under the mutex,
- * so no more than `workers` run and no more than `queue_cap` wait; Accepted
- * goes into the stream, mutex held, before a worker can see the task, so it
- * is never sent after the outcome; a worker frees its place before it
- * sends the outcome.
+ * so no more than `workers` run and no more than `queue_cap` wait; a task
+ * that must wait is Accepted, into the stream with the mutex held before a
+ * worker can see it, so Accepted never follows the outcome; a worker frees
+ * its place before it sends the outcome. Each task keeps a copy of its
+ * body, so the loop reads on.
  *
  * Never: run a handler on the loop, hold the mutex while a handler or a
  * hook runs, or run a task whose master is gone.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
@@ -115,6 +117,20 @@ static bool of_conn(const ia_task_ctx *t, const void *c) {
 
 /* ---- admission (loop) ---- */
 
+/* The task takes its own copy of its body (the payload and metadata lie in
+ * it), so that the loop reads on in c->in: small ones into the context. */
+static bool own_body(ia_task_ctx *ctx) {
+  size_t n = ctx->body.n;
+  uint8_t *copy = n <= sizeof ctx->body_small ? ctx->body_small : malloc(n);
+  if (!copy) return false;
+  if (copy != ctx->body_small) ctx->hold = copy;
+  if (n) memcpy(copy, ctx->body.p, n);
+  const uint8_t *p = ctx->payload.p;
+  if (p >= ctx->body.p && p <= ctx->body.p + n) ctx->payload.p = copy + (p - ctx->body.p);
+  ctx->body.p = copy;
+  return true;
+}
+
 ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
   ia_slave *s = c->slave;
   ia__pool *p = &s->pool;
@@ -126,35 +142,44 @@ ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
     return IA__TAKE_DONE;
   }
   const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
+  if (!own_body(ctx)) {
+    ia__task_ctx_free(ctx);
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a task", IA__RD_LOOP);
+    return IA__TAKE_CLOSED;
+  }
   pthread_mutex_lock(&s->mu);
   uint32_t in = p->n_running + p->n_waiting;
   bool room = in < p->workers + p->queue_cap;
-  bool taken = room && ia__slave_take_over_locked(c, ctx); /* the task keeps its frame; c->in goes on */
   bool sent = true;
-  if (taken) {
+  if (room) {
     c->tasks++;
-    ia__wframe w;
-    ia__wframe_empty(&w, ctx->id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
-    sent = ia__sconn_send_nb_locked(c, &w); /* before any worker can see it */
+    /* A task that has to wait is Accepted, so that its master knows; one a
+     * worker takes at once just runs, as in the default mode. Either way
+     * before any worker can see it (top comment). */
+    if (in >= p->workers) {
+      ia__wframe w;
+      ia__wframe_empty(&w, ctx->id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
+      sent = ia__sconn_send_nb_locked(c, &w);
+    }
     push_locked(p, ctx);
-    pthread_cond_signal(&s->work_cond);
+    /* A busy worker takes the next task itself when it is done: only an
+     * idle one needs waking. */
+    if (p->n_idle) pthread_cond_signal(&s->work_cond);
   }
   pthread_mutex_unlock(&s->mu);
-  if (taken) {
+  if (room) {
     if (!sent) ia__sconn_close(c, true, IA_CONNECTION_LOST);
     return IA__TAKE_SLOT;
   }
-  if (!room) {
+  {
     if (p->queue_cap)
       ia__sconn_status(c, env->id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, IA__RD_LOOP);
     else
       ia__sconn_status(c, env->id, refusal, IA_TASK_ALREADY_EXIST, "every one of the slave's workers is busy",
                        NULL, IA__RD_LOOP);
-  } else {
-    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a task", IA__RD_LOOP);
   }
   ia__task_ctx_free(ctx);
-  return room ? IA__TAKE_CLOSED : IA__TAKE_DONE;
+  return IA__TAKE_DONE;
 }
 
 /* ---- ending tasks that never ran ---- */
@@ -259,7 +284,8 @@ void ia__pool_free(ia_slave *s) {
 
 /* ---- the workers ---- */
 
-/* Runs one task taken from the queue into place `i`, and sends its outcome. */
+/* Runs one task taken from the queue into place `i` and sends its outcome;
+ * returns with the mutex held again, the task gone. (Called without mu.) */
 static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   ia__sconn *c = ctx->conn;
   ia__watchdog_poke();
@@ -271,7 +297,6 @@ static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   pthread_mutex_lock(&s->mu);
   s->pool.running[i] = NULL; /* free before the outcome goes out (top comment) */
   s->pool.n_running--;
-  pthread_cond_signal(&s->work_cond);
   bool open = !atomic_load(&c->closing);
   pthread_mutex_unlock(&s->mu);
   if (built && open)
@@ -280,11 +305,13 @@ static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
     ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
   if (built) ia__wframe_release(&w);
   ia__task_ctx_free(ctx);
-  pthread_mutex_lock(&s->mu);
+  pthread_mutex_lock(&s->mu); /* kept for the next look at the queue */
   c->tasks--;
-  bool closing = atomic_load(&c->closing);
-  pthread_mutex_unlock(&s->mu);
-  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0);
+  if (atomic_load(&c->closing)) {
+    pthread_mutex_unlock(&s->mu);
+    event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
+    pthread_mutex_lock(&s->mu);
+  }
 }
 
 void *ia__pool_worker_main(void *arg) {
@@ -292,8 +319,11 @@ void *ia__pool_worker_main(void *arg) {
   ia__pool *p = &s->pool;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!atomic_load(&s->worker_stop) && !(p->head && p->n_running < p->workers))
+    while (!atomic_load(&s->worker_stop) && !(p->head && p->n_running < p->workers)) {
+      p->n_idle++;
       pthread_cond_wait(&s->work_cond, &s->mu);
+      p->n_idle--;
+    }
     if (atomic_load(&s->worker_stop)) break;
     ia_task_ctx *ctx = p->head;
     p->head = ctx->qnext;
@@ -314,11 +344,12 @@ void *ia__pool_worker_main(void *arg) {
       ctx->started = true;
     }
     pthread_mutex_unlock(&s->mu);
-    if (skip == IA_OK)
+    if (skip == IA_OK) {
       run_one(s, ctx, i);
-    else
+    } else {
       end_unrun(s, ctx, skip, NULL);
-    pthread_mutex_lock(&s->mu);
+      pthread_mutex_lock(&s->mu);
+    }
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;

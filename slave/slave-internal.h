@@ -114,6 +114,7 @@ typedef struct ia__md_copy {
 
 #define IA__TASK_ARENA 512     /* a small request is decoded in here */
 #define IA__TASK_REPLY_BUF 256 /* a small result is packed in here */
+#define IA__TASK_BODY_SMALL 256 /* pool.c: a task body this small is copied in here */
 
 struct ia_task_ctx {
   ia_slave *slave;
@@ -143,6 +144,7 @@ struct ia_task_ctx {
   /* Storage that is not cleared per task: everything above is. */
   struct iovec out_iov[IA__REPLY_MAX_IOV]; /* the result as pieces: out_niov of them */
   char method_small[96];
+  uint8_t body_small[IA__TASK_BODY_SMALL]; /* pool.c: a small task's own copy of its body */
   _Alignas(16) uint8_t arena[IA__TASK_ARENA];
   uint8_t reply_buf[IA__TASK_REPLY_BUF];
 };
@@ -161,6 +163,7 @@ typedef struct ia__pool {
   ia_task_ctx *head, *tail; /* (mu) admitted and not yet picked up, in order */
   uint32_t n_waiting;       /* (mu) */
   uint32_t n_running;       /* (mu) */
+  uint32_t n_idle;          /* (mu) workers waiting for a task */
   ia_task_ctx **running;    /* (mu) one entry per worker, NULL while it is free */
 } ia__pool;
 
@@ -335,7 +338,8 @@ IA_MUST_CHECK bool ia__pool_start_extra(ia_slave *s);
 void ia__pool_join_extra(ia_slave *s);
 void *ia__pool_worker_main(void *arg);
 /* Admits the task frame at the head of c->in (loop): to a worker, to the
- * queue, or refused. IA__TAKE_SLOT: the task took the frame out of c->in. */
+ * queue, or refused. The task keeps a copy of its body: IA__TAKE_DONE and
+ * IA__TAKE_SLOT both leave the frame to be consumed. */
 ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len);
 /* Cancels task `id` of c (loop): a waiting one ends at once (608), a
  * running one is told. */

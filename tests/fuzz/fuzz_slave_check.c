@@ -262,6 +262,12 @@ static void check_replies(const conn *c, ledger *l, bool trace) {
       if (!s || ++s->pongs > s->pings)
         fz_fail("slave_unknown_id", "Pong for id %llu, not a Ping's", (unsigned long long)id);
       break;
+    case INTERACTION__V1__FRAME__BODY_PING:
+      /* The slave's own heartbeat, to a master that proposed none: id 0. */
+      if (id != 0)
+        fz_fail("slave_ping_id", "the slave sent a Ping with id %llu, not a heartbeat",
+                (unsigned long long)id);
+      break;
     case INTERACTION__V1__FRAME__BODY_GOODBYE:
       if (id != 0 && (!s || !s->disconnects))
         fz_fail("slave_unknown_id", "Goodbye with id %llu, not a Disconnect's", (unsigned long long)id);
@@ -275,7 +281,6 @@ static void check_replies(const conn *c, ledger *l, bool trace) {
   if (sp != FZ_SPLIT_END)
     fz_fail("slave_truncated", "the slave's last frame is cut short (%zu bytes left)", c->in.n - at);
 }
-
 
 void fzs_check(const conn *c, bool trace) {
   ledger *l = calloc(1, sizeof *l);
