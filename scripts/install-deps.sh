@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
       libprotoc-dev libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev valgrind clang-format
-      clang libclang-rt-14-dev iproute2)
+      clang libclang-rt-14-dev iproute2 python3-prometheus-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

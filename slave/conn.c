@@ -62,7 +62,8 @@ static void rewatch(ia__sconn *c) {
 }
 
 /* What a send's result means for c. mu must not be held. */
-static bool sent(ia__sconn *c, ia__ws_rc rc) {
+static bool sent(ia__sconn *c, const ia__wframe *w, ia__ws_rc rc) {
+  if (w && (rc == IA__WS_DONE || rc == IA__WS_FLUSH)) ia__count(&c->slave->stats.tx_bytes, ia__wframe_len(w));
   if (rc == IA__WS_DONE) return true;
   if (rc == IA__WS_FLUSH) {
     rewatch(c); /* bytes wait: the loop flushes them */
@@ -77,13 +78,14 @@ static bool sent(ia__sconn *c, ia__ws_rc rc) {
 }
 
 bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who) {
-  if (who == IA__RD_LOOP) return sent(c, ia__ws_send_nb(&c->out, c->fd, w));
-  return sent(c, ia__ws_send(&c->out, c->fd, w, 0, IA__SEND_BOUND_MS));
+  if (who == IA__RD_LOOP) return sent(c, w, ia__ws_send_nb(&c->out, c->fd, w));
+  return sent(c, w, ia__ws_send(&c->out, c->fd, w, 0, IA__SEND_BOUND_MS));
 }
 
 bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w) {
   ia__ws_rc rc = ia__ws_send_nb(&c->out, c->fd, w);
   if (rc == IA__WS_FLUSH) ia__sconn_watch_locked(c);
+  if (rc != IA__WS_FAILED) ia__count(&c->slave->stats.tx_bytes, ia__wframe_len(w));
   return rc != IA__WS_FAILED;
 }
 
@@ -92,7 +94,7 @@ void ia__sconn_flush(ia__sconn *c) {
    * a sender that queued meanwhile re-arms it after its bytes are in. */
   ia__ws_rc rc = ia__ws_flush(&c->out, c->fd);
   if (rc == IA__WS_FAILED)
-    (void)sent(c, rc);
+    (void)sent(c, NULL, rc);
   else if (rc == IA__WS_DONE)
     rewatch(c);
 }
@@ -126,6 +128,7 @@ void ia__sconn_close(ia__sconn *c, bool lost, ia_code code) {
   }
   atomic_store(&c->closing, true);
   if (c->observer && c->handshaken) s->n_observers--;
+  if (c->handshaken) s->n_conns--;
   c->lost = lost && s->master == c;
   c->lost_code = code;
   if (s->master == c) s->master = NULL;

@@ -96,11 +96,13 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
     pthread_mutex_lock(&s->mu);
     if (c->observer) {
       s->n_observers++; /* checked under this same lock: only the loop welcomes */
+      s->n_conns++;
     } else if (s->master) {
       code = IA_ALREADY_CONNECTED;
       snprintf(msg, sizeof msg, "the slave already has a master (%.100s)", s->master->master_name);
     } else {
       s->master = c;
+      s->n_conns++;
     }
     pthread_mutex_unlock(&s->mu);
   }

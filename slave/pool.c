@@ -172,6 +172,7 @@ ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
     return IA__TAKE_SLOT;
   }
   {
+    ia__stats_refused(s, p->queue_cap ? IA_STATS_REFUSED_QUEUE_FULL : IA_STATS_REFUSED_BUSY);
     if (p->queue_cap)
       ia__sconn_status(c, env->id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, IA__RD_LOOP);
     else
@@ -194,6 +195,7 @@ static void end_unrun(ia_slave *s, ia_task_ctx *ctx, ia_code why, const char *me
     atomic_store(&ctx->cancel_why, (int)why);
     atomic_store(&ctx->cancelled, true); /* heard as 607 or 101 (task_ctx.c) */
   }
+  ia__stats_task(ctx, 0);
   ia__wframe w;
   bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
   if (built && !atomic_load(&c->closing)) (void)ia__sconn_send(c, &w, IA__RD_WORKER);
@@ -243,6 +245,9 @@ void ia__pool_stop_locked(ia_slave *s, ia__sconn *c, ia_code why) {
   ia_task_ctx *gone = unlink_locked(&s->pool, of_conn, c);
   while (gone) {
     ia_task_ctx *next = gone->qnext;
+    atomic_store(&gone->cancel_why, (int)why);
+    atomic_store(&gone->cancelled, true);
+    ia__stats_task(gone, 0);
     gone->conn->tasks--;
     ia__task_ctx_free(gone);
     gone = next;
@@ -289,9 +294,12 @@ void ia__pool_free(ia_slave *s) {
 static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   ia__sconn *c = ctx->conn;
   ia__watchdog_poke();
+  uint64_t t0 = ia__now_ns();
   ia__slot_run_handler(s, ctx);
+  uint64_t ran = ia__now_ns() - t0;
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
     IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+  ia__stats_task(ctx, ran ? ran : 1);
   ia__wframe w;
   bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
   pthread_mutex_lock(&s->mu);

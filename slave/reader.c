@@ -71,6 +71,7 @@ void ia__slave_loop_read(ia__sconn *c, bool ended) {
       return;
     }
     ia__live_rx(&c->live, (size_t)n);
+    ia__count(&s->stats.rx_bytes, (uint64_t)n);
     /* A short read took all the data, but not an end that came with it. */
     if (ia__slave_dispatch(c, IA__RD_LOOP) != IA__DISPATCH_MORE || (!full && !ended)) return;
   }
@@ -111,6 +112,7 @@ static void worker_read(ia_slave *s, ia__sconn *c) {
     ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0, NULL);
     if (n > 0) {
       ia__live_rx(&c->live, (size_t)n);
+      ia__count(&s->stats.rx_bytes, (uint64_t)n);
       continue;
     }
     if (retry(n)) continue;

@@ -12,6 +12,8 @@
  *   slot.c      the task slot: admission, running a task, the
  *               Accepted-before-outcome rule, the watchdog's look
  *   pool.c      the workers and queue of the other three modes
+ *   stats.c     the counters and their snapshot; metrics.c serves them as
+ *               Prometheus text at /metrics, and /healthz, over HTTP
  *   reader.c    the read side: the worker thread, the loop's reads, and the
  *               hand-off of a socket between them
  *   task_ctx.c  the handler's view of a task, and its outcome as a frame
@@ -40,6 +42,7 @@
 
 #include "interaction/slave.h"
 #include "runtime/beat.h"
+#include "slave/stats.h"
 #include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
@@ -97,6 +100,7 @@ typedef struct ia__method {
   size_t len;
   ia_handler_fn fn;
   void *user;
+  ia__mstats st; /* its tasks (stats.c) */
 } ia__method;
 
 typedef enum ia__outcome {
@@ -199,6 +203,10 @@ struct ia_slave {
   pthread_cond_t cancel_cond; /* a sleeping handler waits for its cancel */
   ia__sconn *master;          /* (mu) the handshaken master */
   unsigned n_observers;       /* (mu) handshaken observers not closing */
+  unsigned n_conns;           /* (mu) handshaken connections not closing: the master and observers */
+  ia__sstats stats;           /* counters (stats.c) */
+  struct evhttp *http;        /* loop: /metrics and /healthz (metrics.c), or NULL */
+  _Atomic uint16_t metrics_port;
   ia_task_ctx *slot;          /* (mu) the task holding the slot (non-blocking single) */
   ia__pool pool;
   ia_task_ctx *to_run;        /* (mu) a task the loop read, for the worker */
@@ -277,6 +285,13 @@ void ia__slave_beat_start(ia_slave *s);
 /* The setting for a master that proposed `h_ms`/`h_tol` (has: it proposed
  * any), started on c: what goes into the Welcome. Loop. */
 ia__beat ia__slave_beat_agree(ia__sconn *c, bool has, uint32_t h_ms, uint32_t h_tol);
+
+/* ---- metrics.c ---- */
+
+/* Binds metrics_addr and serves /metrics and /healthz on the loop's base.
+ * IA_OK when there is none to serve. Before the loop runs. */
+ia_code ia__metrics_start(ia_slave *s, ia_error *err);
+void ia__metrics_free(ia_slave *s);
 
 /* ---- dispatch.c ---- */
 

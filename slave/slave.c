@@ -72,6 +72,7 @@ ia_code ia_slave_register(ia_slave *s, const char *method, ia_handler_fn fn, voi
     }
     s->methods = m;
     e = &m[s->n_methods++];
+    memset(e, 0, sizeof *e); /* its counters start at 0 */
     e->method = name;
     e->len = strlen(method);
   }
@@ -170,6 +171,7 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   s->cfg = *config;
   s->cfg.host = strdup(config->host ? config->host : "127.0.0.1");
   s->cfg.name = strdup(config->name ? config->name : "slave");
+  s->cfg.metrics_addr = config->metrics_addr ? strdup(config->metrics_addr) : NULL;
   s->max_frame = ia__max_frame(config->max_frame);
   s->max_pending = config->max_pending ? config->max_pending : IA__MAX_PENDING_DEFAULT;
   s->ep.fd = -1;
@@ -184,7 +186,7 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
     ia_slave_free(s);
     return rc;
   }
-  if (!s->cfg.host || !s->cfg.name || !make_events(s)) {
+  if (!s->cfg.host || !s->cfg.name || (config->metrics_addr && !s->cfg.metrics_addr) || !make_events(s)) {
     ia_slave_free(s);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the slave");
   }
@@ -237,7 +239,12 @@ ia_code ia_slave_start(ia_slave *s, ia_error *err) {
   if (!s) return ia__error_set(err, IA_INVALID_ARGUMENT, "slave is required");
   if (s->started) return ia__error_set(err, IA_INVALID_ARGUMENT, "the slave is already started");
   ia_code rc = listen_on(s, err);
-  if (rc != IA_OK) return rc;
+  if (rc == IA_OK) rc = ia__metrics_start(s, err);
+  if (rc != IA_OK) {
+    evconnlistener_free(s->listener);
+    s->listener = NULL;
+    return rc;
+  }
   if (!ia__watchdog_add(&s->watch)) return start_failed(s, "watchdog", err);
   s->in_watchdog = true;
   ia__slave_beat_start(s);
@@ -305,6 +312,7 @@ void ia_slave_free(ia_slave *s) {
                          s->beat_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
+  ia__metrics_free(s);
   ia__epset_free(&s->ep);
   if (s->base) event_base_free(s->base);
   pthread_mutex_destroy(&s->mu);
@@ -318,6 +326,7 @@ void ia_slave_free(ia_slave *s) {
   free(s->allocs);
   free((char *)s->cfg.host);
   free((char *)s->cfg.name);
+  free((char *)s->cfg.metrics_addr);
   free(s);
 }
 

@@ -42,7 +42,7 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "usage: %s [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
           "       [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
           "       [--mode nonblocking-single|nonblocking-multi|blocking-single|blocking-multi]\n"
-          "       [--workers N] [--queue N]\n"
+          "       [--workers N] [--queue N] [--metrics HOST:PORT]\n"
           "\n"
           "  --host H       address to bind (default 127.0.0.1)\n"
           "  --port P       port to bind; 0 picks a free one (default 0)\n"
@@ -61,6 +61,10 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "                 full: 605)\n"
           "  --workers N    tasks at once in the multi modes (default 4)\n"
           "  --queue N      tasks that may wait in the blocking modes (default 16)\n"
+          "  --metrics HOST:PORT\n"
+          "                 serve Prometheus /metrics and /healthz over HTTP there\n"
+          "                 (port 0 picks one: printed as `metrics on H:P` after\n"
+          "                 the `listening on` line)\n"
           "  --help         this text\n"
           "\n"
           "%s",
@@ -89,6 +93,7 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       {"mode", required_argument, NULL, 'm'},
       {"workers", required_argument, NULL, 'w'},
       {"queue", required_argument, NULL, 'q'},
+      {"metrics", required_argument, NULL, 'M'},
       {"help", no_argument, NULL, 'H'},
       {NULL, 0, NULL, 0},
   };
@@ -143,6 +148,14 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
     case 'q':
       if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->queue = (uint32_t)v;
+      break;
+    case 'M':
+      if (!strchr(optarg, ':')) {
+        fprintf(stderr, "%s: --metrics takes HOST:PORT, not '%s'\n", spec->program, optarg);
+        slave_usage(stderr, spec);
+        return 2;
+      }
+      config->metrics_addr = optarg;
       break;
     case 'H':
       slave_usage(stdout, spec);
@@ -201,6 +214,12 @@ int example_slave_main(int argc, char **argv, const example_slave *spec) {
     goto out;
   }
   printf("listening on %s:%" PRIu16 "\n", config.host, ia_slave_port(slave));
+  if (config.metrics_addr) {
+    /* The host as given, the port as bound (0 picks one). */
+    const char *colon = strrchr(config.metrics_addr, ':');
+    printf("metrics on %.*s:%" PRIu16 "\n", (int)(colon - config.metrics_addr), config.metrics_addr,
+           ia_slave_metrics_port(slave));
+  }
   fflush(stdout);
 
   /* ia_slave_run() sees the slave already started and serves until SIGINT or

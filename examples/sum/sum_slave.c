@@ -5,11 +5,12 @@
  *
  *   sum-slave --host H --port P --channel C [--grace-ms N] [--name NAME]
  *             [--heartbeat-ms N] [--heartbeat-tolerance-ms N]
- *             [--mode M] [--workers N] [--queue N]
+ *             [--mode M] [--workers N] [--queue N] [--metrics HOST:PORT]
  *
  * Once it accepts connections it prints exactly one line, `listening on H:P`
- * with the port actually bound (useful with --port 0), and flushes stdout, so
- * that a script can wait for that line before it starts a master. The command
+ * with the port actually bound (useful with --port 0) -- and with --metrics,
+ * `metrics on H:P` on the next line -- and flushes stdout, so that a script
+ * can wait for that line before it starts a master. The command
  * line, the signal handling and that line are example_slave_main()'s
  * (examples/common/example_cli.c); what is particular to this slave is its
  * handlers.

@@ -56,6 +56,57 @@ typedef enum ia_mode {
  * ...), "unknown" for anything else. */
 const char *ia_mode_name(uint32_t mode);
 
+/* ---- statistics (ia_slave_stats_get, and /metrics) ---- */
+
+/* How a task ended: its outcome index. */
+enum {
+  IA_STATS_COMPLETED = 0,     /* a result */
+  IA_STATS_FAILED,            /* TaskFail for the handler's own reason */
+  IA_STATS_ERROR,             /* no valid outcome: TASK_ERROR */
+  IA_STATS_CANCELLED,         /* by its master, or by the slave's shutdown */
+  IA_STATS_DEADLINE_EXCEEDED, /* 607 */
+  IA_STATS_OUTCOMES
+};
+/* Why a task was refused: its refusal index. */
+enum {
+  IA_STATS_REFUSED_BUSY = 0,       /* 601 */
+  IA_STATS_REFUSED_QUEUE_FULL,     /* 605 */
+  IA_STATS_REFUSED_UNKNOWN_METHOD, /* 606 */
+  IA_STATS_REFUSED_HOOK,           /* 602, the before_task hook */
+  IA_STATS_REFUSED_SHUTTING_DOWN,  /* 101 */
+  IA_STATS_REFUSALS
+};
+#define IA_STATS_BUCKETS 12 /* task duration histogram bounds, from 100 us to 60 s */
+
+/* The names /metrics uses for them ("completed", "busy", ...), and a
+ * duration bucket's upper bound in seconds; NULL / 0 out of range. */
+const char *ia_stats_outcome_name(int outcome);
+const char *ia_stats_refusal_name(int reason);
+double ia_stats_bucket_le(int bucket);
+
+typedef struct ia_method_stats {
+  char method[128];                /* "" for tasks the config's catch-all handler ran */
+  uint64_t tasks[IA_STATS_OUTCOMES];  /* ended tasks by outcome (run or not) */
+  uint64_t durations[IA_STATS_BUCKETS + 1]; /* handler runs by duration bucket; not cumulative, the last is
+                                               over every bound */
+  double duration_sum_s;
+} ia_method_stats;
+
+typedef struct ia_slave_stats {
+  uint64_t refusals[IA_STATS_REFUSALS];
+  uint32_t running, queued;   /* tasks now */
+  uint32_t connections;       /* handshaken now: the master and observers */
+  uint64_t received_bytes, sent_bytes;
+  size_t n_methods;           /* the registered methods in order, then "" */
+  ia_method_stats *methods;   /* released by ia_slave_stats_clear() */
+} ia_slave_stats;
+
+/* A snapshot of the slave's counters. Any thread. */
+IA_MUST_CHECK ia_code ia_slave_stats_get(ia_slave *slave, ia_slave_stats *out);
+void ia_slave_stats_clear(ia_slave_stats *stats);
+/* The port /metrics and /healthz are served on (metrics_addr), 0 if none. */
+uint16_t ia_slave_metrics_port(const ia_slave *slave);
+
 /*
  * Runs one task on the worker thread. It must end by calling exactly one of
  * ia_task_ctx_reply() or ia_task_ctx_fail(); a handler that calls neither, or
@@ -84,6 +135,10 @@ typedef struct ia_slave_config {
   ia_mode mode;     /* IA_MODE_NONBLOCKING_SINGLE by default */
   uint32_t workers; /* the multi modes: tasks at once (0: 4; at most 256); else 0 or 1 */
   uint32_t queue;   /* the blocking modes: tasks that may wait (0: 16; at most 65536); else 0 */
+  /* "HOST:PORT" to serve Prometheus text at /metrics and a probe at
+   * /healthz (200 while serving, 503 once shutting down) over HTTP; port 0
+   * picks a free one (ia_slave_metrics_port()). NULL: none. */
+  const char *metrics_addr;
   uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
   uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */

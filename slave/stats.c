@@ -1,0 +1,114 @@
+/*
+ * The slave's counters (see stats.h): what each ended task counts as, the
+ * refusals, and the snapshot of ia_slave_stats_get().
+ *
+ * Never: take a lock to count; the snapshot takes the slave's mutex only
+ * for the gauges (running, queued, connections).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "slave/slave-internal.h"
+
+static const char *const outcome_names[IA_STATS_OUTCOMES] = {"completed", "failed", "error", "cancelled",
+                                                              "deadline_exceeded"};
+static const char *const refusal_names[IA_STATS_REFUSALS] = {"busy", "queue_full", "unknown_method", "hook",
+                                                              "shutting_down"};
+/* Upper bounds, in nanoseconds and as /metrics prints them. */
+static const uint64_t bucket_ns[IA_STATS_BUCKETS] = {100000u,    500000u,     1000000u,    5000000u,
+                                                     10000000u,  50000000u,   100000000u,  500000000u,
+                                                     1000000000u, 5000000000u, 10000000000u, 60000000000u};
+
+const char *ia_stats_outcome_name(int i) {
+  return i >= 0 && i < IA_STATS_OUTCOMES ? outcome_names[i] : NULL;
+}
+
+const char *ia_stats_refusal_name(int i) {
+  return i >= 0 && i < IA_STATS_REFUSALS ? refusal_names[i] : NULL;
+}
+
+double ia_stats_bucket_le(int i) {
+  return i >= 0 && i < IA_STATS_BUCKETS ? (double)bucket_ns[i] / 1e9 : 0;
+}
+
+static ia__mstats *mstats_of(ia_task_ctx *ctx) {
+  return ctx->handler ? &((ia__method *)ctx->handler)->st : &ctx->slave->stats.other;
+}
+
+/* The outcome index of an ended task, as the master hears it. */
+static int outcome_of(const ia_task_ctx *t) {
+  ia_code why = (ia_code)atomic_load(&t->cancel_why);
+  bool stopped = atomic_load(&t->cancelled) && (why == IA_DEADLINE_EXCEEDED || why == IA_SHUTTING_DOWN) &&
+                 (t->outcome == IA__OUTCOME_NONE || t->outcome == IA__OUTCOME_INVALID ||
+                  (t->outcome == IA__OUTCOME_FAIL && t->fail_code == IA_CANCELLED));
+  if (stopped) return why == IA_DEADLINE_EXCEEDED ? IA_STATS_DEADLINE_EXCEEDED : IA_STATS_CANCELLED;
+  switch (t->outcome) {
+  case IA__OUTCOME_RESULT:
+    return IA_STATS_COMPLETED;
+  case IA__OUTCOME_FAIL:
+    return t->fail_code == IA_CANCELLED            ? IA_STATS_CANCELLED
+           : t->fail_code == IA_DEADLINE_EXCEEDED ? IA_STATS_DEADLINE_EXCEEDED
+                                                   : IA_STATS_FAILED;
+  default:
+    return IA_STATS_ERROR;
+  }
+}
+
+void ia__stats_task(ia_task_ctx *ctx, uint64_t ran_ns) {
+  ia__mstats *m = mstats_of(ctx);
+  ia__count(&m->tasks[outcome_of(ctx)], 1);
+  if (!ran_ns) return;
+  int b = 0;
+  while (b < IA_STATS_BUCKETS && ran_ns > bucket_ns[b])
+    b++;
+  ia__count(&m->buckets[b], 1);
+  ia__count(&m->sum_ns, ran_ns);
+}
+
+void ia__stats_refused(ia_slave *s, int reason) {
+  ia__count(&s->stats.refusals[reason], 1);
+}
+
+static uint64_t load(_Atomic uint64_t *c) {
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void copy_method(ia_method_stats *out, const char *name, ia__mstats *m) {
+  memset(out, 0, sizeof *out);
+  size_t n = strlen(name);
+  if (n >= sizeof out->method) n = sizeof out->method - 1;
+  memcpy(out->method, name, n);
+  for (int i = 0; i < IA_STATS_OUTCOMES; i++)
+    out->tasks[i] = load(&m->tasks[i]);
+  for (int i = 0; i <= IA_STATS_BUCKETS; i++)
+    out->durations[i] = load(&m->buckets[i]);
+  out->duration_sum_s = (double)load(&m->sum_ns) / 1e9;
+}
+
+ia_code ia_slave_stats_get(ia_slave *s, ia_slave_stats *out) {
+  if (!s || !out) return IA_INVALID_ARGUMENT;
+  memset(out, 0, sizeof *out);
+  /* The method table is fixed once the slave runs: read without a lock. */
+  out->methods = calloc(s->n_methods + 1, sizeof *out->methods);
+  if (!out->methods) return IA_NO_MEMORY;
+  out->n_methods = s->n_methods + 1;
+  for (size_t i = 0; i < s->n_methods; i++)
+    copy_method(&out->methods[i], s->methods[i].method, &s->methods[i].st);
+  copy_method(&out->methods[s->n_methods], "", &s->stats.other);
+  for (int i = 0; i < IA_STATS_REFUSALS; i++)
+    out->refusals[i] = load(&s->stats.refusals[i]);
+  out->received_bytes = load(&s->stats.rx_bytes);
+  out->sent_bytes = load(&s->stats.tx_bytes);
+  pthread_mutex_lock(&s->mu);
+  out->running = s->pool.on ? s->pool.n_running : (s->slot && s->slot->started ? 1u : 0u);
+  out->queued = s->pool.n_waiting;
+  out->connections = s->n_conns;
+  pthread_mutex_unlock(&s->mu);
+  return IA_OK;
+}
+
+void ia_slave_stats_clear(ia_slave_stats *st) {
+  if (!st) return;
+  free(st->methods);
+  memset(st, 0, sizeof *st);
+}

@@ -1,0 +1,43 @@
+/*
+ * The slave's counters (stats.c): tasks by method and outcome, their
+ * durations, refusals by reason, bytes in and out. Relaxed atomics that the
+ * threads that do the work add to; a snapshot (ia_slave_stats_get) and the
+ * Prometheus text (/metrics, metrics.c) read them.
+ *
+ * Never: take a lock to count, or read a clock other than the two around a
+ * handler.
+ */
+#ifndef IA__SLAVE_STATS_H
+#define IA__SLAVE_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "interaction/slave.h"
+
+/* One method's counters (or the catch-all handler's). */
+typedef struct ia__mstats {
+  _Atomic uint64_t tasks[IA_STATS_OUTCOMES];
+  _Atomic uint64_t buckets[IA_STATS_BUCKETS + 1]; /* not cumulative; the last is over every bound */
+  _Atomic uint64_t sum_ns;
+} ia__mstats;
+
+/* The slave's own. */
+typedef struct ia__sstats {
+  _Atomic uint64_t refusals[IA_STATS_REFUSALS];
+  _Atomic uint64_t rx_bytes, tx_bytes;
+  ia__mstats other; /* tasks run by the config's handler: method "" */
+} ia__sstats;
+
+static inline void ia__count(_Atomic uint64_t *c, uint64_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+struct ia_task_ctx;
+/* The task ended (ran or not): its outcome, and how long its handler ran
+ * (0: it never ran). */
+void ia__stats_task(struct ia_task_ctx *ctx, uint64_t ran_ns);
+/* A task refused for `reason` (an IA_STATS_REFUSED_* index). */
+void ia__stats_refused(ia_slave *s, int reason);
+
+#endif
