@@ -62,7 +62,7 @@ static void rewatch(ia__sconn *c) {
 }
 
 /* What a send's result means for c. mu must not be held. */
-static bool sent(ia__sconn *c, const ia__wframe *w, ia__ws_rc rc) {
+static inline bool sent(ia__sconn *c, const ia__wframe *w, ia__ws_rc rc) {
   if (w && (rc == IA__WS_DONE || rc == IA__WS_FLUSH)) ia__count(&c->slave->stats.tx_bytes, ia__wframe_len(w));
   if (rc == IA__WS_DONE) return true;
   if (rc == IA__WS_FLUSH) {
