@@ -453,10 +453,8 @@ bool ia_conn_is_connected(const ia_conn *c) {
   return up;
 }
 
-/* Runs an internal request (a Disconnect or a Ping) as a blocking call. On
- * IA_OK *out is the completed task, for the caller to free. */
-static ia_code internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len, uint32_t timeout_ms,
-                             ia_task **out, ia_error *err) {
+ia_code ia__conn_internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len, uint32_t timeout_ms,
+                               ia_task **out, ia_error *err) {
   ia_task *t = ia__task_new(c, "", data, data ? len : 0);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the request");
   t->kind = (uint8_t)kind;
@@ -476,7 +474,7 @@ static ia_code internal_call(ia_conn *c, ia__task_kind kind, const void *data, s
 ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t timeout_ms, ia_error *err) {
   if (!c || (len && !data)) return ia__error_set(err, IA_INVALID_ARGUMENT, "conn is required");
   ia_task *t = NULL;
-  ia_code rc = internal_call(c, IA__TASK_DISCONNECT, data, len, timeout_ms, &t, err);
+  ia_code rc = ia__conn_internal_call(c, IA__TASK_DISCONNECT, data, len, timeout_ms, &t, err);
   if (rc == IA_TIMEOUT) {
     /* No answer in time: the connection is closed anyway. */
     ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
@@ -490,7 +488,7 @@ ia_code ia_conn_ping(ia_conn *c, uint32_t timeout_ms, uint64_t *rtt_us, ia_error
   if (!c) return ia__error_set(err, IA_INVALID_ARGUMENT, "conn is required");
   uint64_t start = ia__now_ns();
   ia_task *t = NULL;
-  ia_code rc = internal_call(c, IA__TASK_PING, NULL, 0, timeout_ms, &t, err);
+  ia_code rc = ia__conn_internal_call(c, IA__TASK_PING, NULL, 0, timeout_ms, &t, err);
   if (rc == IA_OK && rtt_us) *rtt_us = (ia__now_ns() - start) / 1000;
   ia_task_free(t);
   return rc;

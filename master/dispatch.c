@@ -207,6 +207,14 @@ static bool on_pong(ia_conn *c, const ia__env *env) {
   return answered_wrong(c, t, "a Pong answered a task");
 }
 
+static bool on_stats(ia_conn *c, const ia__env *env) {
+  ia_task *t = take_pending(c, env->id);
+  if (!t) return not_pending(c, env->id, true);
+  if (t->kind != IA__TASK_STATS) return answered_wrong(c, t, "Stats answered a task");
+  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, env->body.p, env->body.n, true); /* stats.c decodes it */
+  return true;
+}
+
 /* Handles one frame; false if the connection is over. */
 static bool on_frame(ia_conn *c, const ia__env *env) {
   switch (env->kind) {
@@ -225,6 +233,8 @@ static bool on_frame(ia_conn *c, const ia__env *env) {
   }
   case INTERACTION__V1__FRAME__BODY_PONG:
     return on_pong(c, env);
+  case INTERACTION__V1__FRAME__BODY_STATS:
+    return on_stats(c, env);
   default:
     ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "unexpected frame from the slave");
     return false;

@@ -63,6 +63,7 @@ typedef enum ia__task_kind {
   IA__TASK_USER = 0,
   IA__TASK_DISCONNECT, /* an internal Disconnect, answered by a Goodbye */
   IA__TASK_PING,       /* an internal Ping, answered by a Pong */
+  IA__TASK_STATS,      /* an internal StatsRequest, answered by Stats (its body is the result) */
 } ia__task_kind;
 
 /* Everything below marked (mu) is guarded by the master's mutex. */
@@ -204,6 +205,12 @@ void ia__conn_teardown(ia_conn *c);
 void ia__conn_watch_locked(ia_conn *c);
 /* Writes what c's stream queued once its socket takes it (EPOLLOUT). Loop. */
 void ia__conn_flush(ia_conn *c);
+
+/* Runs an internal request (a Disconnect, a Ping, a StatsRequest) as a
+ * blocking call. On IA_OK *out is the completed task, for the caller to
+ * free. */
+IA_MUST_CHECK ia_code ia__conn_internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len,
+                                             uint32_t timeout_ms, ia_task **out, ia_error *err);
 
 /* ---- reader.c ---- */
 

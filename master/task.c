@@ -160,6 +160,10 @@ static bool task_frame(const ia_task *t, ia__wframe *w) {
     ia__wframe_empty(w, t->id, INTERACTION__V1__FRAME__BODY_PING);
     return true;
   }
+  if (t->kind == IA__TASK_STATS) {
+    ia__wframe_empty(w, t->id, INTERACTION__V1__FRAME__BODY_STATS_REQUEST);
+    return true;
+  }
   if (t->kind == IA__TASK_DISCONNECT) {
     ia__field f = {.no = 1, .p = t->payload, .n = t->len};
     return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, t->len ? 1 : 0);

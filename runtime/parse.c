@@ -73,7 +73,7 @@ static bool env_parse_fast(const uint8_t *p, size_t n, ia__env *env) {
   p++;
   if (!ia__get_varint(&p, end, &id) || p >= end) return false;
   unsigned key = *p++, kind = key >> 3;
-  if ((key & 7) != 2 || kind < INTERACTION__V1__FRAME__BODY_HELLO || kind > INTERACTION__V1__FRAME__BODY_GOODBYE)
+  if ((key & 7) != 2 || kind < IA__BODY_FIRST || kind > IA__BODY_LAST)
     return false;
   if (!ia__get_len(&p, end, &len) || len != (uint64_t)(end - p)) return false;
   env->id = id;
@@ -93,7 +93,7 @@ bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
     if (f.no == 1) {
       if (f.wt != 0) return false;
       env->id = f.v;
-    } else if (f.no >= INTERACTION__V1__FRAME__BODY_HELLO && f.no <= INTERACTION__V1__FRAME__BODY_GOODBYE) {
+    } else if (f.no >= IA__BODY_FIRST && f.no <= IA__BODY_LAST) {
       if (f.wt != 2) return false;
       env->kind = f.no; /* the last member of a oneof wins */
       env->body = f.s;

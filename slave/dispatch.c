@@ -310,6 +310,9 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
     }
     case INTERACTION__V1__FRAME__BODY_PONG:
       break; /* a sign of life, nothing more */
+    case INTERACTION__V1__FRAME__BODY_STATS_REQUEST:
+      ia__stats_answer(c, env.id, who);
+      break;
     case INTERACTION__V1__FRAME__BODY_CANCEL:
       if (!c->observer) on_cancel(c, env.id); /* an observer has no task to cancel */
       break;

@@ -78,7 +78,8 @@ static void render(const ia_slave_stats *st, struct evbuffer *b) {
     evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)cum);
   }
   head(b, "interaction_slave_received_bytes_total", "counter", "Bytes read from every connection.");
-  evbuffer_add_printf(b, "interaction_slave_received_bytes_total %llu\n", (unsigned long long)st->received_bytes);
+  evbuffer_add_printf(b, "interaction_slave_received_bytes_total %llu\n",
+                      (unsigned long long)st->received_bytes);
   head(b, "interaction_slave_sent_bytes_total", "counter", "Bytes of frames handed to every connection.");
   evbuffer_add_printf(b, "interaction_slave_sent_bytes_total %llu\n", (unsigned long long)st->sent_bytes);
 }
@@ -148,7 +149,8 @@ ia_code ia__metrics_start(ia_slave *s, ia_error *err) {
     return ia__error_set(err, IA_IO_ERROR, "cannot serve metrics on %s", addr);
   }
   atomic_store(&s->metrics_port, ia__sock_port(evhttp_bound_socket_get_fd(bound)));
-  if (evhttp_set_cb(s->http, "/metrics", metrics_cb, s) != 0 || evhttp_set_cb(s->http, "/healthz", healthz_cb, s) != 0) {
+  if (evhttp_set_cb(s->http, "/metrics", metrics_cb, s) != 0 ||
+      evhttp_set_cb(s->http, "/healthz", healthz_cb, s) != 0) {
     ia__metrics_free(s);
     return ia__error_set(err, IA_NO_MEMORY, "no memory for the metrics server");
   }

@@ -286,6 +286,11 @@ void ia__slave_beat_start(ia_slave *s);
  * any), started on c: what goes into the Welcome. Loop. */
 ia__beat ia__slave_beat_agree(ia__sconn *c, bool has, uint32_t h_ms, uint32_t h_tol);
 
+/* ---- stats.c ---- */
+
+/* Answers a StatsRequest with the slave's Stats (or a Refusal). */
+void ia__stats_answer(ia__sconn *c, uint64_t id, ia__reader who);
+
 /* ---- metrics.c ---- */
 
 /* Binds metrics_addr and serves /metrics and /healthz on the loop's base.

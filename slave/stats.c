@@ -11,12 +11,12 @@
 #include "slave/slave-internal.h"
 
 static const char *const outcome_names[IA_STATS_OUTCOMES] = {"completed", "failed", "error", "cancelled",
-                                                              "deadline_exceeded"};
+                                                             "deadline_exceeded"};
 static const char *const refusal_names[IA_STATS_REFUSALS] = {"busy", "queue_full", "unknown_method", "hook",
-                                                              "shutting_down"};
+                                                             "shutting_down"};
 /* Upper bounds, in nanoseconds and as /metrics prints them. */
-static const uint64_t bucket_ns[IA_STATS_BUCKETS] = {100000u,    500000u,     1000000u,    5000000u,
-                                                     10000000u,  50000000u,   100000000u,  500000000u,
+static const uint64_t bucket_ns[IA_STATS_BUCKETS] = {100000u,     500000u,     1000000u,     5000000u,
+                                                     10000000u,   50000000u,   100000000u,   500000000u,
                                                      1000000000u, 5000000000u, 10000000000u, 60000000000u};
 
 const char *ia_stats_outcome_name(int i) {
@@ -46,9 +46,9 @@ static int outcome_of(const ia_task_ctx *t) {
   case IA__OUTCOME_RESULT:
     return IA_STATS_COMPLETED;
   case IA__OUTCOME_FAIL:
-    return t->fail_code == IA_CANCELLED            ? IA_STATS_CANCELLED
+    return t->fail_code == IA_CANCELLED           ? IA_STATS_CANCELLED
            : t->fail_code == IA_DEADLINE_EXCEEDED ? IA_STATS_DEADLINE_EXCEEDED
-                                                   : IA_STATS_FAILED;
+                                                  : IA_STATS_FAILED;
   default:
     return IA_STATS_ERROR;
   }
@@ -105,6 +105,59 @@ ia_code ia_slave_stats_get(ia_slave *s, ia_slave_stats *out) {
   out->connections = s->n_conns;
   pthread_mutex_unlock(&s->mu);
   return IA_OK;
+}
+
+void ia__stats_answer(ia__sconn *c, uint64_t id, ia__reader who) {
+  ia_slave_stats st;
+  if (ia_slave_stats_get(c->slave, &st) != IA_OK) {
+    ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_NO_MEMORY, "no memory for the stats",
+                     NULL, who);
+    return;
+  }
+  Interaction__V1__MethodStats *ms = calloc(st.n_methods, sizeof *ms);
+  Interaction__V1__MethodStats **mp = calloc(st.n_methods, sizeof *mp);
+  double le[IA_STATS_BUCKETS];
+  for (int k = 0; k < IA_STATS_BUCKETS; k++)
+    le[k] = ia_stats_bucket_le(k);
+  bool built = false;
+  ia__wframe w;
+  if (ms && mp) {
+    for (size_t i = 0; i < st.n_methods; i++) {
+      interaction__v1__method_stats__init(&ms[i]);
+      ms[i].method = st.methods[i].method;
+      ms[i].n_tasks = IA_STATS_OUTCOMES;
+      ms[i].tasks = st.methods[i].tasks;
+      ms[i].n_durations = IA_STATS_BUCKETS + 1;
+      ms[i].durations = st.methods[i].durations;
+      ms[i].has_duration_sum_s = 1;
+      ms[i].duration_sum_s = st.methods[i].duration_sum_s;
+      mp[i] = &ms[i];
+    }
+    Interaction__V1__Stats m = INTERACTION__V1__STATS__INIT;
+    m.n_methods = st.n_methods;
+    m.methods = mp;
+    m.n_refusals = IA_STATS_REFUSALS;
+    m.refusals = st.refusals;
+    m.has_running = m.has_queued = m.has_connections = m.has_received_bytes = m.has_sent_bytes = 1;
+    m.running = st.running;
+    m.queued = st.queued;
+    m.connections = st.connections;
+    m.received_bytes = st.received_bytes;
+    m.sent_bytes = st.sent_bytes;
+    m.n_bucket_le = IA_STATS_BUCKETS;
+    m.bucket_le = le;
+    built = ia__wframe_message(&w, id, INTERACTION__V1__FRAME__BODY_STATS, &m.base);
+  }
+  free(ms);
+  free(mp);
+  ia_slave_stats_clear(&st);
+  if (!built) {
+    ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_NO_MEMORY, "no memory for the stats",
+                     NULL, who);
+    return;
+  }
+  (void)ia__sconn_send(c, &w, who);
+  ia__wframe_release(&w);
 }
 
 void ia_slave_stats_clear(ia_slave_stats *st) {

@@ -37,6 +37,7 @@ void cli_usage_main(FILE *out) {
           "commands:\n"
           "  ping HOST:PORT         handshake, then round trips (Ping/Pong)\n"
           "  call HOST:PORT METHOD  one task: request from a file or stdin, reply to stdout\n"
+          "  stats HOST:PORT        the slave's counters (as an observer), as text or --json\n"
           "\n"
           "Run `interaction <command> --help` for the options of a command.\n"
           "\n"
@@ -97,6 +98,33 @@ static void usage_call(FILE *out) {
       IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
       IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, exit_status_help);
 }
+
+static void usage_stats(FILE *out) {
+  fprintf(out,
+          "usage: interaction stats HOST:PORT [--json] [--channel N] [--timeout MS] [--name NAME]\n"
+          "\n"
+          "Connects to the slave at HOST:PORT as an observer (beside its master, if it\n"
+          "has one), asks for its counters and prints them: tasks by method and\n"
+          "outcome, handler durations, refusals by reason, tasks running and queued,\n"
+          "connections, bytes in and out.\n"
+          "\n"
+          "  --json         one JSON object instead of text\n"
+          "  --channel N    channel to present; must match the slave's (default 0)\n"
+          "  --timeout MS   bound on the handshake, the request and the disconnect,\n"
+          "                 in milliseconds (default %u)\n"
+          "  --name NAME    name sent in the handshake (default \"%s\")\n"
+          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
+          "                 heartbeat interval and tolerance proposed to the slave;\n"
+          "                 0 turns heartbeats off (defaults %u and %u)\n"
+          "  -h, --help     this text\n"
+          "\n"
+          "%s",
+          CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS,
+          exit_status_help);
+}
+
+static const char *const cmd_names[] = {"ping", "call", "stats"};
+static void (*const usages[])(FILE *) = {usage_ping, usage_call, usage_stats};
 
 /* ---- the command line ---- */
 
@@ -163,13 +191,13 @@ static bool parse_address(const char *text, cli_args *args, char *why, size_t ca
 }
 
 __attribute__((format(printf, 2, 3))) static int usage_error(command cmd, const char *fmt, ...) {
-  fprintf(stderr, "interaction %s: ", cmd == CMD_PING ? "ping" : "call");
+  fprintf(stderr, "interaction %s: ", cmd_names[cmd]);
   va_list ap;
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputs("\n\n", stderr);
-  (cmd == CMD_PING ? usage_ping : usage_call)(stderr);
+  usages[cmd](stderr);
   return CLI_USAGE;
 }
 
@@ -182,6 +210,7 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       {"in", required_argument, NULL, 'i'},
       {"heartbeat-ms", required_argument, NULL, 'b'},
       {"heartbeat-tolerance-ms", required_argument, NULL, 'o'},
+      {"json", no_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -190,7 +219,7 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
   args->count = 3;
   args->heartbeat_ms = IA_HEARTBEAT_DEFAULT_MS;
   args->heartbeat_tolerance_ms = IA_HEARTBEAT_TOLERANCE_DEFAULT_MS;
-  args->timeout_ms = cmd == CMD_PING ? CLI_PING_TIMEOUT_MS : IA_CALL_DEFAULT_TIMEOUT_MS;
+  args->timeout_ms = cmd == CMD_CALL ? IA_CALL_DEFAULT_TIMEOUT_MS : CLI_PING_TIMEOUT_MS;
   opterr = 0;
   optind = 1;
   int opt;
@@ -228,8 +257,12 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       if (cmd != CMD_CALL) return usage_error(cmd, "unknown option '--in'");
       args->in = optarg;
       break;
+    case 'j':
+      if (cmd != CMD_STATS) return usage_error(cmd, "unknown option '--json'");
+      args->json = true;
+      break;
     case 'h':
-      (cmd == CMD_PING ? usage_ping : usage_call)(stdout);
+      usages[cmd](stdout);
       return CLI_OK;
     case ':':
       return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
@@ -237,7 +270,7 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
     }
   }
-  int want = cmd == CMD_PING ? 1 : 2;
+  int want = cmd == CMD_CALL ? 2 : 1;
   int have = argc - optind;
   if (have == 0) return usage_error(cmd, "missing HOST:PORT");
   if (have < want) return usage_error(cmd, "missing METHOD");

@@ -8,6 +8,7 @@
 #ifndef CLI_ARGS_H
 #define CLI_ARGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,7 +33,7 @@ enum {
 /* The protocol's hard cap on a frame; a request can never be larger. */
 #define CLI_INPUT_MAX (1ul << 30)
 
-typedef enum command { CMD_PING, CMD_CALL } command;
+typedef enum command { CMD_PING, CMD_CALL, CMD_STATS } command;
 
 typedef struct cli_args {
   const char *address; /* HOST:PORT as given, for messages */
@@ -45,6 +46,7 @@ typedef struct cli_args {
   unsigned long count; /* ping */
   const char *in;      /* call: NULL or "-" means stdin */
   const char *method;  /* call */
+  bool json;           /* stats */
 } cli_args;
 
 /* The top-level usage (no command, or --help). */

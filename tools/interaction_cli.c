@@ -3,6 +3,7 @@
  *
  *   interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]
  *   interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD
+ *   interaction stats HOST:PORT [--json] [--channel N] [--timeout MS] [--name NAME]
  *   (both also take --heartbeat-ms N and --heartbeat-tolerance-ms N)
  *
  * The command line is cli_args.c's; this file runs the commands.
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli_args.h"
+#include "cli_stats.h"
 #include "interaction/interaction.h"
 
 /* ---- messages ---- */
@@ -178,6 +180,31 @@ static int cmd_ping(const cli_args *args) {
   if (done > 0)
     printf("%lu of %lu pings answered, rtt min/avg/max = %" PRIu64 "/%" PRIu64 "/%" PRIu64 " us\n", done,
            args->count, min, total / done, max);
+  session_disconnect(args, &s);
+  session_free(&s);
+  return status;
+}
+
+/* ---- stats ---- */
+
+static int cmd_stats(const cli_args *args) {
+  session s;
+  int status = session_open(args, true, &s);
+  if (status != CLI_OK) return status;
+  ia_error err = IA_ERROR_INIT;
+  ia_slave_stats st;
+  ia_code rc = ia_conn_slave_stats(s.conn, args->timeout_ms, &st, &err);
+  if (rc == IA_OK) {
+    cli_print_stats(stdout, args->json, ia_conn_slave_name(s.conn), ia_conn_slave_mode(s.conn),
+                    ia_conn_slave_capacity(s.conn), &st);
+    ia_slave_stats_clear(&st);
+  } else {
+    char what[320];
+    snprintf(what, sizeof what, "stats from %s failed", args->address);
+    report(what, &err, false);
+    status = rc == IA_NO_MEMORY ? CLI_LOCAL : is_transport_code(rc) ? CLI_LOST : CLI_TASK_REFUSED;
+  }
+  ia_error_clear(&err);
   session_disconnect(args, &s);
   session_free(&s);
   return status;
@@ -342,6 +369,8 @@ int main(int argc, char **argv) {
     cmd = CMD_PING;
   } else if (strcmp(name, "call") == 0) {
     cmd = CMD_CALL;
+  } else if (strcmp(name, "stats") == 0) {
+    cmd = CMD_STATS;
   } else {
     fprintf(stderr, "interaction: unknown command '%s'\n\n", name);
     cli_usage_main(stderr);
@@ -350,5 +379,5 @@ int main(int argc, char **argv) {
   cli_args args;
   int status = cli_parse_args(cmd, argc - 1, argv + 1, &args);
   if (status >= 0) return status;
-  return cmd == CMD_PING ? cmd_ping(&args) : cmd_call(&args);
+  return cmd == CMD_PING ? cmd_ping(&args) : cmd == CMD_STATS ? cmd_stats(&args) : cmd_call(&args);
 }

@@ -98,6 +98,15 @@ const char *ia_conn_slave_name(const ia_conn *conn);
 uint32_t ia_conn_slave_mode(const ia_conn *conn);
 uint32_t ia_conn_slave_capacity(const ia_conn *conn);
 
+/* The slave's counters (interaction/slave.h, ia_slave_stats), asked for
+ * with a StatsRequest and answered by Stats: what ia_slave_stats_get()
+ * says on the slave. Works on an observer's connection while another
+ * master is attached. Blocking, up to timeout_ms; *out is released with
+ * ia_slave_stats_clear(). */
+struct ia_slave_stats;
+IA_MUST_CHECK ia_code ia_conn_slave_stats(ia_conn *conn, uint32_t timeout_ms, struct ia_slave_stats *out,
+                                          ia_error *err);
+
 /* The live connection registered under `name`, or NULL. The result is a new
  * reference of the caller's: it stays valid, whatever another thread does,
  * until the caller passes it to ia_conn_release() (which never closes the

@@ -218,7 +218,7 @@ static bool check_body(unsigned kind, ia__slice body) {
 /* How many body fields (of any kind) a frame's encoding holds. */
 static unsigned body_fields(const uint8_t *p, size_t n) {
   unsigned count = 0;
-  for (uint32_t k = INTERACTION__V1__FRAME__BODY_HELLO; k <= INTERACTION__V1__FRAME__BODY_GOODBYE; k++)
+  for (uint32_t k = IA__BODY_FIRST; k <= IA__BODY_LAST; k++)
     count += fz_field_count(p, n, k);
   return count;
 }
@@ -228,7 +228,7 @@ static void check_frame(const uint8_t *p, size_t n) {
   bool ours = ia__env_parse(p, n, &env);
   Interaction__V1__Frame *theirs = interaction__v1__frame__unpack(NULL, n, p);
   if (ours) {
-    if (env.kind < INTERACTION__V1__FRAME__BODY_HELLO || env.kind > INTERACTION__V1__FRAME__BODY_GOODBYE)
+    if (env.kind < IA__BODY_FIRST || env.kind > IA__BODY_LAST)
       fz_fail("bad_kind", "accepted a frame of body kind %u", env.kind);
     check_inside(env.body, p, n, "the body");
     bool body_ok = check_body(env.kind, env.body);

@@ -136,13 +136,15 @@ Test(metrics, a_scripted_sequence_is_counted_exactly_by_the_api_and_on_metrics, 
   uint8_t *no_b = tu_sum_task(1, 0, true, false, &len);
   void *reply = NULL;
   size_t reply_len = 0;
-  cr_assert_eq(ia_call(conn, SUM_METHOD_SUM, no_b, len, &reply, &reply_len, TU_WAIT_MS, &err), IA_TASK_FAILED);
+  cr_assert_eq(ia_call(conn, SUM_METHOD_SUM, no_b, len, &reply, &reply_len, TU_WAIT_MS, &err),
+               IA_TASK_FAILED);
   ia_error_clear(&err);
   free(no_b);
   free(reply);
   reply = NULL;
   /* 1 refused: unknown method */
-  cr_assert_eq(ia_call(conn, "no.Such/Thing", "", 0, &reply, &reply_len, TU_WAIT_MS, &err), IA_UNKNOWN_METHOD);
+  cr_assert_eq(ia_call(conn, "no.Such/Thing", "", 0, &reply, &reply_len, TU_WAIT_MS, &err),
+               IA_UNKNOWN_METHOD);
   ia_error_clear(&err);
   /* 1 refused by the hook */
   ia_task *denied = tu_sum_task_new(conn, 1, 2);
@@ -185,7 +187,8 @@ Test(metrics, a_scripted_sequence_is_counted_exactly_by_the_api_and_on_metrics, 
   cr_assert_str_eq(st.methods[0].method, SUM_METHOD_SUM);
   cr_assert_str_eq(st.methods[1].method, SUM_METHOD_SLEEP);
   cr_assert_str_eq(st.methods[2].method, "");
-  const uint64_t want_sum[IA_STATS_OUTCOMES] = {3, 1, 0, 0, 0}, want_sleep[IA_STATS_OUTCOMES] = {0, 0, 0, 1, 1};
+  const uint64_t want_sum[IA_STATS_OUTCOMES] = {3, 1, 0, 0, 0},
+                 want_sleep[IA_STATS_OUTCOMES] = {0, 0, 0, 1, 1};
   for (int o = 0; o < IA_STATS_OUTCOMES; o++) {
     cr_assert_eq(st.methods[0].tasks[o], want_sum[o], "Sum %s: %llu", ia_stats_outcome_name(o),
                  (unsigned long long)st.methods[0].tasks[o]);
@@ -204,7 +207,8 @@ Test(metrics, a_scripted_sequence_is_counted_exactly_by_the_api_and_on_metrics, 
   }
   cr_assert_eq(runs_sum, 4, "Sum ran %llu times", (unsigned long long)runs_sum);
   cr_assert_eq(runs_sleep, 2, "Sleep ran %llu times", (unsigned long long)runs_sleep);
-  cr_assert_geq(st.methods[1].duration_sum_s, 0.09, "the Sleeps ran %f s in all", st.methods[1].duration_sum_s);
+  cr_assert_geq(st.methods[1].duration_sum_s, 0.09, "the Sleeps ran %f s in all",
+                st.methods[1].duration_sum_s);
   cr_assert_eq(st.running, 0);
   cr_assert_eq(st.queued, 0);
   cr_assert_eq(st.connections, 1);
@@ -231,13 +235,38 @@ Test(metrics, a_scripted_sequence_is_counted_exactly_by_the_api_and_on_metrics, 
   assert_sample(samples, "interaction_slave_connections{} 1");
   assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sum\"} 4");
   assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sleep\"} 2");
-  assert_sample(samples, "interaction_slave_task_duration_seconds_bucket{le=\"+Inf\",method=\"sum.Adder/Sum\"} 4");
-  cr_assert(strstr(samples, "interaction_slave_received_bytes_total{} ") != NULL, "no received bytes: %s", samples);
+  assert_sample(samples,
+                "interaction_slave_task_duration_seconds_bucket{le=\"+Inf\",method=\"sum.Adder/Sum\"} 4");
+  cr_assert(strstr(samples, "interaction_slave_received_bytes_total{} ") != NULL, "no received bytes: %s",
+            samples);
   free(samples);
   free(text);
   ia_slave_stats_clear(&st);
   cr_assert_eq(http_get(s, "/healthz", NULL), 200);
   cr_assert_eq(http_get(s, "/nothing", NULL), 404);
+
+  /* The same counters over the wire, from an observer beside the master. */
+  ia_master *o = NULL;
+  ia_conn *obs = NULL;
+  TU_ASSERT_OK(tu_master_start("watcher", CHANNEL, &o, &err), &err);
+  TU_ASSERT_OK(ia_master_observe(o, "slave", TU_HOST, ia_slave_port(s), TU_WAIT_MS, &obs, &err), &err);
+  ia_slave_stats wire;
+  TU_ASSERT_OK(ia_conn_slave_stats(obs, TU_WAIT_MS, &wire, &err), &err);
+  cr_assert_eq(wire.n_methods, 3);
+  for (size_t i = 0; i < 3; i++)
+    for (int o2 = 0; o2 < IA_STATS_OUTCOMES; o2++)
+      cr_assert_eq(wire.methods[i].tasks[o2],
+                   i == 0   ? want_sum[o2]
+                   : i == 1 ? want_sleep[o2]
+                            : 0,
+                   "over the wire, %s %s", wire.methods[i].method, ia_stats_outcome_name(o2));
+  cr_assert_str_eq(wire.methods[0].method, SUM_METHOD_SUM);
+  for (int r = 0; r < IA_STATS_REFUSALS; r++)
+    cr_assert_eq(wire.refusals[r], want_ref[r], "over the wire, refused %s", ia_stats_refusal_name(r));
+  cr_assert_eq(wire.connections, 2, "the master and the observer: %u", wire.connections);
+  ia_slave_stats_clear(&wire);
+  ia_conn_free(obs);
+  ia_master_free(o);
   ia_conn_free(conn);
   ia_master_free(m);
   ia_slave_free(s);

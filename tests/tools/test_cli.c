@@ -355,3 +355,59 @@ Test(cli_modes, ping_prints_the_mode_and_capacity_sum_slave_was_given, .timeout 
   run_free(&r);
   tu_proc_kill(&multi);
 }
+
+/* interaction stats --json, read by Python's json module, holds exactly
+ * what a master did, and works while that master is attached. */
+Test(cli_stats, stats_json_counts_exactly_while_a_master_is_attached, .timeout = 60) {
+  tu_proc proc = TU_PROC_INIT;
+  uint16_t port = tu_spawn_sum_slave(&proc, SUM_SLAVE_PATH, CHANNEL, NULL);
+  cr_assert_neq(port, 0, "sum-slave did not start: %s", proc.line);
+  ia_error err = IA_ERROR_INIT;
+  ia_master *m = NULL;
+  ia_conn *conn = NULL;
+  TU_ASSERT_OK(tu_master_start("coordinator", CHANNEL, &m, &err), &err);
+  TU_ASSERT_OK(tu_connect(m, "slave", port, &conn, &err), &err);
+  assert_sum_works(conn, 1, 2);
+  assert_sum_works(conn, 3, 4);
+  size_t len = 0;
+  uint8_t *no_b = tu_sum_task(1, 0, true, false, &len);
+  void *reply = NULL;
+  size_t reply_len = 0;
+  cr_assert_eq(ia_call(conn, "sum.Adder/Sum", no_b, len, &reply, &reply_len, TU_WAIT_MS, &err), IA_TASK_FAILED);
+  ia_error_clear(&err);
+  free(no_b);
+  cr_assert_eq(ia_call(conn, "no.Such/Thing", "", 0, &reply, &reply_len, TU_WAIT_MS, &err), IA_UNKNOWN_METHOD);
+  ia_error_clear(&err);
+
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s:%u", TU_HOST, (unsigned)port);
+  const char *args[] = {"stats", addr, "--channel", "7", "--json", NULL};
+  run r = run_cli(args, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  char path[] = "/tmp/ia-stats-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(write(fd, r.out, r.out_len), (ssize_t)r.out_len);
+  close(fd);
+  run_free(&r);
+  char cmd[640];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+           "m={x[\"method\"]: x for x in d[\"methods\"]}; s=m[\"sum.Adder/Sum\"]; "
+           "print(d[\"slave\"], d[\"mode\"], s[\"tasks\"][\"completed\"], s[\"tasks\"][\"failed\"], s[\"runs\"], "
+           "d[\"refusals\"][\"unknown_method\"], d[\"refusals\"][\"busy\"], d[\"connections\"], d[\"running\"])' %s",
+           path);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  char line[256] = "";
+  cr_assert_not_null(fgets(line, sizeof line, p), "python read no JSON");
+  cr_assert_eq(pclose(p), 0, "python could not read the JSON");
+  unlink(path);
+  /* completed 2, failed 1, 3 runs, 1 unknown method, 0 busy, 2 connections
+   * (the master and the observer asking), 0 running. */
+  cr_assert_str_eq(line, "sum-slave nonblocking-single 2 1 3 1 0 2 0\n");
+  assert_sum_works(conn, 5, 6); /* the master never noticed */
+  ia_conn_free(conn);
+  ia_master_free(m);
+  tu_proc_kill(&proc);
+}
