@@ -42,6 +42,7 @@
 
 #include "interaction/slave.h"
 #include "runtime/beat.h"
+#include "runtime/http.h"
 #include "slave/stats.h"
 #include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
@@ -206,6 +207,7 @@ struct ia_slave {
   unsigned n_conns;           /* (mu) handshaken connections not closing: the master and observers */
   ia__sstats stats;           /* counters (stats.c) */
   struct evhttp *http;        /* loop: /metrics and /healthz (metrics.c), or NULL */
+  ia__http_face face;         /* what http serves */
   _Atomic uint16_t metrics_port;
   ia_task_ctx *slot;          /* (mu) the task holding the slot (non-blocking single) */
   ia__pool pool;

@@ -14,11 +14,6 @@ static const char *const outcome_names[IA_STATS_OUTCOMES] = {"completed", "faile
                                                              "deadline_exceeded"};
 static const char *const refusal_names[IA_STATS_REFUSALS] = {"busy", "queue_full", "unknown_method", "hook",
                                                              "shutting_down"};
-/* Upper bounds, in nanoseconds and as /metrics prints them. */
-static const uint64_t bucket_ns[IA_STATS_BUCKETS] = {100000u,     500000u,     1000000u,     5000000u,
-                                                     10000000u,   50000000u,   100000000u,   500000000u,
-                                                     1000000000u, 5000000000u, 10000000000u, 60000000000u};
-
 const char *ia_stats_outcome_name(int i) {
   return i >= 0 && i < IA_STATS_OUTCOMES ? outcome_names[i] : NULL;
 }
@@ -27,9 +22,6 @@ const char *ia_stats_refusal_name(int i) {
   return i >= 0 && i < IA_STATS_REFUSALS ? refusal_names[i] : NULL;
 }
 
-double ia_stats_bucket_le(int i) {
-  return i >= 0 && i < IA_STATS_BUCKETS ? (double)bucket_ns[i] / 1e9 : 0;
-}
 
 static ia__mstats *mstats_of(ia_task_ctx *ctx) {
   return ctx->handler ? &((ia__method *)ctx->handler)->st : &ctx->slave->stats.other;
@@ -57,21 +49,13 @@ static int outcome_of(const ia_task_ctx *t) {
 void ia__stats_task(ia_task_ctx *ctx, uint64_t ran_ns) {
   ia__mstats *m = mstats_of(ctx);
   ia__count(&m->tasks[outcome_of(ctx)], 1);
-  if (!ran_ns) return;
-  int b = 0;
-  while (b < IA_STATS_BUCKETS && ran_ns > bucket_ns[b])
-    b++;
-  ia__count(&m->buckets[b], 1);
-  ia__count(&m->sum_ns, ran_ns);
+  if (ran_ns) ia__histo_add(m->buckets, &m->sum_ns, ran_ns);
 }
 
 void ia__stats_refused(ia_slave *s, int reason) {
   ia__count(&s->stats.refusals[reason], 1);
 }
 
-static uint64_t load(_Atomic uint64_t *c) {
-  return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 static void copy_method(ia_method_stats *out, const char *name, ia__mstats *m) {
   memset(out, 0, sizeof *out);
@@ -79,10 +63,10 @@ static void copy_method(ia_method_stats *out, const char *name, ia__mstats *m) {
   if (n >= sizeof out->method) n = sizeof out->method - 1;
   memcpy(out->method, name, n);
   for (int i = 0; i < IA_STATS_OUTCOMES; i++)
-    out->tasks[i] = load(&m->tasks[i]);
+    out->tasks[i] = ia__load(&m->tasks[i]);
   for (int i = 0; i <= IA_STATS_BUCKETS; i++)
-    out->durations[i] = load(&m->buckets[i]);
-  out->duration_sum_s = (double)load(&m->sum_ns) / 1e9;
+    out->durations[i] = ia__load(&m->buckets[i]);
+  out->duration_sum_s = (double)ia__load(&m->sum_ns) / 1e9;
 }
 
 ia_code ia_slave_stats_get(ia_slave *s, ia_slave_stats *out) {
@@ -96,9 +80,9 @@ ia_code ia_slave_stats_get(ia_slave *s, ia_slave_stats *out) {
     copy_method(&out->methods[i], s->methods[i].method, &s->methods[i].st);
   copy_method(&out->methods[s->n_methods], "", &s->stats.other);
   for (int i = 0; i < IA_STATS_REFUSALS; i++)
-    out->refusals[i] = load(&s->stats.refusals[i]);
-  out->received_bytes = load(&s->stats.rx_bytes);
-  out->sent_bytes = load(&s->stats.tx_bytes);
+    out->refusals[i] = ia__load(&s->stats.refusals[i]);
+  out->received_bytes = ia__load(&s->stats.rx_bytes);
+  out->sent_bytes = ia__load(&s->stats.tx_bytes);
   pthread_mutex_lock(&s->mu);
   out->running = s->pool.on ? s->pool.n_running : (s->slot && s->slot->started ? 1u : 0u);
   out->queued = s->pool.n_waiting;

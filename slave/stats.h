@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "interaction/slave.h"
+#include "runtime/histo.h"
 
 /* One method's counters (or the catch-all handler's). */
 typedef struct ia__mstats {
@@ -29,9 +30,6 @@ typedef struct ia__sstats {
   ia__mstats other; /* tasks run by the config's handler: method "" */
 } ia__sstats;
 
-static inline void ia__count(_Atomic uint64_t *c, uint64_t n) {
-  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
 
 struct ia_task_ctx;
 /* The task ended (ran or not): its outcome, and how long its handler ran

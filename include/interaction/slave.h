@@ -76,13 +76,10 @@ enum {
   IA_STATS_REFUSED_SHUTTING_DOWN,  /* 101 */
   IA_STATS_REFUSALS
 };
-#define IA_STATS_BUCKETS 12 /* task duration histogram bounds, from 100 us to 60 s */
-
-/* The names /metrics uses for them ("completed", "busy", ...), and a
- * duration bucket's upper bound in seconds; NULL / 0 out of range. */
+/* The names /metrics uses for them ("completed", "busy", ...); NULL out
+ * of range. The duration buckets are IA_STATS_BUCKETS (status.h). */
 const char *ia_stats_outcome_name(int outcome);
 const char *ia_stats_refusal_name(int reason);
-double ia_stats_bucket_le(int bucket);
 
 typedef struct ia_method_stats {
   char method[128];                /* "" for tasks the config's catch-all handler ran */

@@ -100,6 +100,13 @@ typedef enum ia_log_level {
   IA_LOG_OFF = 4,
 } ia_log_level;
 
+/* The histograms of both ends' statistics (a slave's handler durations, a
+ * master's task latencies) share these bounds: IA_STATS_BUCKETS upper
+ * bounds from 100 us to 60 s, and one more bucket over all of them. */
+#define IA_STATS_BUCKETS 12
+/* Bucket `bucket`'s upper bound in seconds; 0 out of range. */
+double ia_stats_bucket_le(int bucket);
+
 typedef void (*ia_log_fn)(ia_log_level level, const char *message, void *user);
 
 /* Replaces the log handler (NULL restores the default). Thread-safe. */
