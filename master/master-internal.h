@@ -42,6 +42,8 @@
 #include "interaction/master.h"
 #include "master/master-pb.h"
 #include "runtime/beat.h"
+#include "runtime/histo.h"
+#include "runtime/http.h"
 #include "runtime/epset.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
@@ -81,6 +83,7 @@ struct ia_task {
   const struct iovec *piov; /* a borrowed payload (the vectored call), only while it is sent */
   int pniov;
   uint32_t deadline_ms; /* what the task may take from its start; 0: no deadline */
+  uint64_t start_ns;     /* when a user task was handed to the connection (stats.c) */
   uint64_t deadline_at; /* (mu) the monotonic ms it ends TIMED_OUT at, once started; 0: never */
   uint8_t *md;          /* the metadata entries, encoded as Task fields (malloc'd) */
   size_t md_len, md_cap;
@@ -112,6 +115,13 @@ typedef enum ia__reader {
   IA__RD_CALLER,     /* a thread blocked in a call reads its own reply */
 } ia__reader;
 
+/* A connection's counters (stats.c): relaxed atomics. */
+typedef struct ia__cstats {
+  _Atomic uint64_t tasks[IA_OUTCOMES];
+  _Atomic uint64_t lat[IA_STATS_BUCKETS + 1];
+  _Atomic uint64_t lat_sum_ns, lat_max_ns;
+} ia__cstats;
+
 struct ia_conn {
   ia_master *m;
   char *name;
@@ -126,6 +136,7 @@ struct ia_conn {
   ia__inbuf in;          /* the reader's */
   ia__ws out;
   uint32_t peer_max_frame;
+  ia__cstats st;
   bool observer;         /* its Hello asked to observe: it pings and reads, never runs a task */
   char *slave_name;      /* what the Welcome said; fixed after the handshake */
   uint32_t slave_mode, slave_capacity;
@@ -162,6 +173,9 @@ struct ia_master {
   struct event *shutdown_ev;
   struct event *tick_ev;
   struct event *deadline_ev;
+  struct evhttp *http; /* /metrics and /healthz (stats.c), or NULL */
+  ia__http_face face;
+  _Atomic uint16_t metrics_port;
 };
 
 /* True on the master's I/O thread. */
@@ -211,6 +225,13 @@ void ia__conn_flush(ia_conn *c);
  * free. */
 IA_MUST_CHECK ia_code ia__conn_internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len,
                                              uint32_t timeout_ms, ia_task **out, ia_error *err);
+
+/* ---- stats.c ---- */
+
+/* A user task ends with `status`: counted on its connection. */
+void ia__stats_task_end(ia_task *t, ia_status status);
+/* Serves /metrics and /healthz if the config asks (before the loop runs). */
+IA_MUST_CHECK ia_code ia__master_metrics_start(ia_master *m, ia_error *err);
 
 /* ---- reader.c ---- */
 

@@ -109,6 +109,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   if (!m) return ia__error_set(err, IA_NO_MEMORY, "no memory for the master");
   m->cfg = *config;
   m->cfg.name = strdup(config->name ? config->name : "master");
+  m->cfg.metrics_addr = config->metrics_addr ? strdup(config->metrics_addr) : NULL;
   m->max_frame = ia__max_frame(config->max_frame);
   m->beat = ia__beat_from(config->heartbeat_ms, config->heartbeat_tolerance_ms);
   m->ep.fd = -1;
@@ -118,7 +119,7 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   atomic_init(&m->loop_gone, false);
   ia__cond_init(&m->reader_cond);
   m->base = event_base_new();
-  bool ok = m->cfg.name && m->base && ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
+  bool ok = m->cfg.name && (!config->metrics_addr || m->cfg.metrics_addr) && m->base && ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
   if (ok) {
     m->shutdown_ev = event_new(m->base, -1, 0, shutdown_cb, m);
     m->tick_ev = event_new(m->base, -1, EV_PERSIST, tick_cb, m);
@@ -145,6 +146,8 @@ static void *loop_main(void *arg) {
 ia_code ia_master_start(ia_master *m, ia_error *err) {
   if (!m) return ia__error_set(err, IA_INVALID_ARGUMENT, "master is required");
   if (m->started) return ia__error_set(err, IA_INVALID_ARGUMENT, "the master is already started");
+  ia_code rc = ia__master_metrics_start(m, err);
+  if (rc != IA_OK) return rc;
   if (ia__thread_create(&m->loop_thread, loop_main, m) != 0)
     return ia__error_set(err, IA_NO_MEMORY, "cannot start the I/O thread");
   m->started = true;
@@ -185,11 +188,13 @@ void ia_master_free(ia_master *m) {
   struct event *evs[] = {m->shutdown_ev, m->tick_ev, m->deadline_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
+  ia__http_free(m->http);
   ia__epset_free(&m->ep);
   if (m->base) event_base_free(m->base);
   pthread_cond_destroy(&m->reader_cond);
   pthread_mutex_destroy(&m->mu);
   free(m->tick_conns);
   free((char *)m->cfg.name);
+  free((char *)m->cfg.metrics_addr);
   free(m);
 }

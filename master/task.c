@@ -126,6 +126,7 @@ void ia__task_finish(ia_task *t, ia_status status, ia_code code, const char *mes
     ia__error_set_msg(&t->error, code, message && *message ? message : ia_strerror(code));
     ia__error_set_data(&t->error, data, len);
   }
+  if (t->kind == IA__TASK_USER) ia__stats_task_end(t, status);
   atomic_store(&t->status, status); /* before the callbacks, which may read it */
   for (size_t i = 0; i < t->n_cbs; i++)
     if (t->cbs[i].on_complete == (status == IA_STATUS_COMPLETED)) t->cbs[i].fn(t, t->cbs[i].user);

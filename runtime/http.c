@@ -54,8 +54,8 @@ static bool split_addr(const char *addr, char *host, size_t cap, uint16_t *port)
   return true;
 }
 
-ia_code ia__http_start(struct event_base *base, const char *addr, const ia__http_face *face, struct evhttp **out,
-                       uint16_t *port, ia_error *err) {
+ia_code ia__http_start(struct event_base *base, const char *addr, const ia__http_face *face,
+                       struct evhttp **out, uint16_t *port, ia_error *err) {
   char host[256];
   uint16_t want;
   *out = NULL;

@@ -17,7 +17,8 @@
 #include "slave/slave-internal.h"
 
 static void render_stats(const ia_slave_stats *st, struct evbuffer *b) {
-  ia__prom_family(b, "interaction_slave_tasks_total", "counter", "Tasks the slave ended, by method and outcome.");
+  ia__prom_family(b, "interaction_slave_tasks_total", "counter",
+                  "Tasks the slave ended, by method and outcome.");
   for (size_t m = 0; m < st->n_methods; m++)
     for (int o = 0; o < IA_STATS_OUTCOMES; o++) {
       evbuffer_add_printf(b, "interaction_slave_tasks_total{method=\"");
@@ -33,15 +34,20 @@ static void render_stats(const ia_slave_stats *st, struct evbuffer *b) {
   evbuffer_add_printf(b, "interaction_slave_tasks_running %u\n", st->running);
   ia__prom_family(b, "interaction_slave_tasks_queued", "gauge", "Tasks waiting in the queue now.");
   evbuffer_add_printf(b, "interaction_slave_tasks_queued %u\n", st->queued);
-  ia__prom_family(b, "interaction_slave_connections", "gauge", "Handshaken connections now: the master and observers.");
+  ia__prom_family(b, "interaction_slave_connections", "gauge",
+                  "Handshaken connections now: the master and observers.");
   evbuffer_add_printf(b, "interaction_slave_connections %u\n", st->connections);
-  ia__prom_family(b, "interaction_slave_task_duration_seconds", "histogram", "How long handlers ran, by method.");
+  ia__prom_family(b, "interaction_slave_task_duration_seconds", "histogram",
+                  "How long handlers ran, by method.");
   for (size_t m = 0; m < st->n_methods; m++)
     ia__prom_histogram(b, "interaction_slave_task_duration_seconds", "method", st->methods[m].method,
                        st->methods[m].durations, st->methods[m].duration_sum_s);
-  ia__prom_family(b, "interaction_slave_received_bytes_total", "counter", "Bytes read from every connection.");
-  evbuffer_add_printf(b, "interaction_slave_received_bytes_total %llu\n", (unsigned long long)st->received_bytes);
-  ia__prom_family(b, "interaction_slave_sent_bytes_total", "counter", "Bytes of frames handed to every connection.");
+  ia__prom_family(b, "interaction_slave_received_bytes_total", "counter",
+                  "Bytes read from every connection.");
+  evbuffer_add_printf(b, "interaction_slave_received_bytes_total %llu\n",
+                      (unsigned long long)st->received_bytes);
+  ia__prom_family(b, "interaction_slave_sent_bytes_total", "counter",
+                  "Bytes of frames handed to every connection.");
   evbuffer_add_printf(b, "interaction_slave_sent_bytes_total %llu\n", (unsigned long long)st->sent_bytes);
 }
 

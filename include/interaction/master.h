@@ -45,6 +45,10 @@ typedef struct ia_master_config {
    * off -- so that a mismatch never drops a healthy connection. */
   uint32_t heartbeat_ms;
   uint32_t heartbeat_tolerance_ms;
+  /* "HOST:PORT" to serve Prometheus text at /metrics and a probe at
+   * /healthz (200 while running, 503 once shutting down) over HTTP; port 0
+   * picks a free one (ia_master_metrics_port()). NULL: none. */
+  const char *metrics_addr;
 } ia_master_config;
 
 /* Fills a config with the defaults (name "master", channel 0, 64 MiB,
@@ -106,6 +110,37 @@ uint32_t ia_conn_slave_capacity(const ia_conn *conn);
 struct ia_slave_stats;
 IA_MUST_CHECK ia_code ia_conn_slave_stats(ia_conn *conn, uint32_t timeout_ms, struct ia_slave_stats *out,
                                           ia_error *err);
+
+/* ---- statistics (ia_conn_stats_get, and /metrics) ---- */
+
+/* How a task of the connection ended: its outcome index. */
+enum {
+  IA_OUTCOME_COMPLETED = 0,
+  IA_OUTCOME_FAILED,    /* TaskFail */
+  IA_OUTCOME_LOST,      /* the connection went away */
+  IA_OUTCOME_TIMED_OUT, /* its deadline or its call's timeout passed */
+  IA_OUTCOME_CANCELLED,
+  IA_OUTCOME_REFUSED,   /* START_FAILED: refused, or never sent */
+  IA_OUTCOMES
+};
+/* The name /metrics uses for an outcome ("completed", ...); NULL out of range. */
+const char *ia_conn_outcome_name(int outcome);
+
+typedef struct ia_conn_stats {
+  uint32_t in_flight;                    /* started, not ended */
+  uint64_t tasks[IA_OUTCOMES];      /* ended tasks (calls included) by outcome */
+  uint64_t latency[IA_STATS_BUCKETS + 1]; /* start to end, by bucket (status.h); not cumulative */
+  double latency_sum_s, latency_max_s;
+  /* Estimates from the histogram: the upper bound of the bucket the 50th
+   * and 99th percentile fall in (latency_max_s for the last bucket). */
+  double latency_p50_s, latency_p99_s;
+} ia_conn_stats;
+
+/* A snapshot of the connection's counters (user tasks and calls; not the
+ * internal Pings and Disconnects). Any thread. */
+IA_MUST_CHECK ia_code ia_conn_stats_get(ia_conn *conn, ia_conn_stats *out);
+/* The port the master's /metrics and /healthz are served on, 0 if none. */
+uint16_t ia_master_metrics_port(const ia_master *master);
 
 /* The live connection registered under `name`, or NULL. The result is a new
  * reference of the caller's: it stays valid, whatever another thread does,

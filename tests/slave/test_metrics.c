@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "tu_http.h"
 #include "sum.pb-c.h"
 #include "sum_handlers.h"
 
@@ -42,79 +43,6 @@ static ia_slave *metered_slave(uint32_t grace_ms) {
   return s;
 }
 
-/* GET `path` on the slave's metrics port: the status code, and the body in
- * *body (malloc'd, NUL-terminated) when body is not NULL. */
-static int http_get(ia_slave *s, const char *path, char **body) {
-  int fd = tu_raw_connect(ia_slave_metrics_port(s));
-  cr_assert_geq(fd, 0, "cannot connect to the metrics port");
-  char req[128];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-  cr_assert(tu_raw_write(fd, req, (size_t)n));
-  size_t cap = 1 << 16, len = 0;
-  char *buf = malloc(cap);
-  cr_assert_not_null(buf);
-  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
-  while (tu_now_ms() < deadline) {
-    if (len + 1 == cap) {
-      cap *= 2;
-      buf = realloc(buf, cap);
-      cr_assert_not_null(buf);
-    }
-    ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-    if (r <= 0) break;
-    len += (size_t)r;
-  }
-  close(fd);
-  buf[len] = '\0';
-  int code = 0;
-  cr_assert_eq(sscanf(buf, "HTTP/1.%*d %d", &code), 1, "no status line: %.80s", buf);
-  char *start = strstr(buf, "\r\n\r\n");
-  cr_assert_not_null(start, "no end of headers");
-  if (body) {
-    *body = strdup(start + 4);
-    cr_assert_not_null(*body);
-  }
-  free(buf);
-  return code;
-}
-
-/* The samples of `text` as Prometheus's parser reads them, one per line. */
-static char *parsed(const char *text) {
-  char in[] = "/tmp/ia-metrics-XXXXXX";
-  int fd = mkstemp(in);
-  cr_assert_geq(fd, 0);
-  FILE *f = fdopen(fd, "w");
-  cr_assert_not_null(f);
-  cr_assert_eq(fputs(text, f) >= 0, true);
-  cr_assert_eq(fclose(f), 0);
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s < %s", PARSE_METRICS_PATH, in);
-  FILE *p = popen(cmd, "r");
-  cr_assert_not_null(p);
-  size_t cap = 1 << 16, len = 0;
-  char *out = malloc(cap);
-  cr_assert_not_null(out);
-  size_t r;
-  while ((r = fread(out + len, 1, cap - len - 1, p)) > 0) {
-    len += r;
-    if (len + 1 == cap) {
-      cap *= 2;
-      out = realloc(out, cap);
-      cr_assert_not_null(out);
-    }
-  }
-  out[len] = '\0';
-  int st = pclose(p);
-  unlink(in);
-  cr_assert_eq(st, 0, "Prometheus's parser refused /metrics (status %d)", st);
-  return out;
-}
-
-static void assert_sample(const char *samples, const char *line) {
-  char want[300];
-  snprintf(want, sizeof want, "%s\n", line);
-  cr_assert_not_null(strstr(samples, want), "no sample \"%s\" in:\n%s", line, samples);
-}
 
 static ia_task *sleep_task(ia_conn *conn, uint32_t ms) {
   ia_task *t = tu_sleep_task_new(conn, ms);
@@ -217,33 +145,33 @@ Test(metrics, a_scripted_sequence_is_counted_exactly_by_the_api_and_on_metrics, 
 
   /* /metrics, read by Prometheus's parser. */
   char *text = NULL;
-  cr_assert_eq(http_get(s, "/metrics", &text), 200);
-  char *samples = parsed(text);
-  assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sum\",outcome=\"completed\"} 3");
-  assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sum\",outcome=\"failed\"} 1");
-  assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sleep\",outcome=\"cancelled\"} 1");
-  assert_sample(samples,
+  cr_assert_eq(tu_http_get(ia_slave_metrics_port(s), "/metrics", &text), 200);
+  char *samples = tu_prom_parse(text, PARSE_METRICS_PATH);
+  tu_assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sum\",outcome=\"completed\"} 3");
+  tu_assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sum\",outcome=\"failed\"} 1");
+  tu_assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sleep\",outcome=\"cancelled\"} 1");
+  tu_assert_sample(samples,
                 "interaction_slave_tasks_total{method=\"sum.Adder/Sleep\",outcome=\"deadline_exceeded\"} 1");
-  assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sleep\",outcome=\"completed\"} 0");
-  assert_sample(samples, "interaction_slave_refusals_total{reason=\"busy\"} 1");
-  assert_sample(samples, "interaction_slave_refusals_total{reason=\"unknown_method\"} 1");
-  assert_sample(samples, "interaction_slave_refusals_total{reason=\"hook\"} 1");
-  assert_sample(samples, "interaction_slave_refusals_total{reason=\"queue_full\"} 0");
-  assert_sample(samples, "interaction_slave_refusals_total{reason=\"shutting_down\"} 0");
-  assert_sample(samples, "interaction_slave_tasks_running{} 0");
-  assert_sample(samples, "interaction_slave_tasks_queued{} 0");
-  assert_sample(samples, "interaction_slave_connections{} 1");
-  assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sum\"} 4");
-  assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sleep\"} 2");
-  assert_sample(samples,
+  tu_assert_sample(samples, "interaction_slave_tasks_total{method=\"sum.Adder/Sleep\",outcome=\"completed\"} 0");
+  tu_assert_sample(samples, "interaction_slave_refusals_total{reason=\"busy\"} 1");
+  tu_assert_sample(samples, "interaction_slave_refusals_total{reason=\"unknown_method\"} 1");
+  tu_assert_sample(samples, "interaction_slave_refusals_total{reason=\"hook\"} 1");
+  tu_assert_sample(samples, "interaction_slave_refusals_total{reason=\"queue_full\"} 0");
+  tu_assert_sample(samples, "interaction_slave_refusals_total{reason=\"shutting_down\"} 0");
+  tu_assert_sample(samples, "interaction_slave_tasks_running{} 0");
+  tu_assert_sample(samples, "interaction_slave_tasks_queued{} 0");
+  tu_assert_sample(samples, "interaction_slave_connections{} 1");
+  tu_assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sum\"} 4");
+  tu_assert_sample(samples, "interaction_slave_task_duration_seconds_count{method=\"sum.Adder/Sleep\"} 2");
+  tu_assert_sample(samples,
                 "interaction_slave_task_duration_seconds_bucket{le=\"+Inf\",method=\"sum.Adder/Sum\"} 4");
   cr_assert(strstr(samples, "interaction_slave_received_bytes_total{} ") != NULL, "no received bytes: %s",
             samples);
   free(samples);
   free(text);
   ia_slave_stats_clear(&st);
-  cr_assert_eq(http_get(s, "/healthz", NULL), 200);
-  cr_assert_eq(http_get(s, "/nothing", NULL), 404);
+  cr_assert_eq(tu_http_get(ia_slave_metrics_port(s), "/healthz", NULL), 200);
+  cr_assert_eq(tu_http_get(ia_slave_metrics_port(s), "/nothing", NULL), 404);
 
   /* The same counters over the wire, from an observer beside the master. */
   ia_master *o = NULL;
@@ -279,12 +207,12 @@ Test(metrics, healthz_says_503_once_the_slave_shuts_down, .timeout = 60) {
   ia_conn *conn = NULL;
   TU_ASSERT_OK(tu_master_start("metered", CHANNEL, &m, &err), &err);
   TU_ASSERT_OK(tu_connect(m, "slave", ia_slave_port(s), &conn, &err), &err);
-  cr_assert_eq(http_get(s, "/healthz", NULL), 200);
+  cr_assert_eq(tu_http_get(ia_slave_metrics_port(s), "/healthz", NULL), 200);
   ia_task *sl = sleep_task(conn, 10000);
   cr_assert_eq(ia_task_start(sl), IA_OK);
   cr_assert_eq(tu_wait_status(sl, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED);
   ia_slave_shutdown(s);
-  cr_assert_eq(http_get(s, "/healthz", NULL), 503);
+  cr_assert_eq(tu_http_get(ia_slave_metrics_port(s), "/healthz", NULL), 503);
   ia_slave_stats st;
   cr_assert_eq(ia_slave_stats_get(s, &st), IA_OK);
   cr_assert_eq(st.running, 1, "%u running", st.running);
