@@ -94,7 +94,11 @@ static bool mark_down(ia_conn *c, ia_conn_state state, ia_status status, ia_code
     t->next = NULL;
     ia__task_finish(t, status, code, message, NULL, 0, true);
   }
-  if (was_up) ia__conn_state_changed(c);
+  if (was_up) {
+    IA__INFO("master: connection %s to %s %s: %s (%s)", c->name, c->addr, state == IA_CONN_LOST ? "lost" : "closed",
+             message ? message : "", ia_code_name(code));
+    ia__conn_state_changed(c);
+  }
   return was_up;
 }
 
@@ -388,6 +392,7 @@ static ia_code open_conn(ia_master *m, const char *name, const char *host, uint1
   ia_conn *c = conn_new(m, name);
   if (!c) return ia__error_set(err, IA_NO_MEMORY, "no memory for the connection");
   c->observer = observe;
+  snprintf(c->addr, sizeof c->addr, "%s:%u", host, (unsigned)port);
   uint64_t deadline = ia__deadline_after(timeout_ms);
   ia_code rc = ia__dial(host, port, deadline, &c->fd, err);
   if (rc == IA_OK) rc = handshake(c, data, len, deadline, err);

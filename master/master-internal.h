@@ -137,6 +137,7 @@ struct ia_conn {
   ia__ws out;
   uint32_t peer_max_frame;
   ia__cstats st;
+  char addr[300];        /* HOST:PORT as dialled, for log lines */
   bool observer;         /* its Hello asked to observe: it pings and reads, never runs a task */
   char *slave_name;      /* what the Welcome said; fixed after the handshake */
   uint32_t slave_mode, slave_capacity;

@@ -96,7 +96,12 @@ static int outcome_of(ia_status st) {
 
 void ia__stats_task_end(ia_task *t, ia_status status) {
   ia__cstats *st = &t->conn->st;
-  ia__count(&st->tasks[outcome_of(status)], 1);
+  int outcome = outcome_of(status);
+  ia__count(&st->tasks[outcome], 1);
+  /* One line per task that did not complete; none for those that did. */
+  if (outcome != IA_OUTCOME_COMPLETED)
+    IA__INFO("master: task %llu (%s) on %s at %s ended %s: %s (%s)", (unsigned long long)t->id, t->method,
+             t->conn->name, t->conn->addr, outcome_names[outcome], t->error.message, ia_code_name(t->error.code));
   if (!t->start_ns || status == IA_STATUS_START_FAILED) return;
   uint64_t ns = ia__now_ns() - t->start_ns;
   ia__histo_add(st->lat, &st->lat_sum_ns, ns);

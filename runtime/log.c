@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "runtime/runtime-internal.h"
 
@@ -64,8 +65,16 @@ void ia__log(ia_log_level level, const char *fmt, ...) {
   ia_log_fn fn = log_fn;
   void *user = log_user;
   pthread_mutex_unlock(&log_mu);
-  if (fn)
+  if (fn) {
     fn(level, msg, user);
-  else
-    fprintf(stderr, "interaction %s: %s\n", level_names[level], msg);
+    return;
+  }
+  /* An operator reads these: when, to the millisecond, in UTC. */
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  fprintf(stderr, "%s.%03ldZ interaction %s: %s\n", when, ts.tv_nsec / 1000000L, level_names[level], msg);
 }

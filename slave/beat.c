@@ -48,7 +48,7 @@ static void look_at(ia_slave *s, ia__sconn *c, uint64_t now) {
   }
   pthread_mutex_unlock(&s->mu);
   if (unsent) {
-    IA__INFO("slave: cannot ping %s: its connection failed", c->master_name);
+    IA__INFO("slave: cannot ping %s: its connection failed", c->label);
     ia__sconn_close(c, true, IA_CONNECTION_LOST);
     return;
   }
@@ -104,7 +104,7 @@ ia__beat ia__slave_beat_agree(ia__sconn *c, bool has, uint32_t h_ms, uint32_t h_
   c->self_ping = ia__beat_on(own) && !ia__beat_on(proposed);
   c->watch = c->self_ping ? own : c->beat;
   if (c->self_ping)
-    IA__INFO("slave: master %s proposed no heartbeats: pinging it every %u ms", c->master_name,
+    IA__INFO("slave: %s proposed no heartbeats: pinging it every %u ms", c->label,
              own.interval_ms);
   if (ia__beat_on(c->watch)) ia__sock_user_timeout(c->fd, c->watch.tolerance_ms);
   ia__live_start(&c->live, ia__now_ms());

@@ -19,7 +19,9 @@
  * or free a connection from inside a call that is still using it.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@
 #define ACCEPT_WARN_EVERY_MS 10000u
 
 static const char *name_of(const ia__sconn *c) {
-  return c->master_name ? c->master_name : "a peer";
+  return c->label;
 }
 
 /* ---- the epoll set's view of a connection ---- */
@@ -230,7 +232,6 @@ static void hello_deadline_cb(evutil_socket_t fd, short what, void *arg) {
 void ia__sconn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,
                          void *arg) {
   (void)l;
-  (void)addr;
   (void)socklen;
   ia_slave *s = arg;
   s->accept_pause_ms = 0; /* accepting works again */
@@ -246,6 +247,19 @@ void ia__sconn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
   }
   c->slave = s;
   c->fd = fd;
+  char host[64] = "?";
+  uint16_t port = 0;
+  if (addr && addr->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (addr && addr->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  snprintf(c->addr, sizeof c->addr, "%s:%u", host, (unsigned)port);
+  snprintf(c->label, sizeof c->label, "a peer at %s", c->addr);
   c->gen = ++s->next_gen;
   c->peer_max_frame = IA__MAX_FRAME_DEFAULT;
   atomic_init(&c->closing, false);

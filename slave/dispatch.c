@@ -63,10 +63,12 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   }
   free(c->master_name);
   c->master_name = strdup(h->master_name ? h->master_name : "");
+  c->observer = h->has_observe && h->observe;
+  snprintf(c->label, sizeof c->label, "%s %.100s at %s", c->observer ? "observer" : "master",
+           h->master_name ? h->master_name : "", c->addr);
   c->peer_max_frame = h->has_max_frame && h->max_frame ? h->max_frame : IA__MAX_FRAME_DEFAULT;
   bool beat_asked = h->has_heartbeat_ms && h->has_heartbeat_tolerance_ms;
   uint32_t beat_ms = h->heartbeat_ms, beat_tol = h->heartbeat_tolerance_ms;
-  c->observer = h->has_observe && h->observe;
   char msg[160];
   pthread_mutex_lock(&s->mu);
   ia__sconn *old = !c->observer && s->master && ia__sconn_peer_gone(s->master) ? s->master : NULL;
@@ -76,7 +78,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
      * back at once -- and its EOF is merely not read yet: let it go now
      * rather than refuse the newcomer. (Only the loop frees connections,
      * so `old` is still there.) */
-    IA__INFO("slave: master %s closed its connection; taking the next one", old->master_name);
+    IA__INFO("slave: %s closed its connection; taking the next one", old->label);
     ia__sconn_close(old, true, IA_CONNECTION_LOST);
   }
   pthread_mutex_lock(&s->mu);
@@ -107,7 +109,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
     pthread_mutex_unlock(&s->mu);
   }
   if (code != IA_OK) {
-    IA__INFO("slave: refusing master %s: %s", c->master_name, msg);
+    IA__INFO("slave: refusing %s: %s (%s)", c->label, msg, ia_code_name(code));
     ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, code, msg, &reply, IA__RD_LOOP);
     ia__hook_reply_release(&reply);
     ia__sconn_close(c, false, code);
@@ -136,7 +138,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   }
   bool ok = ia__sconn_send(c, &out, IA__RD_LOOP);
   ia__wframe_release(&out);
-  if (ok) IA__INFO("slave: %s %s connected", c->observer ? "observer" : "master", c->master_name);
+  if (ok) IA__INFO("slave: %s connected", c->label);
   return ok;
 }
 
@@ -170,7 +172,7 @@ static void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body, ia__reader 
     return;
   }
   ia__hook_reply_release(&reply);
-  IA__INFO("slave: %s %s disconnected", c->observer ? "observer" : "master", c->master_name);
+  IA__INFO("slave: %s disconnected", c->label);
   /* The slave is free for the next master before that master can hear of
    * it: a master that reconnects at once is not told ALREADY_CONNECTED. */
   pthread_mutex_lock(&s->mu);
@@ -320,7 +322,7 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
       on_disconnect(c, env.id, env.body, who);
       break;
     case INTERACTION__V1__FRAME__BODY_GOODBYE:
-      IA__INFO("slave: master %s said goodbye", c->master_name);
+      IA__INFO("slave: %s said goodbye", c->label);
       ia__sconn_close(c, false, IA_OK);
       break;
     case INTERACTION__V1__FRAME__BODY_HELLO:

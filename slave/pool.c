@@ -172,7 +172,7 @@ ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
     return IA__TAKE_SLOT;
   }
   {
-    ia__stats_refused(s, p->queue_cap ? IA_STATS_REFUSED_QUEUE_FULL : IA_STATS_REFUSED_BUSY);
+    ia__stats_refused(c, env->id, p->queue_cap ? IA_STATS_REFUSED_QUEUE_FULL : IA_STATS_REFUSED_BUSY);
     if (p->queue_cap)
       ia__sconn_status(c, env->id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, IA__RD_LOOP);
     else
@@ -298,7 +298,8 @@ static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   ia__slot_run_handler(s, ctx);
   uint64_t ran = ia__now_ns() - t0;
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
-    IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+    IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
+             (unsigned long long)ctx->id, ctx->method, c->label);
   ia__stats_task(ctx, ran ? ran : 1);
   ia__wframe w;
   bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);

@@ -51,7 +51,7 @@ static void read_failed(ia__sconn *c, ssize_t n, ia__reader who) {
     ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a frame", who);
     return;
   }
-  IA__INFO("slave: connection from %s lost", c->master_name ? c->master_name : "a peer");
+  IA__INFO("slave: connection from %s lost", c->label);
   ia__sconn_close(c, true, IA_CONNECTION_LOST);
 }
 

@@ -85,6 +85,8 @@ typedef struct ia__sconn {
   ia_code lost_code;   /* (mu) */
   int tasks;           /* (mu) its tasks in the slot: it lives until they end */
   char *master_name;   /* written before the hand-off to the worker, then read only */
+  char addr[72];       /* the peer's HOST:PORT (loop, at accept) */
+  char label[192];     /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
   uint32_t peer_max_frame;
   ia__beat beat;                  /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
   ia__beat watch;                 /* what the loop watches the master with: `beat`, or the slave's own */

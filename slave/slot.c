@@ -56,7 +56,7 @@ admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, 
   }
   const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
   if (atomic_load(&s->shutting_down)) {
-    ia__stats_refused(s, IA_STATS_REFUSED_SHUTTING_DOWN);
+    ia__stats_refused(c, env->id, IA_STATS_REFUSED_SHUTTING_DOWN);
     ia__sconn_status(c, env->id, refusal, IA_SHUTTING_DOWN, "the slave is shutting down", NULL, who);
     return IA__TAKE_DONE;
   }
@@ -65,7 +65,7 @@ admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, 
     char msg[160];
     snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v.method.n > 100 ? 100 : v.method.n),
              (const char *)v.method.p);
-    ia__stats_refused(s, IA_STATS_REFUSED_UNKNOWN_METHOD);
+    ia__stats_refused(c, env->id, IA_STATS_REFUSED_UNKNOWN_METHOD);
     ia__sconn_status(c, env->id, refusal, IA_UNKNOWN_METHOD, msg, NULL, who);
     return IA__TAKE_DONE;
   }
@@ -85,7 +85,7 @@ static inline bool hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
   if (!s->cfg.before_task) return true;
   ia_hook_reply reply = {0};
   bool ok = s->cfg.before_task(ctx, &reply, s->cfg.user);
-  if (!ok) ia__stats_refused(s, IA_STATS_REFUSED_HOOK);
+  if (!ok) ia__stats_refused(c, ctx->id, IA_STATS_REFUSED_HOOK);
   if (!ok)
     ia__sconn_status(c, ctx->id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_REFUSED,
                      "refused by the slave's before_task hook", &reply, who);
@@ -111,7 +111,7 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
   }
   pthread_mutex_unlock(&s->mu);
   if (busy) {
-    ia__stats_refused(s, IA_STATS_REFUSED_BUSY);
+    ia__stats_refused(c, env->id, IA_STATS_REFUSED_BUSY);
     ia__sconn_status(c, env->id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_ALREADY_EXIST,
                      "the slave's task slot is busy", NULL, who);
     ia__task_ctx_free(ctx);
@@ -169,7 +169,8 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   run_handler(s, ctx);
   uint64_t ran = ia__now_ns() - t0;
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
-    IA__WARN("slave: handler for %s gave no valid result: reported as TASK_ERROR", ctx->method);
+    IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
+             (unsigned long long)ctx->id, ctx->method, c->label);
   ia__stats_task(ctx, ran ? ran : 1);
   ia__wframe w;
   bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
@@ -188,7 +189,8 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   else if (!built)
     ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
   else
-    IA__INFO("slave: the master of task %llu is gone; its outcome is dropped", (unsigned long long)ctx->id);
+    IA__INFO("slave: task %llu (%s): %s is gone; its outcome is dropped", (unsigned long long)ctx->id, ctx->method,
+             c->label);
   if (built) ia__wframe_release(&w);
   if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
   ia__task_ctx_free(ctx);

@@ -48,12 +48,18 @@ static int outcome_of(const ia_task_ctx *t) {
 
 void ia__stats_task(ia_task_ctx *ctx, uint64_t ran_ns) {
   ia__mstats *m = mstats_of(ctx);
-  ia__count(&m->tasks[outcome_of(ctx)], 1);
+  int outcome = outcome_of(ctx);
+  ia__count(&m->tasks[outcome], 1);
+  /* One line per task that did not complete; none for those that did. */
+  if (outcome != IA_STATS_COMPLETED)
+    IA__INFO("slave: task %llu (%s) of %s ended %s", (unsigned long long)ctx->id, ctx->method, ctx->conn->label,
+             outcome_names[outcome]);
   if (ran_ns) ia__histo_add(m->buckets, &m->sum_ns, ran_ns);
 }
 
-void ia__stats_refused(ia_slave *s, int reason) {
-  ia__count(&s->stats.refusals[reason], 1);
+void ia__stats_refused(ia__sconn *c, uint64_t id, int reason) {
+  ia__count(&c->slave->stats.refusals[reason], 1);
+  IA__INFO("slave: task %llu of %s refused: %s", (unsigned long long)id, c->label, refusal_names[reason]);
 }
 
 

@@ -35,7 +35,8 @@ struct ia_task_ctx;
 /* The task ended (ran or not): its outcome, and how long its handler ran
  * (0: it never ran). */
 void ia__stats_task(struct ia_task_ctx *ctx, uint64_t ran_ns);
-/* A task refused for `reason` (an IA_STATS_REFUSED_* index). */
-void ia__stats_refused(ia_slave *s, int reason);
+/* Task `id` of c refused for `reason` (an IA_STATS_REFUSED_* index). */
+struct ia__sconn;
+void ia__stats_refused(struct ia__sconn *c, uint64_t id, int reason);
 
 #endif
