@@ -295,9 +295,42 @@ static void step_multi(endpoint *eps, int n) {
   }
 }
 
+/* The slave's own counters, over the wire (what `interaction stats` and
+ * /metrics show): the steps so far, as the slave counted them. */
+static void step_stats(endpoint *ep) {
+  printf("\n[5] %s's counters (ia_conn_slave_stats; `interaction stats` prints the same)\n", ep->name);
+  ia_slave_stats st;
+  ia_error err = IA_ERROR_INIT;
+  ia_code code = ia_conn_slave_stats(ep->conn, JOIN_TIMEOUT_MS, &st, &err);
+  if (!check(code == IA_OK, "the slave sent its counters")) {
+    print_error("    ", &err);
+    ia_error_clear(&err);
+    return;
+  }
+  uint64_t completed = 0, failed = 0;
+  for (size_t i = 0; i < st.n_methods; i++) {
+    const ia_method_stats *m = &st.methods[i];
+    uint64_t runs = 0;
+    for (int k = 0; k <= IA_STATS_BUCKETS; k++)
+      runs += m->durations[k];
+    if (!runs && !m->tasks[IA_STATS_COMPLETED] && !m->tasks[IA_STATS_FAILED]) continue;
+    printf("    %s: %" PRIu64 " completed, %" PRIu64 " failed, ran %" PRIu64 " time(s) for %.1f ms in all\n",
+           m->method[0] ? m->method : "(catch-all)", m->tasks[IA_STATS_COMPLETED], m->tasks[IA_STATS_FAILED], runs,
+           m->duration_sum_s * 1000.0);
+    completed += m->tasks[IA_STATS_COMPLETED];
+    failed += m->tasks[IA_STATS_FAILED];
+  }
+  printf("    refused: %" PRIu64 " busy; %" PRIu32 " connection(s); %" PRIu64 " bytes in, %" PRIu64 " out\n",
+         st.refusals[IA_STATS_REFUSED_BUSY], st.connections, st.received_bytes, st.sent_bytes);
+  check(failed == 1, "one task failed (step 2)");
+  check(completed >= 2, "the fan-out's Sum and the Sleeps completed");
+  if (ia_conn_slave_capacity(ep->conn) > 1) check(st.refusals[IA_STATS_REFUSED_BUSY] == 1, "one refused busy (step 4)");
+  ia_slave_stats_clear(&st);
+}
+
 static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   uint32_t wrong = channel + 1;
-  printf("\n[5] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
+  printf("\n[6] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
          ep->name, wrong, channel);
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_conn_disconnect(ep->conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
@@ -342,7 +375,7 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
 /* ---- step 5: graceful disconnect ---- */
 
 static void step_disconnect(endpoint *eps, int n) {
-  printf("\n[6] disconnecting every slave\n");
+  printf("\n[7] disconnecting every slave\n");
   for (int i = 0; i < n; i++) {
     if (eps[i].conn == NULL) continue;
     ia_error err = IA_ERROR_INIT;
@@ -464,6 +497,7 @@ int main(int argc, char **argv) {
     step_task_fail(&eps[n - 1]);
     step_busy(&eps[0]);
     step_multi(eps, n);
+    step_stats(&eps[n - 1]);
     step_channel(master, (uint32_t)channel, &eps[n - 1]);
   }
   step_disconnect(eps, n);
