@@ -293,16 +293,8 @@ void ia__pool_free(ia_slave *s) {
  * returns with the mutex held again, the task gone. (Called without mu.) */
 static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   ia__sconn *c = ctx->conn;
-  ia__watchdog_poke();
-  uint64_t t0 = ia__now_ns();
-  ia__slot_run_handler(s, ctx);
-  uint64_t ran = ia__now_ns() - t0;
-  if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
-    IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
-             (unsigned long long)ctx->id, ctx->method, c->label);
-  ia__stats_task(ctx, ran ? ran : 1);
   ia__wframe w;
-  bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
+  bool built = ia__slot_execute(s, ctx, &w);
   pthread_mutex_lock(&s->mu);
   s->pool.running[i] = NULL; /* free before the outcome goes out (top comment) */
   s->pool.n_running--;

@@ -336,8 +336,9 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
  * frees the slot, replies and drops the frame. Worker. True if the worker
  * still holds c's read side. */
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx);
-/* Runs the task's handler (no lock held). */
-void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx);
+/* Runs the task's handler (no lock held; timed and counted) and builds its
+ * outcome frame into *w: false if out of memory. */
+IA_MUST_CHECK bool ia__slot_execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w);
 /* Asks the task in the slot to stop if it came from c (any c when NULL),
  * for `why`: IA_CANCELLED (its master asked), IA_CONNECTION_LOST (its master
  * went), IA_SHUTTING_DOWN (the grace ran out), IA_DEADLINE_EXCEEDED. The

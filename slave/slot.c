@@ -144,6 +144,19 @@ static inline void run_handler(ia_slave *s, ia_task_ctx *ctx) {
   }
 }
 
+/* Runs the task's handler (timed, counted) and builds its outcome frame. */
+static inline __attribute__((always_inline)) bool execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w) {
+  ia__watchdog_poke();
+  uint64_t t0 = ia__now_ns();
+  run_handler(s, ctx);
+  uint64_t ran = ia__now_ns() - t0;
+  if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
+    IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
+             (unsigned long long)ctx->id, ctx->method, ctx->conn->label);
+  ia__stats_task(ctx, ran ? ran : 1);
+  return ia__task_ctx_outcome_frame(ctx, ctx->conn->peer_max_frame, w);
+}
+
 ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
                               ia_task_ctx **out) {
   return admit_check(c, env, frame_len, who, out);
@@ -153,8 +166,8 @@ bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
   return hook(c, ctx, who);
 }
 
-void ia__slot_run_handler(ia_slave *s, ia_task_ctx *ctx) {
-  run_handler(s, ctx);
+bool ia__slot_execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w) {
+  return execute(s, ctx, w);
 }
 
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
@@ -163,17 +176,8 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
     starts_locked(s, ctx);
     pthread_mutex_unlock(&s->mu);
   }
-  ia__watchdog_poke();
-
-  uint64_t t0 = ia__now_ns();
-  run_handler(s, ctx);
-  uint64_t ran = ia__now_ns() - t0;
-  if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
-    IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
-             (unsigned long long)ctx->id, ctx->method, c->label);
-  ia__stats_task(ctx, ran ? ran : 1);
   ia__wframe w;
-  bool built = ia__task_ctx_outcome_frame(ctx, c->peer_max_frame, &w);
+  bool built = execute(s, ctx, &w);
 
   pthread_mutex_lock(&s->mu);
   s->in_handler = false;

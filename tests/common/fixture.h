@@ -60,4 +60,20 @@ static inline void assert_sum_works(ia_conn *conn, int64_t a, int64_t b) {
   ia_error_clear(&err);
 }
 
+/* Asserts that a Sum without `b` on `conn` fails: TASK_FAILED (the handler's
+ * TaskFail). */
+static inline void assert_sum_without_b_fails(ia_conn *conn) {
+  size_t len = 0;
+  uint8_t *no_b = tu_sum_task(1, 0, true, false, &len);
+  cr_assert_not_null(no_b);
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_error err = IA_ERROR_INIT;
+  ia_code rc = ia_call(conn, "sum.Adder/Sum", no_b, len, &reply, &reply_len, TU_WAIT_MS, &err);
+  free(no_b);
+  free(reply);
+  cr_assert_eq(rc, IA_TASK_FAILED, "a Sum without b: %d %s (%s)", rc, ia_code_name(rc), err.message);
+  ia_error_clear(&err);
+}
+
 #endif

@@ -37,14 +37,7 @@ Test(master_metrics, a_scripted_sequence_is_counted_exactly_per_slave, .timeout 
 
   for (int i = 0; i < 3; i++) /* 3 completed */
     assert_sum_works(conn, i, 1);
-  size_t len = 0; /* 1 failed */
-  uint8_t *no_b = tu_sum_task(1, 0, true, false, &len);
-  void *reply = NULL;
-  size_t reply_len = 0;
-  cr_assert_eq(ia_call(conn, "sum.Adder/Sum", no_b, len, &reply, &reply_len, TU_WAIT_MS, &err),
-               IA_TASK_FAILED);
-  ia_error_clear(&err);
-  free(no_b);
+  assert_sum_without_b_fails(conn);
   ia_task *sl = tu_sleep_task_new(conn, 5000); /* 1 cancelled, and 1 refused busy meanwhile */
   cr_assert_eq(ia_task_start(sl), IA_OK);
   cr_assert_eq(tu_wait_status(sl, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED);

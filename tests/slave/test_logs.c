@@ -57,14 +57,7 @@ Test(logs, refused_and_failed_tasks_get_one_line_each_with_peer_and_id_and_compl
   TU_ASSERT_OK(tu_connect(m, "learner", ia_slave_port(s), &conn, &err), &err);
   for (int i = 0; i < 5; i++)
     assert_sum_works(conn, i, 1);
-  size_t len = 0;
-  uint8_t *no_b = tu_sum_task(1, 0, true, false, &len);
-  void *reply = NULL;
-  size_t reply_len = 0;
-  cr_assert_eq(ia_call(conn, "sum.Adder/Sum", no_b, len, &reply, &reply_len, TU_WAIT_MS, &err),
-               IA_TASK_FAILED);
-  ia_error_clear(&err);
-  free(no_b);
+  assert_sum_without_b_fails(conn);
   TU_ASSERT_OK(ia_conn_disconnect(conn, NULL, 0, TU_WAIT_MS, &err), &err);
   ia_conn_free(conn);
   ia_master_free(m);
