@@ -44,7 +44,7 @@ static bool lenient_env(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind
       p += wt == 1 ? 8 : 4;
     } else if (wt == 2) {
       if (v > (uint64_t)(end - p)) return false;
-      if ((key >> 3) >= IA__BODY_FIRST && (key >> 3) <= IA__BODY_LAST) {
+      if ((key >> 3) >= INTERACTION__V1__FRAME__BODY_HELLO && (key >> 3) <= INTERACTION__V1__FRAME__BODY_STATS) {
         *kind = (unsigned)(key >> 3);
         *body = p;
         *blen = (size_t)v;
@@ -62,11 +62,11 @@ static bool lenient_env(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind
 /* The requests the stream holds, by id. */
 typedef struct sent {
   uint64_t id;
-  unsigned tasks, pings, hellos, disconnects;
+  unsigned tasks, pings, hellos, disconnects, stats_requests;
   int method; /* of the one Task frame with this id written by a TASK op; -1 if unknown */
   uint64_t payload_sum;
   /* what came back */
-  unsigned accepted, outcomes, pongs;
+  unsigned accepted, outcomes, pongs, stats;
   bool outcome_seen;
 } sent;
 
@@ -74,6 +74,7 @@ typedef struct ledger {
   sent ids[MAX_IDS];
   size_t n;
   bool first_is_valid_hello;
+  bool observer; /* that Hello asked to observe: every task is refused 602 */
   uint64_t first_hello_id;
   size_t first_end; /* stream offset after the first frame */
 } ledger;
@@ -120,10 +121,12 @@ static void scan_sent(const conn *c, ledger *l) {
       if (kind == INTERACTION__V1__FRAME__BODY_PING) s->pings++;
       if (kind == INTERACTION__V1__FRAME__BODY_HELLO) s->hellos++;
       if (kind == INTERACTION__V1__FRAME__BODY_DISCONNECT) s->disconnects++;
+      if (kind == INTERACTION__V1__FRAME__BODY_STATS_REQUEST) s->stats_requests++;
       if (first && kind == INTERACTION__V1__FRAME__BODY_HELLO) {
         Interaction__V1__Hello *h = interaction__v1__hello__unpack(NULL, blen, body);
         l->first_is_valid_hello =
             h && h->has_version && h->version == 1 && h->has_channel && h->channel == FZ_CHANNEL;
+        l->observer = h && h->has_observe && h->observe;
         l->first_hello_id = id;
         if (h) interaction__v1__hello__free_unpacked(h, NULL);
       }
@@ -228,8 +231,9 @@ static void check_replies(const conn *c, ledger *l, bool trace) {
                 (unsigned long long)(done - c->t0) / 1000u, HELLO_TIMEOUT_MS);
       break;
     case INTERACTION__V1__FRAME__BODY_REFUSAL:
-      if (!s || !(s->tasks || s->hellos || s->disconnects))
+      if (!s || !(s->tasks || s->hellos || s->disconnects || s->stats_requests))
         fz_fail("slave_unknown_id", "Refusal for id %llu, never sent", (unsigned long long)id);
+      if (l->observer && f->refusal->code == IA_TASK_REFUSED) break; /* an observer's task */
       if (f->refusal->code == IA_ALREADY_CONNECTED)
         fz_fail("slave_already_connected", "501 though no master is connected");
       if (s->tasks && !s->hellos && !s->disconnects) {
@@ -260,6 +264,11 @@ static void check_replies(const conn *c, ledger *l, bool trace) {
     case INTERACTION__V1__FRAME__BODY_PONG:
       if (!s || ++s->pongs > s->pings)
         fz_fail("slave_unknown_id", "Pong for id %llu, not a Ping's", (unsigned long long)id);
+      break;
+    case INTERACTION__V1__FRAME__BODY_STATS:
+      /* The answer to a StatsRequest of the same id, one each. */
+      if (!s || ++s->stats > s->stats_requests)
+        fz_fail("slave_unknown_id", "Stats for id %llu, not a StatsRequest's", (unsigned long long)id);
       break;
     case INTERACTION__V1__FRAME__BODY_PING:
       /* The slave's own heartbeat, to a master that proposed none: id 0. */
