@@ -138,6 +138,8 @@ void ia__sconn_close(ia__sconn *c, bool lost, ia_code code) {
    * free for the next master. */
   ia__slot_cancel_locked(s, c, 0, true, IA_CONNECTION_LOST);
   ia__pool_stop_locked(s, c, IA_CONNECTION_LOST); /* and its queued tasks never run */
+  /* Handed to the workers, and none came to it yet: none will. */
+  if (c->reader == IA__RD_WORKER && !c->reading) ia__slave_to_loop_locked(s, c);
   ia__sconn_watch_locked(c);
   pthread_mutex_unlock(&s->mu);
   shutdown(c->fd, SHUT_RDWR);
@@ -193,7 +195,8 @@ void ia__sconn_close_cb(evutil_socket_t fd, short what, void *arg) {
     ia_code why = c->lost_code;
     pthread_mutex_unlock(&s->mu);
     if (gone) {
-      if (lost && s->cfg.lost_connection) s->cfg.lost_connection(c->master_name ? c->master_name : "", why, s->cfg.user);
+      if (lost && s->cfg.lost_connection)
+        s->cfg.lost_connection(c->master_name ? c->master_name : "", why, s->cfg.user);
       IA__INFO("slave: connection from %s closed", name_of(c));
       ia__sconn_free(c);
     }
@@ -210,7 +213,8 @@ static bool evict_oldest_pending(ia_slave *s, const char *why) {
   for (ia__sconn *c = s->conns; c; c = c->next) {
     if (c->handshaken || atomic_load(&c->closing)) continue;
     IA__INFO("slave: closing a connection still in its handshake: %s", why);
-    ia__sconn_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_CONNECTION_REFUSED, why, NULL, IA__RD_LOOP);
+    ia__sconn_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_CONNECTION_REFUSED, why, NULL,
+                     IA__RD_LOOP);
     ia__sconn_close(c, false, IA_CONNECTION_REFUSED);
     /* Nobody else reads a connection in its handshake: free it now, so
      * that its descriptor is there for the next accept. */
@@ -225,7 +229,8 @@ static void hello_deadline_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ia__sconn *c = arg;
   char msg[96];
-  snprintf(msg, sizeof msg, "no Hello within %u ms of the connection", (unsigned)c->slave->cfg.hello_timeout_ms);
+  snprintf(msg, sizeof msg, "no Hello within %u ms of the connection",
+           (unsigned)c->slave->cfg.hello_timeout_ms);
   ia__sconn_fail(c, IA_TIMEOUT, msg, IA__RD_LOOP);
 }
 
@@ -235,7 +240,8 @@ void ia__sconn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
   (void)socklen;
   ia_slave *s = arg;
   s->accept_pause_ms = 0; /* accepting works again */
-  if (s->n_pending >= s->max_pending) evict_oldest_pending(s, "too many connections waiting for their handshake");
+  if (s->n_pending >= s->max_pending)
+    evict_oldest_pending(s, "too many connections waiting for their handshake");
   ia__sock_setup(fd);
   ia__sconn *c = calloc(1, sizeof *c);
   if (c) c->hello_ev = evtimer_new(s->base, hello_deadline_cb, c);

@@ -2,7 +2,7 @@
  * The slave's one frame-dispatch loop, which both readers run (the worker
  * on the hot path, the loop for handshakes and while a handler runs long),
  * and the control frames: Hello, Cancel, Disconnect, Ping, Goodbye. Tasks
- * go to the slot (slot.c).
+ * go to the slot (slot.c), or in the other modes to the pool (pool.c).
  *
  * Before its Hello is accepted a peer gets a small frame limit
  * (IA__PREAUTH_MAX_FRAME) and nothing but a Hello is read; afterwards the
@@ -47,7 +47,8 @@ static ia_code check_hello(ia__sconn *c, const Interaction__V1__Hello *h, char *
   }
   ia__sconn *current = s->master;
   if (current) {
-    snprintf(msg, cap, "the slave already has a master (%.100s)", current->master_name ? current->master_name : "");
+    snprintf(msg, cap, "the slave already has a master (%.100s)",
+             current->master_name ? current->master_name : "");
     return IA_ALREADY_CONNECTED;
   }
   return IA_OK;
@@ -192,8 +193,8 @@ static int next_frame(ia__sconn *c, ia__reader who, ia__env *env, size_t *frame_
   ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
   if (r == IA__NEXT_MORE) return 0;
   if (r == IA__NEXT_OVERSIZE) {
-    ia__sconn_fail(c, IA_FRAME_TOO_LARGE, c->handshaken ? "frame over max_frame" : "frame too large before Hello",
-                   who);
+    ia__sconn_fail(c, IA_FRAME_TOO_LARGE,
+                   c->handshaken ? "frame over max_frame" : "frame too large before Hello", who);
     return -1;
   }
   if (!ia__env_parse(body, len, env)) {
@@ -257,9 +258,8 @@ static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) 
   bool welcomed = on_hello(c, env->id, env->body);
   ia__inbuf_consume(&c->in, flen);
   if (!welcomed) return IA__DISPATCH_CLOSED;
-  /* An observer, and the master in every mode but non-blocking single, are
-   * read by the loop throughout. */
-  if (c->observer || s->pool.on) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE;
+  /* An observer is read by the loop throughout. */
+  if (c->observer) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE;
   pthread_mutex_lock(&s->mu);
   bool mine = !atomic_load(&c->closing) && s->master == c;
   if (mine) ia__slave_to_worker_locked(s, c);
@@ -285,7 +285,13 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
                          "an observer may not run tasks", NULL, who);
         break;
       }
+      if (s->pool.on && who == IA__RD_WORKER) {
+        ia__dispatch_rc led = ia__pool_lead(c, &env, flen);
+        if (led != IA__DISPATCH_MORE) return led;
+        continue; /* ia__pool_lead consumed the frame */
+      }
       if (s->pool.on) {
+        if (ia__pool_hand_back(c, flen)) return IA__DISPATCH_HANDED; /* the frame goes with it */
         if (ia__pool_admit(c, &env, flen) == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
         break; /* the task, if any, has its own copy */
       }

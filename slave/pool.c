@@ -6,13 +6,24 @@
  *   blocking single     1 worker and a bounded FIFO queue (full: 605)
  *   blocking multi      N workers and a bounded FIFO queue
  *
- * The master's socket is the loop's alone in these modes: the loop admits
- * each task under the slave's mutex -- to the queue the workers take from,
- * or refused -- and a worker runs it and sends its outcome itself. Tasks
- * start in the order they came; a task waiting in the queue is cancelled
- * by its master (608), outlived by its deadline (607, without running),
- * dropped with a master that went away (never run), and answered 101 once
- * the slave shuts down.
+ * Reading, as in the default mode (reader.c): one worker at a time holds
+ * the master's read side and runs each task it reads itself, at once, so a
+ * stream of short tasks costs no hand-off between threads at all. When one
+ * of them runs long, the loop takes the read side over and admits each
+ * task behind it under the slave's mutex -- to the queue the other workers
+ * take from, or refused -- and a worker runs it and sends its outcome
+ * itself. A task the loop reads that a worker can take at once, with no
+ * task waiting and nothing buffered behind it, goes to an idle worker with
+ * the read side, and the fast path is back. A worker that reads runs
+ * nothing else and nobody fills the queue meanwhile: it always finds a free
+ * place, and no waiting task that should start first.
+ *
+ * Tasks start in the order they came; a task waiting in the queue is
+ * cancelled by its master (608), outlived by its deadline (607, without
+ * running), dropped with a master that went away (never run), and answered
+ * 101 once the slave shuts down. Frames not read yet wait in the socket, as
+ * in the default mode, until the watchdog finds the task before them long
+ * (10-20 ms at first, 1-2 ms while long tasks are about).
  *
  * Order rules, as for the slot (slot.c): admission counts under the mutex,
  * so no more than `workers` run and no more than `queue_cap` wait; a task
@@ -131,20 +142,15 @@ static bool own_body(ia_task_ctx *ctx) {
   return true;
 }
 
-ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
+/* Admits a checked task (the hook asked) to a worker or the queue, or
+ * refuses it, and frees it then. */
+static ia__take admit(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
   ia_slave *s = c->slave;
   ia__pool *p = &s->pool;
-  ia_task_ctx *ctx = NULL;
-  ia__take t = ia__slot_admit_check(c, env, frame_len, IA__RD_LOOP, &ctx);
-  if (t != IA__TAKE_SLOT) return t;
-  if (!ia__slot_hook(c, ctx, IA__RD_LOOP)) {
-    ia__task_ctx_free(ctx);
-    return IA__TAKE_DONE;
-  }
-  const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
+  uint64_t id = ctx->id;
   if (!own_body(ctx)) {
     ia__task_ctx_free(ctx);
-    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a task", IA__RD_LOOP);
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a task", who);
     return IA__TAKE_CLOSED;
   }
   pthread_mutex_lock(&s->mu);
@@ -158,7 +164,7 @@ ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
      * before any worker can see it (top comment). */
     if (in >= p->workers) {
       ia__wframe w;
-      ia__wframe_empty(&w, ctx->id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
+      ia__wframe_empty(&w, id, INTERACTION__V1__FRAME__BODY_ACCEPTED);
       sent = ia__sconn_send_nb_locked(c, &w);
     }
     push_locked(p, ctx);
@@ -171,16 +177,88 @@ ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
     if (!sent) ia__sconn_close(c, true, IA_CONNECTION_LOST);
     return IA__TAKE_SLOT;
   }
-  {
-    ia__stats_refused(c, env->id, p->queue_cap ? IA_STATS_REFUSED_QUEUE_FULL : IA_STATS_REFUSED_BUSY);
-    if (p->queue_cap)
-      ia__sconn_status(c, env->id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, IA__RD_LOOP);
-    else
-      ia__sconn_status(c, env->id, refusal, IA_TASK_ALREADY_EXIST, "every one of the slave's workers is busy",
-                       NULL, IA__RD_LOOP);
-  }
+  const unsigned refusal = INTERACTION__V1__FRAME__BODY_REFUSAL;
+  ia__stats_refused(c, id, p->queue_cap ? IA_STATS_REFUSED_QUEUE_FULL : IA_STATS_REFUSED_BUSY);
+  if (p->queue_cap)
+    ia__sconn_status(c, id, refusal, IA_QUEUE_FULL, "the slave's queue is full", NULL, who);
+  else
+    ia__sconn_status(c, id, refusal, IA_TASK_ALREADY_EXIST, "every one of the slave's workers is busy", NULL,
+                     who);
   ia__task_ctx_free(ctx);
   return IA__TAKE_DONE;
+}
+
+/* The checks every task passes first, the hook's too: IA__TAKE_SLOT with
+ * *out, or answered, or c failed. */
+static ia__take check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+  ia__take t = ia__slot_admit_check(c, env, frame_len, who, out);
+  if (t != IA__TAKE_SLOT || ia__slot_hook(c, *out, who)) return t;
+  ia__task_ctx_free(*out);
+  return IA__TAKE_DONE;
+}
+
+ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len) {
+  ia_task_ctx *ctx = NULL;
+  ia__take t = check(c, env, frame_len, IA__RD_LOOP, &ctx);
+  return t == IA__TAKE_SLOT ? admit(c, ctx, IA__RD_LOOP) : t;
+}
+
+bool ia__pool_hand_back(ia__sconn *c, size_t frame_len) {
+  ia_slave *s = c->slave;
+  ia__pool *p = &s->pool;
+  /* Frames behind it: a burst, which the loop admits side by side now. */
+  if (c->in.end - c->in.start > frame_len) return false;
+  pthread_mutex_lock(&s->mu);
+  bool hand = p->n_idle > 0 && p->n_waiting == 0 && p->n_running < p->workers && s->master == c &&
+              !atomic_load(&c->closing);
+  if (hand) ia__slave_to_worker_locked(s, c);
+  pthread_mutex_unlock(&s->mu);
+  return hand;
+}
+
+ia__dispatch_rc ia__pool_lead(ia__sconn *c, const ia__env *env, size_t frame_len) {
+  ia_slave *s = c->slave;
+  ia__pool *p = &s->pool;
+  ia_task_ctx *ctx = NULL;
+  ia__take t = check(c, env, frame_len, IA__RD_WORKER, &ctx);
+  if (t == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
+  pthread_mutex_lock(&s->mu);
+  /* This worker runs nothing else, and nobody fills the queue while it
+   * reads: a place is free, and no task waits for it (top comment). */
+  uint32_t i = 0;
+  bool now = t == IA__TAKE_SLOT && p->n_waiting == 0 && p->n_running < p->workers;
+  if (now) {
+    while (p->running[i])
+      i++;
+    p->running[i] = ctx;
+    p->n_running++;
+    ctx->started = true;
+    c->tasks++;
+    c->lead = ctx;
+    s->run_seq++; /* for the watchdog's look (slot.c) */
+    s->watched = false;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!now) {
+    if (t == IA__TAKE_SLOT && admit(c, ctx, IA__RD_WORKER) == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
+    ia__inbuf_consume(&c->in, frame_len);
+    return IA__DISPATCH_MORE;
+  }
+  ia__wframe w;
+  bool built = ia__slot_execute(s, ctx, &w);
+  pthread_mutex_lock(&s->mu);
+  p->running[i] = NULL; /* free before the outcome goes out (top comment) */
+  p->n_running--;
+  /* Unless the loop took the read side while it ran, this worker reads on:
+   * the task lets go of c now, as in the slot (slot.c). */
+  bool mine = c->lead == ctx;
+  if (mine) {
+    c->lead = NULL;
+    c->tasks--;
+  }
+  bool open = !atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  return ia__slot_finish(s, c, ctx, built ? &w : NULL, open, mine) ? IA__DISPATCH_MORE : IA__DISPATCH_HANDED;
 }
 
 /* ---- ending tasks that never ran ---- */
@@ -300,19 +378,8 @@ static void run_one(ia_slave *s, ia_task_ctx *ctx, uint32_t i) {
   s->pool.n_running--;
   bool open = !atomic_load(&c->closing);
   pthread_mutex_unlock(&s->mu);
-  if (built && open)
-    (void)ia__sconn_send(c, &w, IA__RD_WORKER);
-  else if (!built)
-    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
-  if (built) ia__wframe_release(&w);
-  ia__task_ctx_free(ctx);
+  (void)ia__slot_finish(s, c, ctx, built ? &w : NULL, open, false);
   pthread_mutex_lock(&s->mu); /* kept for the next look at the queue */
-  c->tasks--;
-  if (atomic_load(&c->closing)) {
-    pthread_mutex_unlock(&s->mu);
-    event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
-    pthread_mutex_lock(&s->mu);
-  }
 }
 
 void *ia__pool_worker_main(void *arg) {
@@ -320,12 +387,23 @@ void *ia__pool_worker_main(void *arg) {
   ia__pool *p = &s->pool;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!atomic_load(&s->worker_stop) && !(p->head && p->n_running < p->workers)) {
+    /* A waiting task first: the read side's worker would run the next one
+     * before it. */
+    bool task = false;
+    while (!atomic_load(&s->worker_stop) && !(task = p->head && p->n_running < p->workers) &&
+           !(s->handed && !s->handed->reading)) {
       p->n_idle++;
       pthread_cond_wait(&s->work_cond, &s->mu);
       p->n_idle--;
     }
     if (atomic_load(&s->worker_stop)) break;
+    if (!task) {
+      ia__sconn *c = ia__slave_read_side_locked(s);
+      pthread_mutex_unlock(&s->mu);
+      if (c) ia__slave_worker_read(s, c);
+      pthread_mutex_lock(&s->mu);
+      continue;
+    }
     ia_task_ctx *ctx = p->head;
     p->head = ctx->qnext;
     if (!p->head) p->tail = NULL;

@@ -11,10 +11,17 @@
  *    TASK_ALREADY_EXIST, sees Cancel and notices a lost master while the
  *    handler runs. When the loop later reads a task into a free slot, it
  *    hands task and read side back together. A short task pays nothing.
- *  - Connections in their handshake are read by the loop.
+ *  - The other modes (pool.c) work the same way: one worker at a time
+ *    holds the read side and runs the tasks it reads in turn; when one of
+ *    them runs long, the loop takes over and admits the tasks behind it to
+ *    the other workers and the queue; a task the loop reads that a worker
+ *    can run at once, with nothing buffered behind it, goes to an idle
+ *    worker together with the read side.
+ *  - Connections in their handshake, and observers, are read by the loop.
  *
- * `reader` says who holds it, under the slave's mutex; only the holder
- * touches the connection's input buffer. The loop's sockets sit in its
+ * `reader` says who holds it, under the slave's mutex, and `reading` that a
+ * worker has come to it (no second worker may); only the holder touches the
+ * connection's input buffer. The loop's sockets sit in its
  * epoll set (runtime/epset.h), in for EPOLLIN exactly while the loop reads.
  *
  * Never: let the loop block in a read, or read a socket whose read side is
@@ -31,8 +38,16 @@
 
 void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c) {
   c->reader = IA__RD_WORKER;
+  s->handed = c;
   ia__sconn_watch_locked(c);
   pthread_cond_signal(&s->work_cond);
+}
+
+void ia__slave_to_loop_locked(ia_slave *s, ia__sconn *c) {
+  c->reader = IA__RD_LOOP;
+  c->reading = false;
+  if (s->handed == c) s->handed = NULL; /* else the next master's is there already */
+  ia__sconn_watch_locked(c);
 }
 
 bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx) {
@@ -40,8 +55,7 @@ bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx) {
   if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) return false;
   ctx->hold = c->in.buf;
   c->in = rest;
-  c->reader = IA__RD_LOOP;
-  ia__sconn_watch_locked(c);
+  ia__slave_to_loop_locked(c->slave, c);
   return true;
 }
 
@@ -98,9 +112,14 @@ void ia__slave_ep_batch(void *arg, struct epoll_event *evs, int n) {
   }
 }
 
-/* Reads and serves c while the worker holds its read side. Worker. */
-static void worker_read(ia_slave *s, ia__sconn *c) {
+/* Reads and serves c while the worker holds its read side (c->reading,
+ * set by the caller). Worker. */
+void ia__slave_worker_read(ia_slave *s, ia__sconn *c) {
   for (;;) {
+    /* Closed before or while this worker came to it: the loop frees it. */
+    if (atomic_load_explicit(&c->closing, memory_order_acquire) ||
+        atomic_load_explicit(&s->worker_stop, memory_order_acquire))
+      break;
     ia__dispatch_rc r = ia__slave_dispatch(c, IA__RD_WORKER);
     if (r == IA__DISPATCH_HANDED) return;
     if (r == IA__DISPATCH_CLOSED) break;
@@ -120,10 +139,16 @@ static void worker_read(ia_slave *s, ia__sconn *c) {
     break;
   }
   pthread_mutex_lock(&s->mu);
-  c->reader = IA__RD_LOOP;
-  ia__sconn_watch_locked(c);
+  ia__slave_to_loop_locked(s, c);
   pthread_mutex_unlock(&s->mu);
   event_active(s->close_ev, EV_TIMEOUT, 0); /* the loop may free it now */
+}
+
+ia__sconn *ia__slave_read_side_locked(ia_slave *s) {
+  ia__sconn *c = s->handed;
+  if (!c || c->reading || atomic_load(&s->worker_stop)) return NULL;
+  c->reading = true;
+  return c;
 }
 
 void *ia__slave_worker_main(void *arg) {
@@ -133,16 +158,17 @@ void *ia__slave_worker_main(void *arg) {
     if (s->to_run) {
       ia_task_ctx *ctx = s->to_run;
       s->to_run = NULL;
-      ia__sconn *c = ctx->conn; /* alive while the task holds the slot */
+      ia__sconn *c = ctx->conn;                /* alive while the task holds the slot */
+      c->reading = c->reader == IA__RD_WORKER; /* handed with it, unless it closed since */
       pthread_mutex_unlock(&s->mu);
-      if (ia__slot_run(s, c, ctx)) worker_read(s, c);
+      if (ia__slot_run(s, c, ctx)) ia__slave_worker_read(s, c);
       pthread_mutex_lock(&s->mu);
       continue;
     }
-    ia__sconn *c = s->master;
-    if (c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && !atomic_load(&s->worker_stop)) {
+    ia__sconn *c = ia__slave_read_side_locked(s);
+    if (c) {
       pthread_mutex_unlock(&s->mu);
-      worker_read(s, c);
+      ia__slave_worker_read(s, c);
       pthread_mutex_lock(&s->mu);
       continue;
     }

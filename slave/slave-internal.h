@@ -11,7 +11,8 @@
  *               observers beside the master
  *   slot.c      the task slot: admission, running a task, the
  *               Accepted-before-outcome rule, the watchdog's look
- *   pool.c      the workers and queue of the other three modes
+ *   pool.c      the workers and queue of the other three modes, and
+ *               their reading worker's run of a task
  *   stats.c     the counters and their snapshot; metrics.c serves them as
  *               Prometheus text at /metrics, and /healthz, over HTTP
  *   reader.c    the read side: the worker thread, the loop's reads, and the
@@ -24,8 +25,9 @@
  *
  * Threads. One libevent loop thread owns the listener, the timers, the
  * connections still in their handshake, and the freeing of connections. One
- * worker thread runs handlers. The master's socket is read by whichever of
- * the two holds its read side (`reader`, under the slave's mutex); see
+ * worker thread runs handlers (`workers` of them in the multi modes). The
+ * master's socket is read by the loop or by one worker, whichever holds its
+ * read side (`reader` and `reading`, under the slave's mutex); see
  * reader.c. Tasks never run on the loop.
  *
  * Locks. The slave's mutex `mu` guards everything marked (mu). A
@@ -55,8 +57,8 @@ struct event_base;
 struct evconnlistener;
 struct sockaddr;
 
-#define IA__SEND_BOUND_MS 10000u     /* a master that takes nothing for this long is dropped */
-#define IA__MAX_PENDING_DEFAULT 64u  /* connections in their handshake at once */
+#define IA__SEND_BOUND_MS 10000u         /* a master that takes nothing for this long is dropped */
+#define IA__MAX_PENDING_DEFAULT 64u      /* connections in their handshake at once */
 #define IA__SLAVE_QUEUE_LIMIT (1u << 20) /* bytes a master may leave unread before it is dropped */
 #define IA__MAX_OBSERVERS 8u             /* observers welcomed at once, beside the master */
 
@@ -76,25 +78,27 @@ typedef struct ia__sconn {
   uint64_t gen; /* unique per slave: the epoll set's key */
   ia__inbuf in; /* the reader's */
   ia__ws out;
-  bool handshaken;     /* set by the loop when it accepts the Hello, before any hand-off */
-  bool observer;       /* its Hello asked to observe: read by the loop only, never a task (loop) */
-  ia__reader reader;   /* (mu) */
-  uint32_t ep;         /* (mu) what the loop's epoll set watches for it */
-  atomic_bool closing; /* (written under mu) */
-  bool lost;           /* (mu) fire lost_connection when freed */
-  ia_code lost_code;   /* (mu) */
-  int tasks;           /* (mu) its tasks in the slot: it lives until they end */
-  char *master_name;   /* written before the hand-off to the worker, then read only */
-  char addr[72];       /* the peer's HOST:PORT (loop, at accept) */
-  char label[192];     /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
+  bool handshaken;          /* set by the loop when it accepts the Hello, before any hand-off */
+  bool observer;            /* its Hello asked to observe: read by the loop only, never a task (loop) */
+  ia__reader reader;        /* (mu) */
+  bool reading;             /* (mu) a worker reads it now (its reader is IA__RD_WORKER): no other may */
+  struct ia_task_ctx *lead; /* (mu) pool.c: the task that worker runs itself, while it holds the read side */
+  uint32_t ep;              /* (mu) what the loop's epoll set watches for it */
+  atomic_bool closing;      /* (written under mu) */
+  bool lost;                /* (mu) fire lost_connection when freed */
+  ia_code lost_code;        /* (mu) */
+  int tasks;                /* (mu) its tasks in the slot: it lives until they end */
+  char *master_name;        /* written before the hand-off to the worker, then read only */
+  char addr[72];            /* the peer's HOST:PORT (loop, at accept) */
+  char label[192]; /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
   uint32_t peer_max_frame;
-  ia__beat beat;                  /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
-  ia__beat watch;                 /* what the loop watches the master with: `beat`, or the slave's own */
-  bool self_ping;                 /* the master proposed no heartbeats: the loop sends the Pings */
-  ia__live live;                  /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
-  struct event *hello_ev;         /* loop: the handshake deadline, until the Hello is accepted */
-  struct event *hello_wait_ev;    /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
-  unsigned hello_waits;           /* loop: how often it did */
+  ia__beat beat;                 /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
+  ia__beat watch;                /* what the loop watches the master with: `beat`, or the slave's own */
+  bool self_ping;                /* the master proposed no heartbeats: the loop sends the Pings */
+  ia__live live;                 /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
+  struct event *hello_ev;        /* loop: the handshake deadline, until the Hello is accepted */
+  struct event *hello_wait_ev;   /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
+  unsigned hello_waits;          /* loop: how often it did */
   struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
 } ia__sconn;
 
@@ -119,8 +123,8 @@ typedef struct ia__md_copy {
   struct ia__md_copy *next;
 } ia__md_copy;
 
-#define IA__TASK_ARENA 512     /* a small request is decoded in here */
-#define IA__TASK_REPLY_BUF 256 /* a small result is packed in here */
+#define IA__TASK_ARENA 512      /* a small request is decoded in here */
+#define IA__TASK_REPLY_BUF 256  /* a small result is packed in here */
 #define IA__TASK_BODY_SMALL 256 /* pool.c: a task body this small is copied in here */
 
 struct ia_task_ctx {
@@ -158,9 +162,10 @@ struct ia_task_ctx {
 #define IA__TASK_CTX_CLEAR offsetof(ia_task_ctx, out_iov)
 
 /* The workers and the queue of every mode but non-blocking single
- * (pool.c). The master's socket is then the loop's alone: the loop admits
- * each task -- to a worker, to the queue, or refused -- and the workers run
- * them and send their outcomes. */
+ * (pool.c). One worker at a time reads the master and runs its tasks in
+ * turn, as the default mode's worker does; once one of them runs long, the
+ * loop takes the read side and admits each task -- to a worker, to the
+ * queue, or refused -- and the workers run them and send their outcomes. */
 typedef struct ia__pool {
   bool on;                  /* the mode is not non-blocking single */
   uint32_t workers;         /* tasks that run at once */
@@ -178,7 +183,7 @@ struct ia_slave {
   ia_slave_config cfg; /* host and name point at owned copies */
   uint32_t max_frame;
   uint32_t max_pending;
-  ia__beat beat; /* the config's heartbeat setting */
+  ia__beat beat;       /* the config's heartbeat setting */
   ia__method *methods; /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */
@@ -211,14 +216,15 @@ struct ia_slave {
   struct evhttp *http;        /* loop: /metrics and /healthz (metrics.c), or NULL */
   ia__http_face face;         /* what http serves */
   _Atomic uint16_t metrics_port;
-  ia_task_ctx *slot;          /* (mu) the task holding the slot (non-blocking single) */
+  ia_task_ctx *slot; /* (mu) the task holding the slot (non-blocking single) */
   ia__pool pool;
-  ia_task_ctx *to_run;        /* (mu) a task the loop read, for the worker */
-  bool in_handler;            /* (mu) slot's handler runs */
-  bool watched;               /* (mu) the loop was asked to take over while it runs */
-  uint64_t run_seq;           /* (mu) handlers started so far */
-  uint64_t wd_seq;            /* (mu) the one the watchdog saw running at its last look */
-  atomic_bool worker_stop;    /* (written under mu) */
+  ia_task_ctx *to_run;     /* (mu) a task the loop read, for the worker */
+  ia__sconn *handed;       /* (mu) the connection last handed to the workers to read (reader.c) */
+  bool in_handler;         /* (mu) slot's handler runs */
+  bool watched;            /* (mu) the loop was asked to take over while it runs */
+  uint64_t run_seq;        /* (mu) handlers started so far */
+  uint64_t wd_seq;         /* (mu) the one the watchdog saw running at its last look */
+  atomic_bool worker_stop; /* (written under mu) */
   atomic_bool shutting_down;
 
   ia__watch watch; /* this slave's registration with the watchdog */
@@ -331,11 +337,17 @@ ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len
 /* Asks the before_task hook, if any: false if it refused (answered). */
 bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who);
 /* Checks a task frame at the head of c->in and takes the slot for it. */
-ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out);
+ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
+                        ia_task_ctx **out);
 /* Runs a task that holds the slot and whose frame is at the head of c->in,
  * frees the slot, replies and drops the frame. Worker. True if the worker
  * still holds c's read side. */
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx);
+/* The end of a task whose place is freed already: sends the outcome *w
+ * (NULL: out of memory for it) if c is `open`, drops the frame if the
+ * caller still holds c's read side (`mine`), frees ctx; without the read
+ * side, lets go of c (which may then be freed). Returns `mine`. Worker. */
+bool ia__slot_finish(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx, ia__wframe *w, bool open, bool mine);
 /* Runs the task's handler (no lock held; timed and counted) and builds its
  * outcome frame into *w: false if out of memory. */
 IA_MUST_CHECK bool ia__slot_execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w);
@@ -366,6 +378,15 @@ void *ia__pool_worker_main(void *arg);
  * queue, or refused. The task keeps a copy of its body: IA__TAKE_DONE and
  * IA__TAKE_SLOT both leave the frame to be consumed. */
 ia__take ia__pool_admit(ia__sconn *c, const ia__env *env, size_t frame_len);
+/* The reading worker's task frame at the head of c->in, run by this
+ * worker at once (or, should it not find a free place, admitted as the
+ * loop does). IA__DISPATCH_MORE: done, the frame consumed, read on;
+ * HANDED: the loop took the read side while the task ran; CLOSED. */
+ia__dispatch_rc ia__pool_lead(ia__sconn *c, const ia__env *env, size_t frame_len);
+/* The loop's task frame at the head of c->in, if a worker can run it at
+ * once and nothing is buffered behind it: the read side goes to the
+ * workers with the frame, and true. (loop) */
+bool ia__pool_hand_back(ia__sconn *c, size_t frame_len);
 /* Cancels task `id` of c (loop): a waiting one ends at once (608), a
  * running one is told. */
 void ia__pool_cancel(ia__sconn *c, uint64_t id);
@@ -389,8 +410,17 @@ void ia__slot_long_cb(int fd, short what, void *arg);
 
 /* The worker thread. */
 void *ia__slave_worker_main(void *arg);
+/* The connection whose read side waits for a worker, now this worker's
+ * (c->reading), or NULL. (mu) */
+ia__sconn *ia__slave_read_side_locked(ia_slave *s);
+/* Reads and serves c while this worker holds its read side; returns once it
+ * has given it back to the loop, or the loop took it. Worker. */
+void ia__slave_worker_read(ia_slave *s, ia__sconn *c);
 /* Gives c's read side (with what is buffered) to the worker. Loop, mu held. */
 void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c);
+/* The read side is the loop's again: its worker is done with it, or none
+ * came to it yet. (mu) */
+void ia__slave_to_loop_locked(ia_slave *s, ia__sconn *c);
 /* The loop takes c's read side while ctx's handler runs: the task's frame
  * stays where the handler reads it, the rest moves to a new buffer. (mu) */
 IA_MUST_CHECK bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx);

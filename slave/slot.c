@@ -44,7 +44,7 @@ void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool a
   pthread_cond_broadcast(&s->cancel_cond);
 }
 
-/* The hot path calls these three within this file, where they inline;
+/* The hot path calls these four within this file, where they inline;
  * pool.c through the ia__slot_ names below. */
 static inline __attribute__((always_inline)) ia__take
 admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
@@ -157,6 +157,28 @@ static inline __attribute__((always_inline)) bool execute(ia_slave *s, ia_task_c
   return ia__task_ctx_outcome_frame(ctx, ctx->conn->peer_max_frame, w);
 }
 
+/* See ia__slot_finish. */
+static inline __attribute__((always_inline)) bool finish(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx,
+                                                         ia__wframe *w, bool open, bool mine) {
+  if (w && open)
+    (void)ia__sconn_send(c, w, IA__RD_WORKER);
+  else if (!w)
+    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
+  else
+    IA__INFO("slave: task %llu (%s): %s is gone; its outcome is dropped", (unsigned long long)ctx->id,
+             ctx->method, c->label);
+  if (w) ia__wframe_release(w);
+  if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
+  ia__task_ctx_free(ctx);
+  if (mine) return true;
+  pthread_mutex_lock(&s->mu);
+  c->tasks--;
+  bool closing = atomic_load(&c->closing);
+  pthread_mutex_unlock(&s->mu);
+  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
+  return false;
+}
+
 ia__take ia__slot_admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
                               ia_task_ctx **out) {
   return admit_check(c, env, frame_len, who, out);
@@ -168,6 +190,10 @@ bool ia__slot_hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
 
 bool ia__slot_execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w) {
   return execute(s, ctx, w);
+}
+
+bool ia__slot_finish(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx, ia__wframe *w, bool open, bool mine) {
+  return finish(s, c, ctx, w, open, mine);
 }
 
 bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
@@ -188,46 +214,32 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
    * it now. Else it holds c until the outcome is out. */
   if (mine) c->tasks--;
   pthread_mutex_unlock(&s->mu);
-  if (built && open)
-    (void)ia__sconn_send(c, &w, IA__RD_WORKER);
-  else if (!built)
-    ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a reply", IA__RD_WORKER);
-  else
-    IA__INFO("slave: task %llu (%s): %s is gone; its outcome is dropped", (unsigned long long)ctx->id, ctx->method,
-             c->label);
-  if (built) ia__wframe_release(&w);
-  if (mine && !ctx->hold) ia__inbuf_consume(&c->in, ctx->frame_len);
-  ia__task_ctx_free(ctx);
-  if (mine) return true;
-  pthread_mutex_lock(&s->mu);
-  c->tasks--;
-  bool closing = atomic_load(&c->closing);
-  pthread_mutex_unlock(&s->mu);
-  if (closing) event_active(s->close_ev, EV_TIMEOUT, 0); /* it may be freed now */
-  return false;
+  return finish(s, c, ctx, built ? &w : NULL, open, mine);
+}
+
+/* The task the master's reading worker runs itself, if any. (mu) */
+static ia_task_ctx *inline_task_locked(const ia_slave *s) {
+  if (s->pool.on) return s->master ? s->master->lead : NULL;
+  return s->in_handler ? s->slot : NULL;
 }
 
 int ia__slot_watch_check(void *arg) {
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
-  if (ia__pool_watch_locked(s)) { /* the other modes: deadlines only, the loop reads anyway */
-    pthread_mutex_unlock(&s->mu);
-    return IA__WD_RUNNING;
-  }
-  bool running = s->in_handler && s->slot;
+  bool pooled = ia__pool_watch_locked(s); /* the other modes' deadlines */
+  ia_task_ctx *t = inline_task_locked(s);
   /* An overdue task is cancelled here: this thread looks every tick while a
    * handler runs, and only reads the clock for a task with a deadline. */
-  if (running && s->slot->deadline_at && !atomic_load(&s->slot->cancelled) &&
-      ia__now_ms() >= s->slot->deadline_at)
+  if (!s->pool.on && t && t->deadline_at && !atomic_load(&t->cancelled) && ia__now_ms() >= t->deadline_at)
     ia__slot_cancel_locked(s, NULL, 0, true, IA_DEADLINE_EXCEEDED);
   /* Seen at two looks in a row, a tick apart (1 ms or more): long. The
    * worker stamps no clock per task; it counts. */
-  bool act = running && !s->watched && s->wd_seq == s->run_seq;
-  if (running) s->wd_seq = s->run_seq;
+  bool act = t && !s->watched && s->wd_seq == s->run_seq;
+  if (t) s->wd_seq = s->run_seq;
   if (act) s->watched = true;
   pthread_mutex_unlock(&s->mu);
   if (act) event_active(s->long_ev, EV_TIMEOUT, 0);
-  return (running ? IA__WD_RUNNING : 0) | (act ? IA__WD_LONG : 0);
+  return (t || pooled ? IA__WD_RUNNING : 0) | (act ? IA__WD_LONG : 0);
 }
 
 void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
@@ -235,13 +247,15 @@ void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ia_slave *s = arg;
   pthread_mutex_lock(&s->mu);
-  ia_task_ctx *ctx = s->slot;
-  ia__sconn *c = ctx && s->in_handler ? ctx->conn : NULL;
+  ia_task_ctx *ctx = inline_task_locked(s);
+  ia__sconn *c = ctx ? ctx->conn : NULL;
   bool take =
       c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx);
   bool sent = true;
   uint64_t id = take ? ctx->id : 0;
-  if (take) {
+  if (take && s->pool.on) {
+    c->lead = NULL; /* its worker lets go of c once it is done (pool.c) */
+  } else if (take) {
     /* The Accepted rule (top comment): into the stream now, mutex held. */
     ia__wframe w;
     ia__wframe_empty(&w, id, INTERACTION__V1__FRAME__BODY_ACCEPTED);

@@ -69,7 +69,8 @@ static setup start(ia_mode mode, uint32_t workers, uint32_t queue) {
   TU_ASSERT_OK(ia_slave_start(s.slave, &err), &err);
   TU_ASSERT_OK(tu_master_start("modes", CHANNEL, &s.master, &err), &err);
   TU_ASSERT_OK(tu_connect(s.master, "slave", ia_slave_port(s.slave), &s.conn, &err), &err);
-  cr_assert_eq(ia_conn_slave_mode(s.conn), (uint32_t)mode, "Welcome says mode %u", ia_conn_slave_mode(s.conn));
+  cr_assert_eq(ia_conn_slave_mode(s.conn), (uint32_t)mode, "Welcome says mode %u",
+               ia_conn_slave_mode(s.conn));
   return s;
 }
 
@@ -98,7 +99,8 @@ static void burst(ia_conn *conn, ia_task **t, int n, uint32_t ms) {
 
 static void assert_done(ia_task *t, int label) {
   cr_assert_eq(ia_task_status(t), IA_STATUS_COMPLETED, "task %d: %s %s (%s)", label,
-               ia_status_name(ia_task_status(t)), ia_code_name(ia_task_error(t)->code), ia_task_error(t)->message);
+               ia_status_name(ia_task_status(t)), ia_code_name(ia_task_error(t)->code),
+               ia_task_error(t)->message);
   size_t len = 0;
   const uint8_t *r = ia_task_result(t, &len);
   uint32_t v[2] = {0, 0};
@@ -220,14 +222,14 @@ Test(modes, blocking_multi_runs_n_at_once_in_order_and_refuses_605_past_the_queu
   pthread_mutex_lock(&runlog.mu);
   int first = runlog.order[0], second = runlog.order[1];
   pthread_mutex_unlock(&runlog.mu);
-  cr_assert((first == 1 && second == 2) || (first == 2 && second == 1), "the first two runs were %d and %d", first,
-            second);
+  cr_assert((first == 1 && second == 2) || (first == 2 && second == 1), "the first two runs were %d and %d",
+            first, second);
   pthread_mutex_lock(&runlog.mu);
   int third = runlog.order[2], fourth = runlog.order[3];
   int runs = runlog.runs, most = runlog.most;
   pthread_mutex_unlock(&runlog.mu);
-  cr_assert((third == 3 && fourth == 4) || (third == 4 && fourth == 3), "the queued two ran as %d and %d", third,
-            fourth);
+  cr_assert((third == 3 && fourth == 4) || (third == 4 && fourth == 3), "the queued two ran as %d and %d",
+            third, fourth);
   cr_assert_eq(runs, 4, "%d runs", runs);
   cr_assert_eq(most, 2, "%d ran at once", most);
   for (int i = 0; i < 6; i++)
@@ -243,7 +245,8 @@ Test(modes, a_waiting_task_cancelled_ends_cancelled_and_never_runs, .timeout = 6
   cr_assert_eq(ia_task_start(a), IA_OK);
   wait_runs(1); /* a runs, so b waits */
   cr_assert_eq(ia_task_start(b), IA_OK);
-  cr_assert_eq(tu_wait_status(b, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED, "the queued task was not Accepted");
+  cr_assert_eq(tu_wait_status(b, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED,
+               "the queued task was not Accepted");
   uint64_t t0 = tu_now_ms();
   cr_assert_eq(ia_task_cancel(b), IA_OK);
   cr_assert_eq(ia_task_join(b, TU_WAIT_MS), IA_OK);
@@ -349,6 +352,66 @@ Test(modes, blocking_calls_from_four_threads_run_side_by_side_on_a_multi_slave, 
     cr_assert_eq(c[i].rc, IA_OK, "caller %d: %s", i + 1, ia_code_name(c[i].rc));
   assert_ran_as((const int[]){1, 2, 3, 4}, 4, 4, true);
   cr_log_info("four 300 ms calls on four threads took %llu ms", (unsigned long long)took);
-  if (!tu_valgrind()) cr_assert_lt(took, 1000, "they ran one after another: %llu ms", (unsigned long long)took);
+  if (!tu_valgrind())
+    cr_assert_lt(took, 1000, "they ran one after another: %llu ms", (unsigned long long)took);
   finish(&s);
+}
+
+/* One worker reads the master and runs its tasks itself, one after
+ * another, with no hand-off between threads. A task of its that runs long
+ * must not hold up the ones behind it: the loop takes the socket over and
+ * hands them to the other workers. */
+Test(modes, a_long_task_on_the_reading_worker_does_not_hold_up_the_tasks_behind_it, .timeout = 60) {
+  const ia_mode modes[] = {IA_MODE_NONBLOCKING_MULTI, IA_MODE_BLOCKING_MULTI};
+  for (int m = 0; m < 2; m++) {
+    setup s = start(modes[m], 2, modes[m] == IA_MODE_BLOCKING_MULTI ? 2 : 0);
+    ia_task *a = run_task(s.conn, 1, 10000), *b = run_task(s.conn, 2, 0);
+    cr_assert_eq(ia_task_start(a), IA_OK);
+    wait_runs(1);
+    cr_assert_eq(ia_task_start(b), IA_OK);
+    cr_assert_eq(ia_task_join(b, 5000), IA_OK, "%s: the task behind a long one waited for it",
+                 ia_mode_name(modes[m]));
+    assert_done(b, 2);
+    cr_assert_eq(ia_task_join(a, 0), IA_TIMEOUT, "the long task ended early");
+    cr_assert_eq(ia_task_cancel(a), IA_OK);
+    cr_assert_eq(ia_task_join(a, TU_WAIT_MS), IA_OK);
+    cr_assert_eq(ia_task_error(a)->code, IA_CANCELLED, "%s", ia_code_name(ia_task_error(a)->code));
+    assert_ran_as((const int[]){1, 2}, 2, 2, false);
+    /* And then the short tasks run as before, one after another. */
+    runlog_reset();
+    for (uint32_t i = 1; i <= 20; i++) {
+      ia_task *t = run_task(s.conn, i, 0);
+      cr_assert_eq(ia_task_start(t), IA_OK);
+      cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK);
+      assert_done(t, (int)i);
+      ia_task_free(t);
+    }
+    ia_task_free(a);
+    ia_task_free(b);
+    finish(&s);
+  }
+}
+
+/* The read side goes from the loop to a worker with each master's Hello,
+ * and back when it leaves: a master that leaves and dials again at once,
+ * over and over, finds it served every time, in every mode. (The workers'
+ * note of which connection is theirs to read was once the slave's, not the
+ * connection's: the old master's reader, ending, wiped out the new one's.) */
+Test(modes, a_master_that_dials_again_at_once_is_read_in_every_mode, .timeout = 60) {
+  for (int m = IA_MODE_NONBLOCKING_SINGLE; m <= IA_MODE_BLOCKING_MULTI; m++) {
+    setup s = start((ia_mode)m, 0, 0);
+    ia_error err = IA_ERROR_INIT;
+    for (uint32_t i = 1; i <= 40; i++) {
+      ia_task *t = run_task(s.conn, i, 0);
+      cr_assert_eq(ia_task_start(t), IA_OK);
+      cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK, "%s, round %u: no answer", ia_mode_name((ia_mode)m),
+                   i);
+      assert_done(t, (int)i);
+      ia_task_free(t);
+      TU_ASSERT_OK(ia_conn_disconnect(s.conn, NULL, 0, TU_WAIT_MS, &err), &err);
+      ia_conn_free(s.conn);
+      TU_ASSERT_OK(tu_connect(s.master, "slave", ia_slave_port(s.slave), &s.conn, &err), &err);
+    }
+    finish(&s);
+  }
 }
