@@ -95,8 +95,8 @@ static bool mark_down(ia_conn *c, ia_conn_state state, ia_status status, ia_code
     ia__task_finish(t, status, code, message, NULL, 0, true);
   }
   if (was_up) {
-    IA__INFO("master: connection %s to %s %s: %s (%s)", c->name, c->addr, state == IA_CONN_LOST ? "lost" : "closed",
-             message ? message : "", ia_code_name(code));
+    IA__INFO("master: connection %s to %s %s: %s (%s)", c->name, c->addr,
+             state == IA_CONN_LOST ? "lost" : "closed", message ? message : "", ia_code_name(code));
     ia__conn_state_changed(c);
   }
   return was_up;
@@ -240,18 +240,17 @@ void ia__conn_flush(ia_conn *c) {
 
 /* ---- the handshake ---- */
 
-/* Reads one whole frame into `in` before the deadline, and no byte more:
- * what follows it is the loop's or a caller's to read once the connection
- * is registered. *env is the frame. */
-static ia_code read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline, ia__env *env, size_t *flen,
-                          ia_error *err) {
+ia_code ia__conn_read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline, ia__env *env,
+                            size_t *flen, ia_error *err) {
   for (;;) {
     const uint8_t *body;
     uint32_t len;
     ia__next r = ia__inbuf_next(in, m->max_frame, &body, &len);
-    if (r == IA__NEXT_OVERSIZE) return ia__error_set(err, IA_FRAME_TOO_LARGE, "the answer to Hello is over max_frame");
+    if (r == IA__NEXT_OVERSIZE)
+      return ia__error_set(err, IA_FRAME_TOO_LARGE, "the answer to Hello is over max_frame");
     if (r == IA__NEXT_READY) {
-      if (!ia__env_parse(body, len, env)) return ia__error_set(err, IA_PROTOCOL_ERROR, "malformed answer to Hello");
+      if (!ia__env_parse(body, len, env))
+        return ia__error_set(err, IA_PROTOCOL_ERROR, "malformed answer to Hello");
       *flen = IA__FRAME_HEADER + len;
       return IA_OK;
     }
@@ -260,7 +259,8 @@ static ia_code read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline
     ssize_t n = ia__inbuf_recv_most(in, fd, m->max_frame, ia__inbuf_missing(in), MSG_DONTWAIT, NULL);
     if (n == 0) return ia__error_set(err, IA_CONNECTION_LOST, "the slave closed the connection");
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      return ia__error_set(err, errno == ENOMEM ? IA_NO_MEMORY : IA_CONNECTION_LOST, "recv: %s", strerror(errno));
+      return ia__error_set(err, errno == ENOMEM ? IA_NO_MEMORY : IA_CONNECTION_LOST, "recv: %s",
+                           strerror(errno));
   }
 }
 
@@ -282,7 +282,8 @@ static ia_code hello_answer(ia_conn *c, const ia__env *env, ia_error *err) {
   }
   ia__status_view v;
   bool refusal = env->kind == INTERACTION__V1__FRAME__BODY_REFUSAL;
-  if ((!refusal && env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE) || !ia__status_parse(env->body, refusal, &v))
+  if ((!refusal && env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE) ||
+      !ia__status_parse(env->body, refusal, &v))
     return ia__error_set(err, IA_PROTOCOL_ERROR, "unexpected answer to Hello");
   if (refusal && (!v.has_code || v.code == IA_OK))
     return ia__error_set(err, IA_PROTOCOL_ERROR, "the slave refused with no failure code");
@@ -314,22 +315,45 @@ static ia_code handshake(ia_conn *c, const void *data, size_t len, uint64_t dead
     h.data.data = (uint8_t *)data;
     h.data.len = len;
   }
-  ia__wframe w;
-  if (!ia__wframe_message(&w, atomic_fetch_add(&m->next_id, 1), INTERACTION__V1__FRAME__BODY_HELLO, &h.base))
-    return ia__error_set(err, IA_NO_MEMORY, "no memory for Hello");
-  if (ia__wframe_body_len(&w) > IA__PREAUTH_MAX_FRAME) {
-    ia__wframe_release(&w);
-    return ia__error_set(err, IA_FRAME_TOO_LARGE, "the connect data (%zu bytes) makes a Hello over %u bytes", len,
-                         IA__PREAUTH_MAX_FRAME);
+  /* With a secret: a fresh nonce, and the Hello's bytes, which both proofs
+   * cover (auth.c). */
+  uint8_t nonce[IA__AUTH_NONCE];
+  uint8_t *hello = NULL;
+  size_t hello_n = 0;
+  if (m->secret.n) {
+    if (!ia__auth_nonce(nonce)) return ia__error_set(err, IA_NO_MEMORY, "no random bytes for the nonce");
+    h.has_auth_nonce = 1;
+    h.auth_nonce = (ProtobufCBinaryData){IA__AUTH_NONCE, nonce};
+    hello_n = protobuf_c_message_get_packed_size(&h.base);
+    if (!(hello = malloc(hello_n))) return ia__error_set(err, IA_NO_MEMORY, "no memory for Hello");
+    protobuf_c_message_pack(&h.base, hello);
   }
-  ia__ws_rc rc = ia__ws_send(&c->out, c->fd, &w, deadline, 0);
-  ia__wframe_release(&w);
-  if (rc == IA__WS_TIMEOUT) return ia__error_set(err, IA_TIMEOUT, "sending Hello timed out");
-  if (rc != IA__WS_DONE)
-    return ia__error_set(err, IA_CONNECTION_LOST, "send: %s", strerror(ia__ws_error(&c->out)));
+  ia__wframe w;
+  ia_code code = IA_OK;
+  if (!ia__wframe_message(&w, atomic_fetch_add(&m->next_id, 1), INTERACTION__V1__FRAME__BODY_HELLO,
+                          &h.base)) {
+    code = ia__error_set(err, IA_NO_MEMORY, "no memory for Hello");
+  } else if (ia__wframe_body_len(&w) > IA__PREAUTH_MAX_FRAME) {
+    ia__wframe_release(&w);
+    code = ia__error_set(err, IA_FRAME_TOO_LARGE, "the connect data (%zu bytes) makes a Hello over %u bytes",
+                         len, IA__PREAUTH_MAX_FRAME);
+  } else {
+    ia__ws_rc rc = ia__ws_send(&c->out, c->fd, &w, deadline, 0);
+    ia__wframe_release(&w);
+    if (rc == IA__WS_TIMEOUT)
+      code = ia__error_set(err, IA_TIMEOUT, "sending Hello timed out");
+    else if (rc != IA__WS_DONE)
+      code = ia__error_set(err, IA_CONNECTION_LOST, "send: %s", strerror(ia__ws_error(&c->out)));
+  }
+  if (code != IA_OK) {
+    free(hello);
+    return code;
+  }
   ia__env env;
   size_t flen = 0;
-  ia_code code = read_frame(m, c->fd, &c->in, deadline, &env, &flen, err);
+  code = ia__conn_read_frame(m, c->fd, &c->in, deadline, &env, &flen, err);
+  if (code == IA_OK) code = ia__conn_auth(c, hello, hello_n, &env, &flen, deadline, err);
+  free(hello);
   if (code != IA_OK) return code;
   code = hello_answer(c, &env, err);
   ia__inbuf_consume(&c->in, flen);
@@ -429,8 +453,8 @@ ia_code ia_master_connect(ia_master *m, const char *name, const char *host, uint
   return open_conn(m, name, host, port, data, len, false, timeout_ms, out, err);
 }
 
-ia_code ia_master_observe(ia_master *m, const char *name, const char *host, uint16_t port, uint32_t timeout_ms,
-                          ia_conn **out, ia_error *err) {
+ia_code ia_master_observe(ia_master *m, const char *name, const char *host, uint16_t port,
+                          uint32_t timeout_ms, ia_conn **out, ia_error *err) {
   return open_conn(m, name, host, port, NULL, 0, true, timeout_ms, out, err);
 }
 
@@ -458,8 +482,8 @@ bool ia_conn_is_connected(const ia_conn *c) {
   return up;
 }
 
-ia_code ia__conn_internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len, uint32_t timeout_ms,
-                               ia_task **out, ia_error *err) {
+ia_code ia__conn_internal_call(ia_conn *c, ia__task_kind kind, const void *data, size_t len,
+                               uint32_t timeout_ms, ia_task **out, ia_error *err) {
   ia_task *t = ia__task_new(c, "", data, data ? len : 0);
   if (!t) return ia__error_set(err, IA_NO_MEMORY, "no memory for the request");
   t->kind = (uint8_t)kind;
@@ -483,7 +507,8 @@ ia_code ia_conn_disconnect(ia_conn *c, const void *data, size_t len, uint32_t ti
   if (rc == IA_TIMEOUT) {
     /* No answer in time: the connection is closed anyway. */
     ia__conn_end(c, IA_CONN_CLOSED, IA_STATUS_LOST, IA_CONNECTION_LOST, "disconnect timed out");
-    return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed", timeout_ms);
+    return ia__error_set(err, IA_TIMEOUT, "no answer to Disconnect within %u ms; connection closed",
+                         timeout_ms);
   }
   ia_task_free(t);
   return rc;

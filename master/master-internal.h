@@ -14,6 +14,7 @@
  *               call that timed out
  *   beat.c      liveness: heartbeats on the loop's tick, and the
  *               connection-state callback
+ *   auth.c      the master's side of authentication with the shared secret
  *
  * Threads. Callers dial, handshake and block on their own threads; every
  * frame a caller sends, it sends itself. One libevent loop thread reads the
@@ -41,6 +42,7 @@
 
 #include "interaction/master.h"
 #include "master/master-pb.h"
+#include "runtime/auth.h"
 #include "runtime/beat.h"
 #include "runtime/histo.h"
 #include "runtime/http.h"
@@ -73,24 +75,24 @@ struct ia_task {
   ia_conn *conn;    /* holds a reference */
   _Atomic int refs; /* the user's, and the pending list's while started */
   uint64_t id;
-  uint8_t kind;       /* ia__task_kind */
-  bool blocking;      /* (mu) a caller blocks on it and may read for it */
-  bool offered;       /* (mu) the previous reader passed the read side to this caller */
-  char *method;       /* method_small, or malloc'd when longer */
+  uint8_t kind;  /* ia__task_kind */
+  bool blocking; /* (mu) a caller blocks on it and may read for it */
+  bool offered;  /* (mu) the previous reader passed the read side to this caller */
+  char *method;  /* method_small, or malloc'd when longer */
   size_t method_len;
   uint8_t *payload; /* payload_small, or malloc'd when larger */
   size_t len;
   const struct iovec *piov; /* a borrowed payload (the vectored call), only while it is sent */
   int pniov;
   uint32_t deadline_ms; /* what the task may take from its start; 0: no deadline */
-  uint64_t start_ns;     /* when a user task was handed to the connection (stats.c) */
+  uint64_t start_ns;    /* when a user task was handed to the connection (stats.c) */
   uint64_t deadline_at; /* (mu) the monotonic ms it ends TIMED_OUT at, once started; 0: never */
   uint8_t *md;          /* the metadata entries, encoded as Task fields (malloc'd) */
   size_t md_len, md_cap;
-  ia__decoder dec;    /* by value: decodes the result where it lies (dec.decode NULL: copy it) */
-  void *decoded;      /* what dec made of it, until the caller takes it */
-  _Atomic int status; /* an ia_status; changed under mu, read anywhere */
-  atomic_bool done;   /* terminal and every callback run (set once, outside mu) */
+  ia__decoder dec;      /* by value: decodes the result where it lies (dec.decode NULL: copy it) */
+  void *decoded;        /* what dec made of it, until the caller takes it */
+  _Atomic int status;   /* an ia_status; changed under mu, read anywhere */
+  atomic_bool done;     /* terminal and every callback run (set once, outside mu) */
   atomic_bool has_cond; /* cond is initialised: somebody waited (set under mu) */
   uint8_t *result;
   size_t result_len;
@@ -137,18 +139,18 @@ struct ia_conn {
   ia__ws out;
   uint32_t peer_max_frame;
   ia__cstats st;
-  char addr[300];        /* HOST:PORT as dialled, for log lines */
-  bool observer;         /* its Hello asked to observe: it pings and reads, never runs a task */
-  char *slave_name;      /* what the Welcome said; fixed after the handshake */
+  char addr[300];   /* HOST:PORT as dialled, for log lines */
+  bool observer;    /* its Hello asked to observe: it pings and reads, never runs a task */
+  char *slave_name; /* what the Welcome said; fixed after the handshake */
   uint32_t slave_mode, slave_capacity;
-  ia__beat beat;         /* agreed in the handshake; off: {0, 0} */
-  ia__live live;         /* its rx is bumped by the reader; the rest is the loop's */
-  ia_conn_state state;   /* (mu) */
+  ia__beat beat;             /* agreed in the handshake; off: {0, 0} */
+  ia__live live;             /* its rx is bumped by the reader; the rest is the loop's */
+  ia_conn_state state;       /* (mu) */
   ia_conn_state_fn state_fn; /* (mu) */
   void *state_user;          /* (mu) */
   ia_code down_code;         /* (mu) why it left CONNECTED */
   char down_message[IA_ERROR_MESSAGE_MAX];
-  ia_task *pending;  /* (mu) started tasks awaiting an answer */
+  ia_task *pending;    /* (mu) started tasks awaiting an answer */
   uint64_t *abandoned; /* (mu) ids of timed-out calls whose late answers are dropped */
   size_t n_abandoned, cap_abandoned;
   ia_conn *next; /* (mu) in m->conns */
@@ -157,8 +159,9 @@ struct ia_conn {
 struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
-  ia__beat beat;        /* what Hello proposes */
-  void *tick_conns;     /* loop: the heartbeat tick's scratch list (beat.c) */
+  ia__beat beat;     /* what Hello proposes */
+  ia__secret secret; /* proven to every slave, and asked of it (auth.c); none if n == 0 */
+  void *tick_conns;  /* loop: the heartbeat tick's scratch list (beat.c) */
   size_t tick_cap;
   struct event_base *base;
   ia__epset ep;               /* the sockets the loop reads or flushes */
@@ -250,6 +253,22 @@ void ia__master_ep_batch(void *arg, struct epoll_event *evs, int n);
 /* The loop takes back parked sockets, so that idle connections are still
  * watched (a dead slave, a Goodbye). Loop. */
 void ia__master_tick(ia_master *m);
+
+/* Reads one whole frame into `in` before the deadline, and no byte more:
+ * what follows it is the loop's or a caller's to read once the connection
+ * is registered. *env is the frame, *flen its bytes. (The handshake.) */
+ia_code ia__conn_read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline, ia__env *env,
+                            size_t *flen, ia_error *err);
+
+/* ---- auth.c ---- */
+
+/* Authentication in c's handshake, after Hello: *env is the slave's first
+ * answer, *flen bytes at the head of c->in. With a secret the answer must
+ * be a challenge with a right proof: the master then sends its own and
+ * reads the next answer into *env and *flen. IA_OK to go on with *env; else
+ * the code, the slave told why. Without a secret: IA_OK unless challenged. */
+ia_code ia__conn_auth(ia_conn *c, const uint8_t *hello, size_t hello_n, ia__env *env, size_t *flen,
+                      uint64_t deadline, ia_error *err);
 
 /* ---- beat.c ---- */
 

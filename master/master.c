@@ -110,6 +110,14 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   m->cfg = *config;
   m->cfg.name = strdup(config->name ? config->name : "master");
   m->cfg.metrics_addr = config->metrics_addr ? strdup(config->metrics_addr) : NULL;
+  m->cfg.secret_file = NULL; /* read now, not kept */
+  ia_code rc = ia__secret_load(config->secret_file, "master", &m->secret, err);
+  if (rc != IA_OK) {
+    free((char *)m->cfg.name);
+    free((char *)m->cfg.metrics_addr);
+    free(m);
+    return rc;
+  }
   m->max_frame = ia__max_frame(config->max_frame);
   m->beat = ia__beat_from(config->heartbeat_ms, config->heartbeat_tolerance_ms);
   m->ep.fd = -1;
@@ -119,7 +127,8 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   atomic_init(&m->loop_gone, false);
   ia__cond_init(&m->reader_cond);
   m->base = event_base_new();
-  bool ok = m->cfg.name && (!config->metrics_addr || m->cfg.metrics_addr) && m->base && ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
+  bool ok = m->cfg.name && (!config->metrics_addr || m->cfg.metrics_addr) && m->base &&
+            ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
   if (ok) {
     m->shutdown_ev = event_new(m->base, -1, 0, shutdown_cb, m);
     m->tick_ev = event_new(m->base, -1, EV_PERSIST, tick_cb, m);
@@ -196,5 +205,6 @@ void ia_master_free(ia_master *m) {
   free(m->tick_conns);
   free((char *)m->cfg.name);
   free((char *)m->cfg.metrics_addr);
+  ia__secret_free(&m->secret);
   free(m);
 }

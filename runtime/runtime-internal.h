@@ -22,9 +22,9 @@
 
 #define IA__PROTOCOL_VERSION 1u
 #define IA__FRAME_HEADER 4u
-/* The Frame bodies this version knows: Hello (2) to Stats (15). */
+/* The Frame bodies this version knows: Hello (2) to AuthProof (17). */
 #define IA__BODY_FIRST INTERACTION__V1__FRAME__BODY_HELLO
-#define IA__BODY_LAST INTERACTION__V1__FRAME__BODY_STATS
+#define IA__BODY_LAST INTERACTION__V1__FRAME__BODY_AUTH_PROOF
 #define IA__MAX_FRAME_DEFAULT (64u << 20)
 #define IA__MAX_FRAME_CAP (1u << 30)
 /* The largest frame a peer may send before its Hello was accepted: a Hello

@@ -43,6 +43,11 @@ static const char *name_of(const ia__sconn *c) {
   return c->label;
 }
 
+void ia__sconn_label(ia__sconn *c, bool observer, const char *name) {
+  snprintf(c->label, sizeof c->label, "%s %.100s at %s", observer ? "observer" : "master", name ? name : "",
+           c->addr);
+}
+
 /* ---- the epoll set's view of a connection ---- */
 
 void ia__sconn_watch_locked(ia__sconn *c) {
@@ -166,6 +171,7 @@ void ia__sconn_free(ia__sconn *c) {
     s->n_pending--;
   }
   if (c->hello_wait_ev) event_free(c->hello_wait_ev);
+  ia__slave_auth_release(c);
   pthread_mutex_lock(&s->mu);
   atomic_store(&c->closing, true);
   ia__sconn_watch_locked(c);
@@ -229,7 +235,8 @@ static void hello_deadline_cb(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ia__sconn *c = arg;
   char msg[96];
-  snprintf(msg, sizeof msg, "no Hello within %u ms of the connection",
+  snprintf(msg, sizeof msg, "%s within %u ms of the connection",
+           c->auth == IA__AUTH_CHALLENGED ? "no proof of the secret" : "no Hello",
            (unsigned)c->slave->cfg.hello_timeout_ms);
   ia__sconn_fail(c, IA_TIMEOUT, msg, IA__RD_LOOP);
 }

@@ -65,8 +65,7 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   free(c->master_name);
   c->master_name = strdup(h->master_name ? h->master_name : "");
   c->observer = h->has_observe && h->observe;
-  snprintf(c->label, sizeof c->label, "%s %.100s at %s", c->observer ? "observer" : "master",
-           h->master_name ? h->master_name : "", c->addr);
+  ia__sconn_label(c, c->observer, h->master_name);
   c->peer_max_frame = h->has_max_frame && h->max_frame ? h->max_frame : IA__MAX_FRAME_DEFAULT;
   bool beat_asked = h->has_heartbeat_ms && h->has_heartbeat_tolerance_ms;
   uint32_t beat_ms = h->heartbeat_ms, beat_tol = h->heartbeat_tolerance_ms;
@@ -250,13 +249,19 @@ static bool observes(const ia__env *env) {
  * the loop. */
 static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) {
   ia_slave *s = c->slave;
-  if (env->kind != INTERACTION__V1__FRAME__BODY_HELLO) {
+  /* With a secret, the Hello to go on with is the one whose master proved
+   * it (auth.c); the frame now at the head is then its AuthProof. */
+  ia__env hello = *env;
+  int a = s->secret.n ? ia__slave_auth(c, env, flen, &hello) : 1;
+  if (a <= 0) return a < 0 ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE;
+  if (hello.kind != INTERACTION__V1__FRAME__BODY_HELLO) {
     ia__sconn_fail(c, IA_PROTOCOL_ERROR, "expected Hello as the first frame", IA__RD_LOOP);
     return IA__DISPATCH_CLOSED;
   }
-  if (!observes(env) && wait_for_the_seat(c)) return IA__DISPATCH_MORE;
-  bool welcomed = on_hello(c, env->id, env->body);
+  if (!observes(&hello) && wait_for_the_seat(c)) return IA__DISPATCH_MORE;
+  bool welcomed = on_hello(c, hello.id, hello.body);
   ia__inbuf_consume(&c->in, flen);
+  ia__slave_auth_release(c);
   if (!welcomed) return IA__DISPATCH_CLOSED;
   /* An observer is read by the loop throughout. */
   if (c->observer) return atomic_load(&c->closing) ? IA__DISPATCH_CLOSED : IA__DISPATCH_MORE;

@@ -13,6 +13,7 @@
  *               Accepted-before-outcome rule, the watchdog's look
  *   pool.c      the workers and queue of the other three modes, and
  *               their reading worker's run of a task
+ *   auth.c      the slave's side of authentication with the shared secret
  *   stats.c     the counters and their snapshot; metrics.c serves them as
  *               Prometheus text at /metrics, and /healthz, over HTTP
  *   reader.c    the read side: the worker thread, the loop's reads, and the
@@ -43,6 +44,7 @@
 #include <stddef.h>
 
 #include "interaction/slave.h"
+#include "runtime/auth.h"
 #include "runtime/beat.h"
 #include "runtime/http.h"
 #include "slave/stats.h"
@@ -72,6 +74,9 @@ void ia__hook_reply_release(ia_hook_reply *r);
 /* Who holds a connection's read side, and who is calling. */
 typedef enum ia__reader { IA__RD_LOOP = 0, IA__RD_WORKER } ia__reader;
 
+/* How far a connection's authentication went (auth.c). */
+typedef enum ia__auth_step { IA__AUTH_NONE = 0, IA__AUTH_CHALLENGED, IA__AUTH_PROVEN } ia__auth_step;
+
 typedef struct ia__sconn {
   ia_slave *slave;
   int fd;
@@ -92,13 +97,18 @@ typedef struct ia__sconn {
   char addr[72];            /* the peer's HOST:PORT (loop, at accept) */
   char label[192]; /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
   uint32_t peer_max_frame;
-  ia__beat beat;                 /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
-  ia__beat watch;                /* what the loop watches the master with: `beat`, or the slave's own */
-  bool self_ping;                /* the master proposed no heartbeats: the loop sends the Pings */
-  ia__live live;                 /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
-  struct event *hello_ev;        /* loop: the handshake deadline, until the Hello is accepted */
-  struct event *hello_wait_ev;   /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
-  unsigned hello_waits;          /* loop: how often it did */
+  ia__beat beat;               /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
+  ia__beat watch;              /* what the loop watches the master with: `beat`, or the slave's own */
+  bool self_ping;              /* the master proposed no heartbeats: the loop sends the Pings */
+  ia__live live;               /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
+  struct event *hello_ev;      /* loop: the handshake deadline, until the Hello is accepted */
+  struct event *hello_wait_ev; /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
+  unsigned hello_waits;        /* loop: how often it did */
+  ia__auth_step auth;          /* loop: how far its authentication went (auth.c) */
+  uint8_t auth_nonce[IA__AUTH_NONCE]; /* loop: the nonce the slave challenged it with */
+  uint8_t *auth_hello;                /* loop: its Hello's bytes, kept until it is proven */
+  size_t auth_hello_n;
+  uint64_t auth_hello_id;
   struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
 } ia__sconn;
 
@@ -184,6 +194,7 @@ struct ia_slave {
   uint32_t max_frame;
   uint32_t max_pending;
   ia__beat beat;       /* the config's heartbeat setting */
+  ia__secret secret;   /* masters must prove they hold it (auth.c); none if n == 0 */
   ia__method *methods; /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */
@@ -258,6 +269,8 @@ void ia__sconn_accept_retry_cb(int fd, short what, void *arg);
 /* Sends a frame on c: without blocking from the loop, waiting up to
  * IA__SEND_BOUND_MS from the worker. False if c failed (it is closing then). */
 bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who);
+/* Names c in log lines after its Hello: "master NAME at ADDR" (or observer). */
+void ia__sconn_label(ia__sconn *c, bool observer, const char *name);
 /* The same without blocking, with mu held; on false the caller closes c
  * (ia__sconn_close) once it has let go of mu. */
 IA_MUST_CHECK bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w);
@@ -405,6 +418,17 @@ void ia__pool_free(ia_slave *s);
 int ia__slot_watch_check(void *slave);
 /* A handler runs long: the loop takes the read side (long_ev). Loop. */
 void ia__slot_long_cb(int fd, short what, void *arg);
+
+/* ---- auth.c ---- */
+
+/* A connection's first frames while the slave holds a secret (dispatch.c):
+ * 1 with *hello, the Hello whose master proved the secret, to go on with
+ * (the frame at the head, its AuthProof, is left to be consumed); 0, the
+ * frame answered and consumed, the next one awaited; -1, refused or failed
+ * (closing). Loop. */
+int ia__slave_auth(ia__sconn *c, const ia__env *env, size_t flen, ia__env *hello);
+/* Frees what authentication kept of c. */
+void ia__slave_auth_release(ia__sconn *c);
 
 /* ---- reader.c ---- */
 

@@ -50,7 +50,8 @@ void ia_slave_config_init(ia_slave_config *c) {
 /* ---- methods ---- */
 
 const char *ia_mode_name(uint32_t mode) {
-  static const char *const names[] = {"nonblocking-single", "nonblocking-multi", "blocking-single", "blocking-multi"};
+  static const char *const names[] = {"nonblocking-single", "nonblocking-multi", "blocking-single",
+                                      "blocking-multi"};
   return mode < sizeof names / sizeof names[0] ? names[mode] : "unknown";
 }
 
@@ -103,8 +104,8 @@ void ia__slave_maybe_finish(ia_slave *s) {
   s->finishing = true;
   for (ia__sconn *c = s->conns; c; c = c->next) {
     if (c->handshaken)
-      ia__sconn_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_SHUTTING_DOWN, "the slave is shutting down",
-                       NULL, IA__RD_LOOP);
+      ia__sconn_status(c, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, IA_SHUTTING_DOWN,
+                       "the slave is shutting down", NULL, IA__RD_LOOP);
     ia__sconn_close(c, false, IA_SHUTTING_DOWN);
   }
   struct timeval bound = {FINISH_BOUND_S, 0};
@@ -181,7 +182,9 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   atomic_init(&s->shutting_down, false);
   atomic_init(&s->worker_stop, false);
   s->watch = (ia__watch){ia__slot_watch_check, s};
+  s->cfg.secret_file = NULL; /* read now, not kept */
   ia_code rc = ia__pool_init(s, err);
+  if (rc == IA_OK) rc = ia__secret_load(config->secret_file, "slave", &s->secret, err);
   if (rc != IA_OK) {
     ia_slave_free(s);
     return rc;
@@ -204,6 +207,11 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
+static bool is_loopback(const struct sockaddr *a) {
+  if (a->sa_family == AF_INET) return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+  return a->sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
 static ia_code listen_on(ia_slave *s, ia_error *err) {
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *ai = NULL;
@@ -215,7 +223,13 @@ static ia_code listen_on(ia_slave *s, ia_error *err) {
                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
                                             LEV_OPT_LEAVE_SOCKETS_BLOCKING,
                                         128, ai->ai_addr, (int)ai->ai_addrlen);
+  bool loopback = is_loopback(ai->ai_addr);
   freeaddrinfo(ai);
+  if (s->listener && !loopback && !s->secret.n)
+    IA__WARN(
+        "slave: listening on %s beyond loopback without a secret: any host that reaches it can run its tasks "
+        "(give it one with a secret file or IA_SECRET)",
+        s->cfg.host);
   if (!s->listener)
     return ia__error_set(err, IA_IO_ERROR, "cannot listen on %s:%u: %s", s->cfg.host, (unsigned)s->cfg.port,
                          strerror(errno));
@@ -308,8 +322,8 @@ void ia_slave_free(ia_slave *s) {
   if (s->to_run) ia__task_ctx_free(s->to_run);
   ia__pool_free(s);
   free(atomic_exchange(&s->spare, NULL));
-  struct event *evs[] = {s->long_ev, s->close_ev, s->shutdown_ev, s->grace_ev, s->deadline_ev, s->accept_retry_ev,
-                         s->beat_ev};
+  struct event *evs[] = {s->long_ev,     s->close_ev,        s->shutdown_ev, s->grace_ev,
+                         s->deadline_ev, s->accept_retry_ev, s->beat_ev};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
     if (evs[i]) event_free(evs[i]);
   ia__metrics_free(s);
@@ -327,6 +341,7 @@ void ia_slave_free(ia_slave *s) {
   free((char *)s->cfg.host);
   free((char *)s->cfg.name);
   free((char *)s->cfg.metrics_addr);
+  ia__secret_free(&s->secret);
   free(s);
 }
 

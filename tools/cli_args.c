@@ -28,6 +28,12 @@ static const char exit_status_help[] =
     "  7  the connection was lost after the handshake (701 CONNECTION_LOST), or a\n"
     "     ping got no answer\n";
 
+/* The option every command has for authentication. */
+static const char secret_help[] =
+    "  --secret-file PATH\n"
+    "                 prove the slave's shared secret, read from PATH (default:\n"
+    "                 the IA_SECRET environment variable if it is set, else none)\n";
+
 void cli_usage_main(FILE *out) {
   fprintf(out,
           "usage: interaction <command> [options]\n"
@@ -48,6 +54,7 @@ void cli_usage_main(FILE *out) {
 static void usage_ping(FILE *out) {
   fprintf(out,
           "usage: interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]\n"
+          "                                  [--secret-file PATH]\n"
           "\n"
           "Connects to the slave at HOST:PORT (handshake), prints how long that took,\n"
           "sends K pings one after the other and prints each round trip, then\n"
@@ -61,47 +68,50 @@ static void usage_ping(FILE *out) {
           "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
           "                 heartbeat interval and tolerance proposed to the slave;\n"
           "                 0 turns heartbeats off (defaults %u and %u)\n"
+          "%s"
           "  -h, --help     this text\n"
           "\n"
           "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
           "\n"
           "%s",
           CLI_COUNT_MAX, CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
-          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, exit_status_help);
+          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, secret_help, exit_status_help);
 }
 
 static void usage_call(FILE *out) {
-  fprintf(
-      out,
-      "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD\n"
-      "\n"
-      "Runs one task on the slave at HOST:PORT: METHOD (e.g. sum.Adder/Sum) with\n"
-      "the request payload read as raw bytes (an encoded protobuf message) from\n"
-      "FILE, or from stdin without --in or with --in -. The whole request is read\n"
-      "before connecting. On success the reply payload is written raw to stdout and\n"
-      "nothing else is; on failure stdout stays empty and stderr says why, with the\n"
-      "code, its name, the slave's message and the size of any data it attached.\n"
-      "\n"
-      "  --channel N    channel to present; must match the slave's (default 0)\n"
-      "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
-      "                 in milliseconds (default %u)\n"
-      "  --in FILE      read the request from FILE; - means stdin (the default)\n"
-      "  --name NAME    master name sent in the handshake (default \"%s\")\n"
-      "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
-      "                 heartbeat interval and tolerance proposed to the slave;\n"
-      "                 0 turns heartbeats off (defaults %u and %u)\n"
-      "  -h, --help     this text\n"
-      "\n"
-      "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
-      "\n"
-      "%s",
-      IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
-      IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, exit_status_help);
+  fprintf(out,
+          "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME]\n"
+          "                                  [--secret-file PATH] METHOD\n"
+          "\n"
+          "Runs one task on the slave at HOST:PORT: METHOD (e.g. sum.Adder/Sum) with\n"
+          "the request payload read as raw bytes (an encoded protobuf message) from\n"
+          "FILE, or from stdin without --in or with --in -. The whole request is read\n"
+          "before connecting. On success the reply payload is written raw to stdout and\n"
+          "nothing else is; on failure stdout stays empty and stderr says why, with the\n"
+          "code, its name, the slave's message and the size of any data it attached.\n"
+          "\n"
+          "  --channel N    channel to present; must match the slave's (default 0)\n"
+          "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
+          "                 in milliseconds (default %u)\n"
+          "  --in FILE      read the request from FILE; - means stdin (the default)\n"
+          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
+          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
+          "                 heartbeat interval and tolerance proposed to the slave;\n"
+          "                 0 turns heartbeats off (defaults %u and %u)\n"
+          "%s"
+          "  -h, --help     this text\n"
+          "\n"
+          "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
+          "\n"
+          "%s",
+          IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
+          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, secret_help, exit_status_help);
 }
 
 static void usage_stats(FILE *out) {
   fprintf(out,
           "usage: interaction stats HOST:PORT [--json] [--channel N] [--timeout MS] [--name NAME]\n"
+          "                                   [--secret-file PATH]\n"
           "\n"
           "Connects to the slave at HOST:PORT as an observer (beside its master, if it\n"
           "has one), asks for its counters and prints them: tasks by method and\n"
@@ -116,18 +126,18 @@ static void usage_stats(FILE *out) {
           "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
           "                 heartbeat interval and tolerance proposed to the slave;\n"
           "                 0 turns heartbeats off (defaults %u and %u)\n"
+          "%s"
           "  -h, --help     this text\n"
           "\n"
           "%s",
           CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS,
-          exit_status_help);
+          secret_help, exit_status_help);
 }
 
 static const char *const cmd_names[] = {"ping", "call", "stats"};
 static void (*const usages[])(FILE *) = {usage_ping, usage_call, usage_stats};
 
 /* ---- the command line ---- */
-
 
 /* Parses a whole decimal number in [min, max]; false on anything else. */
 static bool parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out) {
@@ -211,6 +221,7 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       {"heartbeat-ms", required_argument, NULL, 'b'},
       {"heartbeat-tolerance-ms", required_argument, NULL, 'o'},
       {"json", no_argument, NULL, 'j'},
+      {"secret-file", required_argument, NULL, 's'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -261,6 +272,9 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       if (cmd != CMD_STATS) return usage_error(cmd, "unknown option '--json'");
       args->json = true;
       break;
+    case 's':
+      args->secret_file = optarg;
+      break;
     case 'h':
       usages[cmd](stdout);
       return CLI_OK;
@@ -283,4 +297,3 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
   }
   return -1;
 }
-

@@ -47,6 +47,7 @@ typedef struct cli_args {
   const char *in;      /* call: NULL or "-" means stdin */
   const char *method;  /* call */
   bool json;           /* stats */
+  const char *secret_file; /* NULL: IA_SECRET, if set */
 } cli_args;
 
 /* The top-level usage (no command, or --help). */

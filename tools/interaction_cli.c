@@ -96,6 +96,7 @@ static int session_open(const cli_args *args, bool observe, session *s) {
   config.name = args->name;
   config.channel = args->channel;
   config.heartbeat_ms = args->heartbeat_ms;
+  config.secret_file = args->secret_file;
   config.heartbeat_tolerance_ms = args->heartbeat_tolerance_ms;
   char what[320];
   snprintf(what, sizeof what, "cannot connect to %s", args->address);

@@ -42,7 +42,7 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "usage: %s [--host H] [--port P] [--channel C] [--grace-ms N] [--name NAME]\n"
           "       [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
           "       [--mode nonblocking-single|nonblocking-multi|blocking-single|blocking-multi]\n"
-          "       [--workers N] [--queue N] [--metrics HOST:PORT]\n"
+          "       [--workers N] [--queue N] [--metrics HOST:PORT] [--secret-file PATH]\n"
           "\n"
           "  --host H       address to bind (default 127.0.0.1)\n"
           "  --port P       port to bind; 0 picks a free one (default 0)\n"
@@ -65,6 +65,10 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "                 serve Prometheus /metrics and /healthz over HTTP there\n"
           "                 (port 0 picks one: printed as `metrics on H:P` after\n"
           "                 the `listening on` line)\n"
+          "  --secret-file PATH\n"
+          "                 admit only masters that prove they hold the secret in\n"
+          "                 this file (default: the IA_SECRET environment variable\n"
+          "                 if it is set, else none)\n"
           "  --help         this text\n"
           "\n"
           "%s",
@@ -94,6 +98,7 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       {"workers", required_argument, NULL, 'w'},
       {"queue", required_argument, NULL, 'q'},
       {"metrics", required_argument, NULL, 'M'},
+      {"secret-file", required_argument, NULL, 'S'},
       {"help", no_argument, NULL, 'H'},
       {NULL, 0, NULL, 0},
   };
@@ -156,6 +161,9 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
         return 2;
       }
       config->metrics_addr = optarg;
+      break;
+    case 'S':
+      config->secret_file = optarg;
       break;
     case 'H':
       slave_usage(stdout, spec);

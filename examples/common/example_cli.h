@@ -40,7 +40,8 @@ typedef struct example_slave {
  *
  *   PROGRAM --host H --port P --channel C [--grace-ms N] [--name NAME]
  *           [--heartbeat-ms N] [--heartbeat-tolerance-ms N]
- *           [--mode M] [--workers N] [--queue N]
+ *           [--mode M] [--workers N] [--queue N] [--metrics HOST:PORT]
+ *           [--secret-file PATH]
  *
  * Parses the command line (exit status 0 after --help, 2 on a usage error),
  * blocks SIGINT and SIGTERM, creates the slave, lets spec->serve register the

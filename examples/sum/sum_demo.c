@@ -2,7 +2,8 @@
  * sum-demo: a master that walks through what Interaction does, against one or
  * more running sum-slave processes.
  *
- *   sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N] HOST:PORT [HOST:PORT...]
+ *   sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N] [--secret-file PATH]
+ *            HOST:PORT [HOST:PORT...]
  *
  * It connects to every slave (slave-0, slave-1, ...), then:
  *   1. fans one Sum out to every slave at once (async typed tasks with
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "example_cli.h"
 #include "interaction/interaction.h"
@@ -260,7 +262,8 @@ static void step_multi(endpoint *eps, int n) {
   for (int i = 0; i < n; i++) {
     uint32_t cap = ia_conn_slave_capacity(eps[i].conn), mode = ia_conn_slave_mode(eps[i].conn);
     if (cap < 2 || cap > MULTI_MAX) continue;
-    printf("\n[4] %s runs %" PRIu32 " tasks at once (%s): %" PRIu32 " Sleeps of %d ms at once, and one more\n",
+    printf("\n[4] %s runs %" PRIu32 " tasks at once (%s): %" PRIu32
+           " Sleeps of %d ms at once, and one more\n",
            eps[i].name, cap, ia_mode_name(mode), cap, MULTI_SLEEP_MS);
     Sum__SleepTask req = SUM__SLEEP_TASK__INIT;
     req.has_ms = 1;
@@ -315,8 +318,8 @@ static void step_stats(endpoint *ep) {
       runs += m->durations[k];
     if (!runs && !m->tasks[IA_STATS_COMPLETED] && !m->tasks[IA_STATS_FAILED]) continue;
     printf("    %s: %" PRIu64 " completed, %" PRIu64 " failed, ran %" PRIu64 " time(s) for %.1f ms in all\n",
-           m->method[0] ? m->method : "(catch-all)", m->tasks[IA_STATS_COMPLETED], m->tasks[IA_STATS_FAILED], runs,
-           m->duration_sum_s * 1000.0);
+           m->method[0] ? m->method : "(catch-all)", m->tasks[IA_STATS_COMPLETED], m->tasks[IA_STATS_FAILED],
+           runs, m->duration_sum_s * 1000.0);
     completed += m->tasks[IA_STATS_COMPLETED];
     failed += m->tasks[IA_STATS_FAILED];
   }
@@ -324,14 +327,55 @@ static void step_stats(endpoint *ep) {
          st.refusals[IA_STATS_REFUSED_BUSY], st.connections, st.received_bytes, st.sent_bytes);
   check(failed == 1, "one task failed (step 2)");
   check(completed >= 2, "the fan-out's Sum and the Sleeps completed");
-  if (ia_conn_slave_capacity(ep->conn) > 1) check(st.refusals[IA_STATS_REFUSED_BUSY] == 1, "one refused busy (step 4)");
+  if (ia_conn_slave_capacity(ep->conn) > 1)
+    check(st.refusals[IA_STATS_REFUSED_BUSY] == 1, "one refused busy (step 4)");
   ia_slave_stats_clear(&st);
+}
+
+static const char *demo_secret; /* --secret-file, or NULL */
+
+/* A second master's attempt to connect to ep: refused with `want`? */
+static void refused_master(const char *name, uint32_t channel, const char *secret_file, endpoint *ep,
+                           ia_code want, const char *what) {
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = name;
+  config.channel = channel;
+  config.secret_file = secret_file;
+  ia_master *other = NULL;
+  ia_error err = IA_ERROR_INIT;
+  ia_code code = ia_master_new(&config, &other, &err);
+  if (code == IA_OK) code = ia_master_start(other, &err);
+  if (!check(code == IA_OK, "a second master started")) {
+    print_error("    ", &err);
+  } else {
+    ia_conn *conn = NULL;
+    code = ia_master_connect(other, ep->name, ep->host, ep->port, NULL, 0, CONNECT_TIMEOUT_MS, &conn, &err);
+    printf("    %s: connect refused: ", name);
+    print_error("", &err);
+    check(code == want && err.code == want, what);
+    check(conn == NULL || code == IA_OK, "no connection after a refusal");
+    if (code == IA_OK) ia_conn_free(conn);
+  }
+  ia_master_free(other);
+  ia_error_clear(&err);
+}
+
+/* A file holding a secret that is not the demo's; its path in `path`. */
+static bool wrong_secret(char path[64]) {
+  strcpy(path, "/tmp/sum-demo-wrong-secret-XXXXXX");
+  int fd = mkstemp(path);
+  if (fd < 0) return false;
+  bool ok = write(fd, "not the secret\n", 15) == 15;
+  close(fd);
+  return ok;
 }
 
 static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   uint32_t wrong = channel + 1;
-  printf("\n[6] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32 ")\n",
-         ep->name, wrong, channel);
+  printf("\n[6] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32
+         ")%s\n",
+         ep->name, wrong, channel, demo_secret ? ", one without the secret and one with a wrong one" : "");
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_conn_disconnect(ep->conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
   check(code == IA_OK, "ia_conn_disconnect succeeded");
@@ -339,32 +383,24 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   ep->conn = NULL;
   ia_error_clear(&err);
 
-  ia_master_config config;
-  ia_master_config_init(&config);
-  config.name = "sum-demo-wrong-channel";
-  config.channel = wrong;
-  ia_master *other = NULL;
-  code = ia_master_new(&config, &other, &err);
-  if (code == IA_OK) code = ia_master_start(other, &err);
-  if (!check(code == IA_OK, "a second master started")) {
-    print_error("    ", &err);
-  } else {
-    ia_conn *conn = NULL;
-    code = ia_master_connect(other, ep->name, ep->host, ep->port, NULL, 0, CONNECT_TIMEOUT_MS, &conn, &err);
-    printf("    connect refused: ");
-    print_error("", &err);
-    check(code == IA_CHANNEL_INVALID && err.code == IA_CHANNEL_INVALID, "code is 202 CHANNEL_INVALID");
-    check(conn == NULL || code == IA_OK, "no connection after a refusal");
-    if (code == IA_OK) ia_conn_free(conn);
+  refused_master("sum-demo-wrong-channel", wrong, demo_secret, ep, IA_CHANNEL_INVALID,
+                 "code is 202 CHANNEL_INVALID");
+  char wrong_file[64];
+  if (demo_secret && check(wrong_secret(wrong_file), "a file with a wrong secret was written")) {
+    unsetenv("IA_SECRET"); /* "without the secret" means none at all */
+    refused_master("sum-demo-no-secret", channel, NULL, ep, IA_TOKEN_NOT_FOUND,
+                   "code is 301 TOKEN_NOT_FOUND");
+    refused_master("sum-demo-wrong-secret", channel, wrong_file, ep, IA_TOKEN_INVALID,
+                   "code is 302 TOKEN_INVALID");
+    unlink(wrong_file);
   }
-  ia_master_free(other);
-  ia_error_clear(&err);
 
   /* The slave is free again for a master on the right channel. */
   code =
       ia_master_connect(master, ep->name, ep->host, ep->port, NULL, 0, CONNECT_TIMEOUT_MS, &ep->conn, &err);
   if (check(code == IA_OK, "reconnecting on the right channel succeeded")) {
-    printf("    reconnected %s on channel %" PRIu32 "\n", ep->name, channel);
+    printf("    reconnected %s on channel %" PRIu32 "%s\n", ep->name, channel,
+           demo_secret ? ", proving the secret" : "");
   } else {
     print_error("    ", &err);
     ep->conn = NULL;
@@ -395,18 +431,22 @@ static void step_disconnect(endpoint *eps, int n) {
 /* ---- main ---- */
 
 static void usage(FILE *out) {
-  fprintf(out, "usage: sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
-               "                HOST:PORT [HOST:PORT...]\n"
-               "\n"
-               "Connects to every sum-slave given (all on channel C) and walks through\n"
-               "fan-out, TaskFail, a busy slave, the slaves that run several tasks at\n"
-               "once, a channel mismatch and disconnection.\n"
-               "Exits 0 only if every step behaved as expected.\n"
-               "\n"
-               "  --heartbeat-ms N            the heartbeat interval proposed to each slave;\n"
-               "                              0 turns heartbeats off (default %u)\n"
-               "  --heartbeat-tolerance-ms N  a slave silent this long is lost; 0 turns\n"
-               "                              heartbeats off (default %u)\n",
+  fprintf(out,
+          "usage: sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
+          "                [--secret-file PATH] HOST:PORT [HOST:PORT...]\n"
+          "\n"
+          "Connects to every sum-slave given (all on channel C) and walks through\n"
+          "fan-out, TaskFail, a busy slave, the slaves that run several tasks at\n"
+          "once, a channel mismatch and disconnection.\n"
+          "Exits 0 only if every step behaved as expected.\n"
+          "\n"
+          "  --heartbeat-ms N            the heartbeat interval proposed to each slave;\n"
+          "                              0 turns heartbeats off (default %u)\n"
+          "  --heartbeat-tolerance-ms N  a slave silent this long is lost; 0 turns\n"
+          "                              heartbeats off (default %u)\n"
+          "  --secret-file PATH          prove the slaves' shared secret, read from PATH\n"
+          "                              (default: IA_SECRET if it is set, else none);\n"
+          "                              step 6 then shows masters without it refused\n",
           IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS);
 }
 
@@ -415,6 +455,7 @@ int main(int argc, char **argv) {
       {"channel", required_argument, NULL, 'c'},
       {"heartbeat-ms", required_argument, NULL, 'b'},
       {"heartbeat-tolerance-ms", required_argument, NULL, 't'},
+      {"secret-file", required_argument, NULL, 's'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -427,6 +468,10 @@ int main(int argc, char **argv) {
     if (opt == 'h') {
       usage(stdout);
       return 0;
+    }
+    if (opt == 's') {
+      demo_secret = optarg;
+      continue;
     }
     unsigned long *into = opt == 'c' ? &channel : opt == 'b' ? &beat_ms : opt == 't' ? &beat_tol : NULL;
     if (into == NULL || !example_parse_uint(optarg, UINT32_MAX, into)) {
@@ -462,6 +507,7 @@ int main(int argc, char **argv) {
   config.channel = (uint32_t)channel;
   config.heartbeat_ms = (uint32_t)beat_ms;
   config.heartbeat_tolerance_ms = (uint32_t)beat_tol;
+  config.secret_file = demo_secret;
   ia_master *master = NULL;
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_master_new(&config, &master, &err);

@@ -6,6 +6,7 @@
  *   sum-slave --host H --port P --channel C [--grace-ms N] [--name NAME]
  *             [--heartbeat-ms N] [--heartbeat-tolerance-ms N]
  *             [--mode M] [--workers N] [--queue N] [--metrics HOST:PORT]
+ *             [--secret-file PATH]
  *
  * Once it accepts connections it prints exactly one line, `listening on H:P`
  * with the port actually bound (useful with --port 0) -- and with --metrics,

@@ -49,6 +49,13 @@ typedef struct ia_master_config {
    * /healthz (200 while running, 503 once shutting down) over HTTP; port 0
    * picks a free one (ia_master_metrics_port()). NULL: none. */
   const char *metrics_addr;
+  /* The shared secret (see ia_slave_config.secret_file): a file of its
+   * bytes, read by ia_master_new(); NULL: the IA_SECRET environment
+   * variable if it is set, else none. A master with a secret proves it to
+   * each slave and connects only to a slave that proves it too: one that
+   * cannot, or proves a wrong one, fails the connect with
+   * IA_TOKEN_NOT_FOUND or IA_TOKEN_INVALID. */
+  const char *secret_file;
 } ia_master_config;
 
 /* Fills a config with the defaults (name "master", channel 0, 64 MiB,

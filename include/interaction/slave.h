@@ -136,6 +136,14 @@ typedef struct ia_slave_config {
    * /healthz (200 while serving, 503 once shutting down) over HTTP; port 0
    * picks a free one (ia_slave_metrics_port()). NULL: none. */
   const char *metrics_addr;
+  /* The shared secret masters must prove they hold (HMAC-SHA256
+   * challenge-response; the secret never crosses the wire): a file of its
+   * bytes (one trailing newline dropped), read by ia_slave_new(). NULL: the
+   * IA_SECRET environment variable if it is set, else no secret -- any
+   * master that reaches the slave may run its tasks. A master without the
+   * secret is refused with IA_TOKEN_NOT_FOUND, one with a wrong one with
+   * IA_TOKEN_INVALID, before anything else it asks is considered. */
+  const char *secret_file;
   uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
   uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */

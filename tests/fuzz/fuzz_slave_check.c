@@ -44,7 +44,7 @@ static bool lenient_env(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind
       p += wt == 1 ? 8 : 4;
     } else if (wt == 2) {
       if (v > (uint64_t)(end - p)) return false;
-      if ((key >> 3) >= INTERACTION__V1__FRAME__BODY_HELLO && (key >> 3) <= INTERACTION__V1__FRAME__BODY_STATS) {
+      if ((key >> 3) >= INTERACTION__V1__FRAME__BODY_HELLO && (key >> 3) <= INTERACTION__V1__FRAME__BODY_AUTH_PROOF) {
         *kind = (unsigned)(key >> 3);
         *body = p;
         *blen = (size_t)v;

@@ -407,3 +407,51 @@ Test(cli_stats, stats_json_counts_exactly_while_a_master_is_attached, .timeout =
   ia_master_free(m);
   tu_proc_kill(&proc);
 }
+
+/* sum-slave --secret-file admits only masters that prove the secret; the
+ * CLI proves it from its own --secret-file or from IA_SECRET, and exits 4
+ * with the slave's 301 or 302 otherwise. */
+Test(cli_auth, sum_slave_and_the_cli_take_the_secret_from_a_file_or_IA_SECRET, .timeout = 60) {
+  char path[] = "/tmp/ia-cli-secret-XXXXXX";
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(write(fd, "s3cret\n", 7), 7);
+  close(fd);
+  unsetenv("IA_SECRET");
+  tu_proc guarded = TU_PROC_INIT;
+  const char *const extra[] = {"--secret-file", path, NULL};
+  uint16_t port = tu_spawn_sum_slave(&guarded, SUM_SLAVE_PATH, CHANNEL, extra);
+  cr_assert_neq(port, 0, "sum-slave --secret-file did not start: %s", guarded.line);
+  char addr[64];
+  snprintf(addr, sizeof addr, "%s:%u", TU_HOST, (unsigned)port);
+
+  const char *none[] = {"ping", addr, "--channel", "7", "--count", "1", NULL};
+  run r = run_cli(none, NULL, 0);
+  ASSERT_EXIT(r, 4);
+  ASSERT_STDERR_HAS(r, "301 TOKEN_NOT_FOUND");
+  run_free(&r);
+
+  const char *with[] = {"ping", addr, "--channel", "7", "--count", "1", "--secret-file", path, NULL};
+  r = run_cli(with, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  cr_assert_not_null(strstr((char *)r.out, "1 of 1 pings answered"), "stdout: %s", (char *)r.out);
+  run_free(&r);
+
+  cr_assert_eq(setenv("IA_SECRET", "s3cret", 1), 0);
+  r = run_cli(none, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  run_free(&r);
+  const char *stats[] = {"stats", addr, "--channel", "7", "--json", NULL};
+  r = run_cli(stats, NULL, 0);
+  ASSERT_EXIT(r, 0);
+  run_free(&r);
+
+  cr_assert_eq(setenv("IA_SECRET", "not it", 1), 0);
+  r = run_cli(none, NULL, 0);
+  ASSERT_EXIT(r, 4);
+  ASSERT_STDERR_HAS(r, "302 TOKEN_INVALID");
+  run_free(&r);
+  unsetenv("IA_SECRET");
+  tu_proc_kill(&guarded);
+  unlink(path);
+}

@@ -1,0 +1,482 @@
+/* Shared-secret authentication (runtime/auth.h): the right secret runs
+ * tasks, observers included; no secret (301), a wrong one (302), a slave
+ * that cannot prove it (301) or proves a wrong one (302), and a replayed
+ * handshake (302) are refused on the right side with no task run; the
+ * secret's bytes never cross the wire; unauthenticated floods and oversize
+ * pre-auth frames are cut off while a proven master keeps working; the
+ * secret comes from a file or IA_SECRET. Every byte the tests relay or
+ * capture goes through their own sockets on 127.0.0.1. */
+#define _GNU_SOURCE /* memmem */
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixture.h"
+
+#define CHANNEL 31
+#define SECRET "correct horse battery staple: a secret the tests look for"
+
+/* ---- secret files ---- */
+
+/* A file holding `text` (mode 600), its path in `path`. */
+static void secret_file(char path[64], const char *text) {
+  strcpy(path, "/tmp/ia-secret-XXXXXX");
+  int fd = mkstemp(path);
+  cr_assert_geq(fd, 0, "mkstemp");
+  size_t n = strlen(text);
+  cr_assert_eq(write(fd, text, n), (ssize_t)n);
+  close(fd);
+}
+
+static ia_slave *secret_slave(const char *file) {
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  config.secret_file = file;
+  return fixture_slave_start(&config);
+}
+
+static ia_master *secret_master(const char *file) {
+  ia_master_config config;
+  ia_master_config_init(&config);
+  config.name = "auth-master";
+  config.channel = CHANNEL;
+  config.secret_file = file;
+  ia_master *m = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(ia_master_new(&config, &m, &err), &err);
+  TU_ASSERT_OK(ia_master_start(m, &err), &err);
+  return m;
+}
+
+/* Connects m to the slave on `port` and expects `want`. */
+static void assert_connect(ia_master *m, uint16_t port, ia_code want) {
+  ia_conn *c = NULL;
+  ia_error err = IA_ERROR_INIT;
+  ia_code rc = tu_connect(m, "slave", port, &c, &err);
+  cr_assert_eq(rc, want, "connect: %s (%s), not %s", ia_code_name(rc), err.message ? err.message : "",
+               ia_code_name(want));
+  if (want != IA_OK) cr_assert_null(c);
+  if (c) {
+    assert_sum_works(c, 20, 22);
+    ia_conn_free(c);
+  }
+  ia_error_clear(&err);
+}
+
+/* ---- a relay that records every byte ---- */
+
+typedef struct capture {
+  uint8_t *p;
+  size_t n, cap;
+} capture;
+
+static void capture_add(capture *c, const uint8_t *p, size_t n) {
+  if (c->n + n > c->cap) {
+    c->cap = (c->n + n) * 2;
+    c->p = realloc(c->p, c->cap);
+    cr_assert_not_null(c->p);
+  }
+  memcpy(c->p + c->n, p, n);
+  c->n += n;
+}
+
+/* Accepts one connection and relays it to 127.0.0.1:to until either side
+ * closes, recording both directions. */
+typedef struct relay {
+  int listen_fd;
+  uint16_t port, to;
+  pthread_t thread;
+  capture up, down; /* master -> slave, slave -> master: read after the join */
+} relay;
+
+static void *relay_main(void *arg) {
+  relay *r = arg;
+  struct pollfd lp = {.fd = r->listen_fd, .events = POLLIN};
+  if (poll(&lp, 1, TU_WAIT_MS) != 1) return NULL;
+  int a = accept(r->listen_fd, NULL, NULL), b = tu_raw_connect(r->to);
+  uint64_t end = tu_now_ms() + 4 * TU_WAIT_MS;
+  while (a >= 0 && b >= 0 && tu_now_ms() < end) {
+    struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    if (poll(p, 2, 100) < 0) break;
+    uint8_t buf[65536];
+    bool over = false;
+    for (int i = 0; i < 2 && !over; i++) {
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        over = true;
+        break;
+      }
+      capture_add(i == 0 ? &r->up : &r->down, buf, (size_t)n);
+      over = !tu_raw_write(i == 0 ? b : a, buf, (size_t)n);
+    }
+    if (over) break;
+  }
+  if (a >= 0) close(a);
+  if (b >= 0) close(b);
+  return NULL;
+}
+
+static void relay_start(relay *r, uint16_t to) {
+  memset(r, 0, sizeof *r);
+  r->to = to;
+  r->listen_fd = tu_raw_listen(&r->port);
+  cr_assert_geq(r->listen_fd, 0);
+  cr_assert_eq(pthread_create(&r->thread, NULL, relay_main, r), 0);
+}
+
+static void relay_join(relay *r) {
+  pthread_join(r->thread, NULL);
+  close(r->listen_fd);
+}
+
+static void relay_free(relay *r) {
+  free(r->up.p);
+  free(r->down.p);
+}
+
+/* The frame at `at` of a captured stream (its header included): its length. */
+static size_t frame_at(const capture *c, size_t at) {
+  cr_assert_leq(at + 4, c->n, "the capture ends inside a frame header");
+  size_t len = (size_t)c->p[at] << 24 | (size_t)c->p[at + 1] << 16 | (size_t)c->p[at + 2] << 8 | c->p[at + 3];
+  cr_assert_leq(at + 4 + len, c->n, "the capture ends inside a frame");
+  return 4 + len;
+}
+
+static Interaction__V1__Frame *frame_unpack(const capture *c, size_t at) {
+  size_t n = frame_at(c, at);
+  Interaction__V1__Frame *f = interaction__v1__frame__unpack(NULL, n - 4, c->p + at + 4);
+  cr_assert_not_null(f);
+  return f;
+}
+
+/* One proven master's whole life through the relay: connect, a Sum, disconnect. */
+static void proven_session_through(relay *r, ia_master *m) {
+  ia_conn *c = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_connect(m, "slave", r->port, &c, &err), &err);
+  assert_sum_works(c, 1, 2);
+  TU_ASSERT_OK(ia_conn_disconnect(c, NULL, 0, TU_WAIT_MS, &err), &err);
+  ia_conn_free(c);
+  relay_join(r);
+}
+
+/* ---- the tests ---- */
+
+Test(auth, the_right_secret_runs_tasks_and_observers_prove_it_too, .timeout = 60) {
+  char sf[64], mf[64];
+  secret_file(sf, SECRET);
+  secret_file(mf, SECRET "\n"); /* one trailing newline is not part of it */
+  ia_slave *s = secret_slave(sf);
+  ia_master *m = secret_master(mf);
+  assert_connect(m, ia_slave_port(s), IA_OK);
+  cr_assert_eq(tu_handler_calls(), 1);
+  ia_conn *o = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(ia_master_observe(m, "observer", TU_HOST, ia_slave_port(s), TU_WAIT_MS, &o, &err), &err);
+  uint64_t rtt = 0;
+  TU_ASSERT_OK(ia_conn_ping(o, TU_WAIT_MS, &rtt, &err), &err);
+  ia_conn_free(o);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(sf);
+  unlink(mf);
+}
+
+Test(auth, a_master_without_the_secret_is_refused_301_and_runs_nothing, .timeout = 60) {
+  char sf[64];
+  secret_file(sf, SECRET);
+  ia_slave *s = secret_slave(sf);
+  ia_master *none = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start("no-secret", CHANNEL, &none, &err), &err);
+  assert_connect(none, ia_slave_port(s), IA_TOKEN_NOT_FOUND);
+  ia_conn *o = NULL;
+  cr_assert_eq(ia_master_observe(none, "observer", TU_HOST, ia_slave_port(s), TU_WAIT_MS, &o, &err),
+               IA_TOKEN_NOT_FOUND, "an observer without the secret got in");
+  ia_error_clear(&err);
+  /* Nothing it sent ran, and the slave serves the right master next. */
+  cr_assert_eq(tu_handler_calls(), 0);
+  ia_master *m = secret_master(sf);
+  assert_connect(m, ia_slave_port(s), IA_OK);
+  ia_master_free(m);
+  ia_master_free(none);
+  ia_slave_free(s);
+  unlink(sf);
+}
+
+Test(auth, a_wrong_secret_is_refused_302, .timeout = 60) {
+  char sf[64], wf[64];
+  secret_file(sf, SECRET);
+  secret_file(wf, SECRET "?");
+  ia_slave *s = secret_slave(sf);
+  ia_master *wrong = secret_master(wf);
+  assert_connect(wrong, ia_slave_port(s), IA_TOKEN_INVALID);
+  cr_assert_eq(tu_handler_calls(), 0);
+  ia_master *m = secret_master(sf);
+  assert_connect(m, ia_slave_port(s), IA_OK);
+  ia_master_free(m);
+  ia_master_free(wrong);
+  ia_slave_free(s);
+  unlink(sf);
+  unlink(wf);
+}
+
+/* A master with a secret does not trust a slave that proves none: it says
+ * Goodbye, and the slave's seat is free for the next master at once. */
+Test(auth, a_slave_without_the_secret_is_not_trusted_301, .timeout = 60) {
+  char mf[64];
+  secret_file(mf, SECRET);
+  ia_slave *s = fixture_slave(CHANNEL);
+  ia_master *m = secret_master(mf);
+  assert_connect(m, ia_slave_port(s), IA_TOKEN_NOT_FOUND);
+  ia_master *plain = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start("plain", CHANNEL, &plain, &err), &err);
+  assert_connect(plain, ia_slave_port(s), IA_OK);
+  ia_master_free(plain);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(mf);
+}
+
+/* A fake slave answers the Hello with a challenge whose proof it cannot
+ * have made: the master refuses it (302), and says Goodbye instead of
+ * giving a proof of its own. */
+typedef struct impostor {
+  bool got_hello, got_proof;
+  uint32_t goodbye;
+} impostor;
+
+static void impostor_script(tu_fake *fake, int fd) {
+  impostor *im = fake->user;
+  Interaction__V1__Frame *f = NULL;
+  if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return;
+  im->got_hello = f->body_case == INTERACTION__V1__FRAME__BODY_HELLO && f->hello->has_auth_nonce;
+  interaction__v1__frame__free_unpacked(f, NULL);
+  uint8_t nonce[32], proof[32];
+  memset(nonce, 7, sizeof nonce);
+  memset(proof, 9, sizeof proof);
+  Interaction__V1__AuthChallenge ch = INTERACTION__V1__AUTH_CHALLENGE__INIT;
+  ch.has_nonce = ch.has_proof = 1;
+  ch.nonce = (ProtobufCBinaryData){sizeof nonce, nonce};
+  ch.proof = (ProtobufCBinaryData){sizeof proof, proof};
+  Interaction__V1__Frame out = INTERACTION__V1__FRAME__INIT;
+  out.body_case = INTERACTION__V1__FRAME__BODY_AUTH_CHALLENGE;
+  out.auth_challenge = &ch;
+  if (!tu_raw_send(fd, &out)) return;
+  if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return;
+  im->got_proof = f->body_case == INTERACTION__V1__FRAME__BODY_AUTH_PROOF;
+  if (f->body_case == INTERACTION__V1__FRAME__BODY_GOODBYE) im->goodbye = f->goodbye->code;
+  interaction__v1__frame__free_unpacked(f, NULL);
+}
+
+Test(auth, an_impersonating_slave_is_refused_302_and_gets_no_proof, .timeout = 60) {
+  char mf[64];
+  secret_file(mf, SECRET);
+  ia_master *m = secret_master(mf);
+  impostor im = {0};
+  tu_fake fake;
+  cr_assert(tu_fake_start(&fake, impostor_script, &im, 0));
+  assert_connect(m, fake.port, IA_TOKEN_INVALID);
+  tu_fake_join(&fake);
+  cr_assert(im.got_hello, "the fake slave got no Hello with a nonce");
+  cr_assert_not(im.got_proof, "the master gave its proof to a slave that proved nothing");
+  cr_assert_eq(im.goodbye, IA_TOKEN_INVALID, "the master's Goodbye said %u", im.goodbye);
+  ia_master_free(m);
+  unlink(mf);
+}
+
+/* The master->slave bytes of a proven session, replayed on a new
+ * connection, prove nothing: the slave's nonce is fresh. */
+Test(auth, a_replayed_handshake_is_refused_302, .timeout = 60) {
+  char sf[64];
+  secret_file(sf, SECRET);
+  ia_slave *s = secret_slave(sf);
+  ia_master *m = secret_master(sf);
+  relay r;
+  relay_start(&r, ia_slave_port(s));
+  proven_session_through(&r, m);
+  cr_assert_eq(tu_handler_calls(), 1);
+  /* The recording: Hello, then AuthProof, then the rest. */
+  size_t hello_n = frame_at(&r.up, 0), proof_n = frame_at(&r.up, hello_n);
+  Interaction__V1__Frame *f = frame_unpack(&r.up, hello_n);
+  cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_PROOF,
+               "the master's second frame is no AuthProof");
+  interaction__v1__frame__free_unpacked(f, NULL);
+  int fd = tu_raw_connect(ia_slave_port(s));
+  cr_assert_geq(fd, 0);
+  cr_assert(tu_raw_write(fd, r.up.p, hello_n));
+  cr_assert_eq(tu_raw_read_frame(fd, TU_WAIT_MS, &f), 1);
+  cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_CHALLENGE);
+  interaction__v1__frame__free_unpacked(f, NULL);
+  /* The old proof, and the Sum behind it. */
+  cr_assert(tu_raw_write(fd, r.up.p + hello_n, r.up.n - hello_n));
+  cr_assert_eq(tu_raw_read_frame(fd, TU_WAIT_MS, &f), 1);
+  cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_REFUSAL, "the replay was not refused");
+  cr_assert_eq(f->refusal->code, IA_TOKEN_INVALID, "refused with %u", f->refusal->code);
+  interaction__v1__frame__free_unpacked(f, NULL);
+  cr_assert(tu_raw_expect_closed(fd, TU_WAIT_MS));
+  close(fd);
+  (void)proof_n;
+  cr_assert_eq(tu_handler_calls(), 1, "the replayed Sum ran");
+  relay_free(&r);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(sf);
+}
+
+Test(auth, the_secret_never_crosses_the_wire, .timeout = 60) {
+  char sf[64];
+  secret_file(sf, SECRET);
+  ia_slave *s = secret_slave(sf);
+  ia_master *m = secret_master(sf);
+  relay r;
+  relay_start(&r, ia_slave_port(s));
+  proven_session_through(&r, m);
+  const size_t n = strlen(SECRET);
+  cr_assert_gt(r.up.n, 0);
+  cr_assert_gt(r.down.n, 0);
+  /* Not whole, and no 8-byte piece of it either. */
+  for (size_t at = 0; at + 8 <= n; at++) {
+    cr_assert_null(memmem(r.up.p, r.up.n, SECRET + at, 8), "the master sent part of the secret");
+    cr_assert_null(memmem(r.down.p, r.down.n, SECRET + at, 8), "the slave sent part of the secret");
+  }
+  /* And the handshake was the authenticated one. */
+  Interaction__V1__Frame *f = frame_unpack(&r.down, 0);
+  cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_CHALLENGE);
+  interaction__v1__frame__free_unpacked(f, NULL);
+  relay_free(&r);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(sf);
+}
+
+/* ---- floods ---- */
+
+typedef struct flood {
+  uint16_t port;
+  int cut; /* connections the slave closed */
+} flood;
+
+/* 60 connections, in turn: a Hello without a nonce, a frame over the
+ * pre-auth limit, a Hello with a nonce and then silence, garbage. */
+static void *flood_main(void *arg) {
+  flood *fl = arg;
+  for (int i = 0; i < 60; i++) {
+    int fd = tu_raw_connect(fl->port);
+    if (fd < 0) continue;
+    bool ok = true;
+    switch (i % 4) {
+    case 0:
+      ok = tu_raw_send_hello(fd, CHANNEL, "flood");
+      break;
+    case 1: {
+      const uint8_t big[4] = {0, 0x10, 0, 0}; /* a 1 MiB frame: over 64 KiB before the Hello */
+      ok = tu_raw_write(fd, big, sizeof big);
+      break;
+    }
+    case 2: {
+      uint8_t nonce[32] = {1};
+      Interaction__V1__Hello h = INTERACTION__V1__HELLO__INIT;
+      h.has_version = h.has_channel = h.has_auth_nonce = 1;
+      h.version = 1;
+      h.channel = CHANNEL;
+      h.auth_nonce = (ProtobufCBinaryData){sizeof nonce, nonce};
+      Interaction__V1__Frame f = INTERACTION__V1__FRAME__INIT;
+      f.body_case = INTERACTION__V1__FRAME__BODY_HELLO;
+      f.hello = &h;
+      ok = tu_raw_send(fd, &f);
+      break;
+    }
+    default:
+      ok = tu_raw_write(fd, "GET / HTTP/1.1\r\n\r\n", 18);
+    }
+    if (ok && tu_raw_expect_closed(fd, 3 * TU_WAIT_MS)) fl->cut++;
+    close(fd);
+  }
+  return NULL;
+}
+
+Test(auth, unauthenticated_floods_are_cut_off_while_a_proven_master_works, .timeout = 120) {
+  char sf[64];
+  secret_file(sf, SECRET);
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  config.secret_file = sf;
+  config.hello_timeout_ms = 300; /* the silent ones */
+  ia_slave *s = fixture_slave_start(&config);
+  ia_master *m = secret_master(sf);
+  ia_conn *c = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_connect(m, "slave", ia_slave_port(s), &c, &err), &err);
+  flood fl = {.port = ia_slave_port(s)};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, flood_main, &fl), 0);
+  int calls = 0;
+  uint64_t end = tu_now_ms() + 2000;
+  while (tu_now_ms() < end && calls < 5000) {
+    assert_sum_works(c, calls, 1);
+    calls++;
+  }
+  pthread_join(t, NULL);
+  cr_assert_eq(fl.cut, 60, "only %d of 60 unauthenticated connections were cut off", fl.cut);
+  assert_sum_works(c, 2, 3);
+  cr_assert_eq(tu_handler_calls(), calls + 1, "%d tasks ran for %d calls", tu_handler_calls(), calls + 1);
+  ia_conn_free(c);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(sf);
+}
+
+/* ---- where the secret comes from ---- */
+
+Test(auth, the_secret_comes_from_IA_SECRET_when_no_file_is_given, .timeout = 60) {
+  cr_assert_eq(setenv("IA_SECRET", SECRET, 1), 0);
+  ia_slave *s = secret_slave(NULL);
+  ia_master *m = secret_master(NULL);
+  assert_connect(m, ia_slave_port(s), IA_OK);
+  char wf[64];
+  secret_file(wf, "another secret");
+  ia_master *wrong = secret_master(wf); /* a file wins over IA_SECRET */
+  assert_connect(wrong, ia_slave_port(s), IA_TOKEN_INVALID);
+  unsetenv("IA_SECRET");
+  ia_master *none = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start("no-secret", CHANNEL, &none, &err), &err);
+  assert_connect(none, ia_slave_port(s), IA_TOKEN_NOT_FOUND);
+  ia_master_free(none);
+  ia_master_free(wrong);
+  ia_master_free(m);
+  ia_slave_free(s);
+  unlink(wf);
+}
+
+Test(auth, a_secret_file_that_cannot_be_used_is_a_clear_error, .timeout = 60) {
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  ia_slave *s = NULL;
+  ia_error err = IA_ERROR_INIT;
+  config.secret_file = "/nonexistent/ia-secret";
+  cr_assert_eq(ia_slave_new(&config, &s, &err), IA_INVALID_ARGUMENT);
+  cr_assert_not_null(strstr(err.message, "/nonexistent/ia-secret"), "%s", err.message);
+  ia_error_clear(&err);
+  char ef[64];
+  secret_file(ef, "\n");
+  config.secret_file = ef;
+  cr_assert_eq(ia_slave_new(&config, &s, &err), IA_INVALID_ARGUMENT);
+  cr_assert_not_null(strstr(err.message, "empty"), "%s", err.message);
+  ia_error_clear(&err);
+  ia_master_config mc;
+  ia_master_config_init(&mc);
+  mc.secret_file = ef;
+  ia_master *m = NULL;
+  cr_assert_eq(ia_master_new(&mc, &m, &err), IA_INVALID_ARGUMENT);
+  cr_assert_null(m);
+  ia_error_clear(&err);
+  unlink(ef);
+}
