@@ -34,14 +34,15 @@
 #define STOP_WAIT_MS 3000
 
 static const bench_workload workloads[] = {
-    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1},
-    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2, 1},
-    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1},
-    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256, 1},
-    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024, 1},
-    {"pipeline-4", BENCH_FANOUT, 0, 1, 1, 40000, 1024, 4000, 256, 4},
-    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100, 1},
-    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1},
+    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1, false},
+    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2, 1, false},
+    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1, false},
+    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256, 1, false},
+    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024, 1, false},
+    {"pipeline-4", BENCH_FANOUT, 0, 1, 1, 40000, 1024, 4000, 256, 4, false},
+    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100, 1, false},
+    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, false},
+    {"connect-auth", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, true},
 };
 
 /* ---- helpers shared with the peers ---- */
@@ -332,7 +333,7 @@ static void print_line(const bench_peer *peer, const bench_env *env, uint64_t *l
 
 static void usage(FILE *out) {
   fprintf(out, "usage: bench-run --peer interaction|floor --workload NAME [options]\n"
-               "  workloads: sum blob-1M blob-16M fanout-16 fanout-256 pipeline-4 busy connect\n"
+               "  workloads: sum blob-1M blob-16M fanout-16 fanout-256 pipeline-4 busy connect connect-auth\n"
                "  --passes N     passes, each with fresh slave processes (default 1)\n"
                "  --quick        reduced call counts\n"
                "  --calls N      timed calls (overrides the workload's)\n"
@@ -432,6 +433,12 @@ int main(int argc, char **argv) {
 
   /* Before any thread or child exists, so that all of them inherit it. */
   if (pin != PIN_NONE) pin_to(0, false);
+  /* The secret both ends then hold: the slaves inherit it, the master reads
+   * it (the floor has none; `connect-auth` is measured against `connect`). */
+  if (w->secret)
+    setenv("IA_SECRET", "bench-run's shared secret, for connect-auth only", 1);
+  else
+    unsetenv("IA_SECRET");
 
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;

@@ -31,6 +31,7 @@ typedef struct bench_workload {
   uint64_t quick_calls, quick_warmup;
   unsigned in_flight; /* fan-out: calls kept in flight per work slave (0: 1); > 1 also asks the
                          slave for as many workers (--workers) */
+  bool secret;        /* both ends hold a shared secret (IA_SECRET): the handshake authenticates */
 } bench_workload;
 
 static inline unsigned bench_in_flight(const bench_workload *w) {

@@ -57,7 +57,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/interaction
         FILES_MATCHING PATTERN "*.h")
 
 # The exported targets name the imported targets the library was linked with
-# here (PkgConfig::PROTOBUFC, PkgConfig::LIBEVENT and PkgConfig::OPENSSL for a static library,
+# here (PkgConfig::PROTOBUFC, PkgConfig::LIBEVENT for a static library,
 # Threads::Threads); InteractionConfig.cmake recreates them.
 install(EXPORT InteractionTargets
         NAMESPACE Interaction::
@@ -77,13 +77,13 @@ install(FILES ${PROJECT_BINARY_DIR}/cmake/InteractionConfig.cmake
         DESTINATION ${IA_INSTALL_CMAKEDIR})
 
 # interaction.pc. libprotobuf-c is always public (interaction/pb.h exposes its
-# types). libevent and libcrypto are private to the library, but a static library still needs
+# types). libevent is private to the library, but a static library still needs
 # it on the link line, which `pkg-config --libs` only prints for Requires (not
 # Requires.private, unless --static), so where it goes depends on the type.
 if(IA_LIBRARY_TYPE STREQUAL "STATIC_LIBRARY")
-  set(IA_PC_REQUIRES "Requires: libprotobuf-c libevent libevent_pthreads libcrypto")
+  set(IA_PC_REQUIRES "Requires: libprotobuf-c libevent libevent_pthreads")
 else()
-  set(IA_PC_REQUIRES "Requires: libprotobuf-c\nRequires.private: libevent libevent_pthreads libcrypto")
+  set(IA_PC_REQUIRES "Requires: libprotobuf-c\nRequires.private: libevent libevent_pthreads")
 endif()
 string(JOIN " " IA_PC_LIBS "-L\${libdir} -linteraction -lpthread" ${IA_INSTALL_LINK_FLAGS})
 if(IS_ABSOLUTE "${IA_INSTALL_PKGCONFIGDIR}")

@@ -8,19 +8,26 @@
 #include "runtime/auth.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
+#include "runtime/ossl.h"
 #include "runtime/runtime-internal.h"
 
 static const char *const LABELS[] = {"interaction/v1 slave", "interaction/v1 master"};
+
+/* HMAC, fetched once per process: a fetch is a provider lookup under a
+ * lock, dearer than the MAC itself. Never freed (one object, for good). */
+static EVP_MAC *hmac;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void fetch_hmac(void) {
+  const ia__ossl *o = ia__ossl_get(NULL);
+  hmac = o ? o->EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
+}
 
 /* The secret's bytes: a copy of p[0..n), one trailing newline dropped. */
 static ia_code keep(const uint8_t *p, size_t n, const char *who, const char *from, ia__secret *out,
@@ -28,7 +35,7 @@ static ia_code keep(const uint8_t *p, size_t n, const char *who, const char *fro
   if (n && p[n - 1] == '\n') n--;
   if (n && p[n - 1] == '\r') n--;
   if (n == 0) return ia__error_set(err, IA_INVALID_ARGUMENT, "the %s's secret (%s) is empty", who, from);
-  out->p = OPENSSL_malloc(n);
+  out->p = malloc(n);
   if (!out->p) return ia__error_set(err, IA_NO_MEMORY, "no memory for the %s's secret", who);
   memcpy(out->p, p, n);
   out->n = n;
@@ -55,15 +62,17 @@ static ia_code from_file(const char *file, const char *who, ia__secret *out, ia_
                        IA__SECRET_MAX);
   else
     rc = keep(buf, n, who, file, out, err);
-  OPENSSL_cleanse(buf, sizeof buf);
+  explicit_bzero(buf, sizeof buf);
   return rc;
 }
 
 ia_code ia__secret_load(const char *file, const char *who, ia__secret *out, ia_error *err) {
   *out = (ia__secret){0};
+  const char *env = file ? NULL : getenv("IA_SECRET");
+  if (!file && !env) return IA_OK;
+  /* Whoever holds a secret needs OpenSSL: said now, not at the first connection. */
+  if (!ia__ossl_get(err)) return IA_INVALID_ARGUMENT;
   if (file) return from_file(file, who, out, err);
-  const char *env = getenv("IA_SECRET");
-  if (!env) return IA_OK;
   size_t n = strlen(env);
   if (n > IA__SECRET_MAX)
     return ia__error_set(err, IA_INVALID_ARGUMENT, "the %s's secret (IA_SECRET) is over %u bytes", who,
@@ -72,12 +81,14 @@ ia_code ia__secret_load(const char *file, const char *who, ia__secret *out, ia_e
 }
 
 void ia__secret_free(ia__secret *s) {
-  if (s->p) OPENSSL_clear_free(s->p, s->n);
+  if (s->p) explicit_bzero(s->p, s->n);
+  free(s->p);
   *s = (ia__secret){0};
 }
 
 bool ia__auth_nonce(uint8_t out[IA__AUTH_NONCE]) {
-  return RAND_bytes(out, IA__AUTH_NONCE) == 1;
+  const ia__ossl *o = ia__ossl_get(NULL);
+  return o && o->RAND_bytes(out, IA__AUTH_NONCE) == 1;
 }
 
 bool ia__auth_proof(const ia__secret *k, ia__auth_role role, const uint8_t *hello, size_t hello_n,
@@ -85,18 +96,20 @@ bool ia__auth_proof(const ia__secret *k, ia__auth_role role, const uint8_t *hell
   const char *label = LABELS[role];
   const uint8_t len[4] = {(uint8_t)(hello_n >> 24), (uint8_t)(hello_n >> 16), (uint8_t)(hello_n >> 8),
                           (uint8_t)hello_n};
-  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+  pthread_once(&hmac_once, fetch_hmac);
+  const ia__ossl *o = ia__ossl_get(NULL);
+  if (!o || !hmac) return false;
+  EVP_MAC_CTX *ctx = o->EVP_MAC_CTX_new(hmac);
+  OSSL_PARAM params[] = {o->OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                          OSSL_PARAM_END};
   size_t got = 0;
-  bool ok = ctx && EVP_MAC_init(ctx, k->p, k->n, params) == 1 &&
-            EVP_MAC_update(ctx, (const uint8_t *)label, strlen(label) + 1) == 1 && /* the label and its NUL */
-            EVP_MAC_update(ctx, len, sizeof len) == 1 && EVP_MAC_update(ctx, hello, hello_n) == 1 &&
-            EVP_MAC_update(ctx, nonce, IA__AUTH_NONCE) == 1 &&
-            EVP_MAC_final(ctx, out, &got, IA__AUTH_PROOF) == 1 && got == IA__AUTH_PROOF;
-  EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
+  bool ok =
+      ctx && o->EVP_MAC_init(ctx, k->p, k->n, params) == 1 &&
+      o->EVP_MAC_update(ctx, (const uint8_t *)label, strlen(label) + 1) == 1 && /* the label and its NUL */
+      o->EVP_MAC_update(ctx, len, sizeof len) == 1 && o->EVP_MAC_update(ctx, hello, hello_n) == 1 &&
+      o->EVP_MAC_update(ctx, nonce, IA__AUTH_NONCE) == 1 &&
+      o->EVP_MAC_final(ctx, out, &got, IA__AUTH_PROOF) == 1 && got == IA__AUTH_PROOF;
+  if (ctx) o->EVP_MAC_CTX_free(ctx);
   return ok;
 }
 
@@ -105,7 +118,7 @@ bool ia__auth_check(const ia__secret *k, ia__auth_role role, const uint8_t *hell
   uint8_t want[IA__AUTH_PROOF];
   if (!ia__auth_proof(k, role, hello, hello_n, nonce, want)) return false;
   /* The length is no secret; the bytes are compared in constant time. */
-  bool ok = proof_n == IA__AUTH_PROOF && CRYPTO_memcmp(want, proof, IA__AUTH_PROOF) == 0;
-  OPENSSL_cleanse(want, sizeof want);
+  bool ok = proof_n == IA__AUTH_PROOF && ia__ossl_get(NULL)->CRYPTO_memcmp(want, proof, IA__AUTH_PROOF) == 0;
+  explicit_bzero(want, sizeof want);
   return ok;
 }

@@ -6,6 +6,7 @@
 #   scripts/bench.sh [--workloads a,b,c] [--passes N] [--quick] [--pin MODE] [--out FILE] [--skip-build]
 #
 #   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,
+#                 connect-auth,
 #                 detect (default: all). `detect` is bench-detect: the time to notice a frozen
 #                 slave or master at two heartbeat settings, and the master's CPU with 256
 #                 idle connected slaves (bench/README.md)
@@ -24,7 +25,7 @@
 # is stopped again, also on Ctrl-C. Benchmarks never run as part of the tests.
 set -euo pipefail
 
-ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,detect"
+ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,connect-auth,detect"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-bench"
 workloads=$ALL_WORKLOADS
@@ -220,6 +221,9 @@ END {
   if (has("interaction", "busy", "p50_us") && has("floor", "sum", "p50_us"))
     printf "ratio workload=busy p50=interaction_busy/floor_sum=%s\n",
            fmt(ratio(m("interaction", "busy", "p50_us"), m("floor", "sum", "p50_us")))
+  if (has("interaction", "connect-auth", "p50_us") && has("interaction", "connect", "p50_us"))
+    printf "ratio workload=connect-auth p50=interaction_connect-auth/interaction_connect=%s\n",
+           fmt(ratio(m("interaction", "connect-auth", "p50_us"), m("interaction", "connect", "p50_us")))
   if (has("interaction", "fanout-256", "calls_per_s") && has("floor", "fanout-16", "calls_per_s"))
     printf "ratio workload=fanout-256 calls_per_s=interaction_fanout-256/floor_fanout-16=%s\n",
            fmt(ratio(m("interaction", "fanout-256", "calls_per_s"), m("floor", "fanout-16", "calls_per_s")))

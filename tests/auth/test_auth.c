@@ -4,11 +4,13 @@
  * handshake (302) are refused on the right side with no task run; the
  * secret's bytes never cross the wire; unauthenticated floods and oversize
  * pre-auth frames are cut off while a proven master keeps working; the
- * secret comes from a file or IA_SECRET. Every byte the tests relay or
+ * secret comes from a file or IA_SECRET; a slave without one never loads
+ * OpenSSL. Every byte the tests relay or
  * capture goes through their own sockets on 127.0.0.1. */
 #define _GNU_SOURCE /* memmem */
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -479,4 +481,41 @@ Test(auth, a_secret_file_that_cannot_be_used_is_a_clear_error, .timeout = 60) {
   cr_assert_null(m);
   ia_error_clear(&err);
   unlink(ef);
+}
+
+/* OpenSSL is loaded only by a process that holds a secret: linked in, it
+ * would add ~1.4 MB to every slave (shared/BENCH.md's RSS target). Seen in
+ * sum-slave's own maps (this test program links libcrypto itself). */
+static bool libcrypto_mapped(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f);
+  char line[512];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, "libcrypto") != NULL;
+  fclose(f);
+  return found;
+}
+
+Test(auth, a_slave_without_a_secret_never_loads_openssl, .timeout = 60) {
+  unsetenv("IA_SECRET");
+  tu_proc plain = TU_PROC_INIT, guarded = TU_PROC_INIT;
+  uint16_t port = tu_spawn_sum_slave(&plain, SUM_SLAVE_PATH, CHANNEL, NULL);
+  cr_assert_neq(port, 0, "sum-slave did not start: %s", plain.line);
+  ia_master *m = NULL;
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start("plain", CHANNEL, &m, &err), &err);
+  assert_connect(m, port, IA_OK);
+  cr_assert_not(libcrypto_mapped(plain.pid), "a slave without a secret loaded libcrypto");
+  char sf[64];
+  secret_file(sf, SECRET);
+  const char *const extra[] = {"--secret-file", sf, NULL};
+  cr_assert_neq(tu_spawn_sum_slave(&guarded, SUM_SLAVE_PATH, CHANNEL, extra), 0, "%s", guarded.line);
+  cr_assert(libcrypto_mapped(guarded.pid), "a slave with a secret did not load libcrypto");
+  tu_proc_kill(&guarded);
+  tu_proc_kill(&plain);
+  ia_master_free(m);
+  unlink(sf);
 }
