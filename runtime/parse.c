@@ -72,9 +72,11 @@ static bool env_parse_fast(const uint8_t *p, size_t n, ia__env *env) {
   if (n < 3 || p[0] != 0x08) return false;
   p++;
   if (!ia__get_varint(&p, end, &id) || p >= end) return false;
+  /* A one-byte key: bodies 2-15. The later ones (16 on) have two-byte keys
+   * and take the general parser; a byte with the high bit set is only the
+   * first of a longer key. */
   unsigned key = *p++, kind = key >> 3;
-  if ((key & 7) != 2 || kind < IA__BODY_FIRST || kind > IA__BODY_LAST)
-    return false;
+  if ((key & 0x87) != 2 || kind < IA__BODY_FIRST || kind > IA__BODY_LAST) return false;
   if (!ia__get_len(&p, end, &len) || len != (uint64_t)(end - p)) return false;
   env->id = id;
   env->kind = kind;

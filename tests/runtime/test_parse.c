@@ -144,3 +144,23 @@ Test(parse, a_task_with_a_deadline_reads_as_protobuf_c_reads_it) {
     interaction__v1__task__free_unpacked(pc, NULL);
   }
 }
+
+/* Bodies 16 on (AuthChallenge, AuthProof) have two-byte keys. The fast
+ * path read one key byte, so 82 10 -- field 256, an unknown field, cut
+ * short -- passed for body 16 (0x82 >> 3) with a length of 0x10 that
+ * happened to match what followed (found by fuzz_envelope once 16 and 17
+ * were bodies). */
+Test(parse, a_two_byte_key_is_never_read_as_one_byte) {
+  static const uint8_t frame[] = {0x08, 0x0d, 0x82, 0x10, 0x21, 0x00, 0x00, 0x00, 0xb7, 0x03,
+                                  0x01, 0xb5, 0xff, 0xda, 0xff, 0xed, 0xda, 0x02, 0x01, 0x02};
+  ia__env env;
+  cr_assert_not(protobuf_c_accepts_frame(frame, sizeof frame), "the test's input is not what it means to be");
+  cr_assert_not(ia__env_parse(frame, sizeof frame, &env), "field 256, cut short, was read as body 16");
+  /* And a real AuthProof (17: key 8a 01) with a 2-byte body parses. */
+  static const uint8_t proof[] = {0x08, 0x05, 0x8a, 0x01, 0x02, 0x0a, 0x00};
+  cr_assert(protobuf_c_accepts_frame(proof, sizeof proof));
+  cr_assert(ia__env_parse(proof, sizeof proof, &env));
+  cr_assert_eq(env.id, 5);
+  cr_assert_eq(env.kind, INTERACTION__V1__FRAME__BODY_AUTH_PROOF);
+  cr_assert_eq(env.body.n, 2);
+}
