@@ -28,12 +28,6 @@ static const char exit_status_help[] =
     "  7  the connection was lost after the handshake (701 CONNECTION_LOST), or a\n"
     "     ping got no answer\n";
 
-/* The option every command has for authentication. */
-static const char secret_help[] =
-    "  --secret-file PATH\n"
-    "                 prove the slave's shared secret, read from PATH (default:\n"
-    "                 the IA_SECRET environment variable if it is set, else none)\n";
-
 void cli_usage_main(FILE *out) {
   fprintf(out,
           "usage: interaction <command> [options]\n"
@@ -51,6 +45,25 @@ void cli_usage_main(FILE *out) {
           exit_status_help);
 }
 
+/* The options every command has, and the end of its help. */
+static void common_options(FILE *out, bool host_note) {
+  fprintf(out,
+          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
+          "                 heartbeat interval and tolerance proposed to the slave;\n"
+          "                 0 turns heartbeats off (defaults %u and %u)\n"
+          "  --secret-file PATH\n"
+          "                 prove the slave's shared secret, read from PATH (default:\n"
+          "                 the IA_SECRET environment variable if it is set, else none)\n"
+          "  -h, --help     this text\n"
+          "\n"
+          "%s"
+          "%s",
+          IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS,
+          host_note ? "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n\n"
+                    : "",
+          exit_status_help);
+}
+
 static void usage_ping(FILE *out) {
   fprintf(out,
           "usage: interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]\n"
@@ -64,18 +77,9 @@ static void usage_ping(FILE *out) {
           "  --count K      number of pings, 1..%lu (default 3)\n"
           "  --timeout MS   bound on the handshake, on each ping and on the disconnect,\n"
           "                 in milliseconds (default %u)\n"
-          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
-          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
-          "                 heartbeat interval and tolerance proposed to the slave;\n"
-          "                 0 turns heartbeats off (defaults %u and %u)\n"
-          "%s"
-          "  -h, --help     this text\n"
-          "\n"
-          "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
-          "\n"
-          "%s",
-          CLI_COUNT_MAX, CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
-          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, secret_help, exit_status_help);
+          "  --name NAME    master name sent in the handshake (default \"%s\")\n",
+          CLI_COUNT_MAX, CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME);
+  common_options(out, true);
 }
 
 static void usage_call(FILE *out) {
@@ -94,18 +98,9 @@ static void usage_call(FILE *out) {
           "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
           "                 in milliseconds (default %u)\n"
           "  --in FILE      read the request from FILE; - means stdin (the default)\n"
-          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
-          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
-          "                 heartbeat interval and tolerance proposed to the slave;\n"
-          "                 0 turns heartbeats off (defaults %u and %u)\n"
-          "%s"
-          "  -h, --help     this text\n"
-          "\n"
-          "HOST is an IPv4 address or a host name ([IPv6] in brackets); PORT is 1..65535.\n"
-          "\n"
-          "%s",
-          IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS,
-          IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, secret_help, exit_status_help);
+          "  --name NAME    master name sent in the handshake (default \"%s\")\n",
+          IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME);
+  common_options(out, true);
 }
 
 static void usage_stats(FILE *out) {
@@ -122,16 +117,9 @@ static void usage_stats(FILE *out) {
           "  --channel N    channel to present; must match the slave's (default 0)\n"
           "  --timeout MS   bound on the handshake, the request and the disconnect,\n"
           "                 in milliseconds (default %u)\n"
-          "  --name NAME    name sent in the handshake (default \"%s\")\n"
-          "  --heartbeat-ms N, --heartbeat-tolerance-ms N\n"
-          "                 heartbeat interval and tolerance proposed to the slave;\n"
-          "                 0 turns heartbeats off (defaults %u and %u)\n"
-          "%s"
-          "  -h, --help     this text\n"
-          "\n"
-          "%s",
-          CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS,
-          secret_help, exit_status_help);
+          "  --name NAME    name sent in the handshake (default \"%s\")\n",
+          CLI_PING_TIMEOUT_MS, CLI_DEFAULT_NAME);
+  common_options(out, false);
 }
 
 static const char *const cmd_names[] = {"ping", "call", "stats"};

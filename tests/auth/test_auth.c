@@ -156,15 +156,34 @@ static Interaction__V1__Frame *frame_unpack(const capture *c, size_t at) {
   return f;
 }
 
-/* One proven master's whole life through the relay: connect, a Sum, disconnect. */
-static void proven_session_through(relay *r, ia_master *m) {
+/* A slave and a master holding SECRET (its file in sf), and one proven
+ * master's whole life recorded through a relay: connect, a Sum, disconnect. */
+typedef struct recorded {
+  char sf[64];
+  ia_slave *slave;
+  ia_master *master;
+  relay r;
+} recorded;
+
+static void record_session(recorded *rec) {
+  secret_file(rec->sf, SECRET);
+  rec->slave = secret_slave(rec->sf);
+  rec->master = secret_master(rec->sf);
+  relay_start(&rec->r, ia_slave_port(rec->slave));
   ia_conn *c = NULL;
   ia_error err = IA_ERROR_INIT;
-  TU_ASSERT_OK(tu_connect(m, "slave", r->port, &c, &err), &err);
+  TU_ASSERT_OK(tu_connect(rec->master, "slave", rec->r.port, &c, &err), &err);
   assert_sum_works(c, 1, 2);
   TU_ASSERT_OK(ia_conn_disconnect(c, NULL, 0, TU_WAIT_MS, &err), &err);
   ia_conn_free(c);
-  relay_join(r);
+  relay_join(&rec->r);
+}
+
+static void recorded_free(recorded *rec) {
+  relay_free(&rec->r);
+  ia_master_free(rec->master);
+  ia_slave_free(rec->slave);
+  unlink(rec->sf);
 }
 
 /* ---- the tests ---- */
@@ -296,66 +315,51 @@ Test(auth, an_impersonating_slave_is_refused_302_and_gets_no_proof, .timeout = 6
 /* The master->slave bytes of a proven session, replayed on a new
  * connection, prove nothing: the slave's nonce is fresh. */
 Test(auth, a_replayed_handshake_is_refused_302, .timeout = 60) {
-  char sf[64];
-  secret_file(sf, SECRET);
-  ia_slave *s = secret_slave(sf);
-  ia_master *m = secret_master(sf);
-  relay r;
-  relay_start(&r, ia_slave_port(s));
-  proven_session_through(&r, m);
+  recorded rec;
+  record_session(&rec);
+  const capture *up = &rec.r.up;
   cr_assert_eq(tu_handler_calls(), 1);
   /* The recording: Hello, then AuthProof, then the rest. */
-  size_t hello_n = frame_at(&r.up, 0), proof_n = frame_at(&r.up, hello_n);
-  Interaction__V1__Frame *f = frame_unpack(&r.up, hello_n);
+  size_t hello_n = frame_at(up, 0);
+  Interaction__V1__Frame *f = frame_unpack(up, hello_n);
   cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_PROOF,
                "the master's second frame is no AuthProof");
   interaction__v1__frame__free_unpacked(f, NULL);
-  int fd = tu_raw_connect(ia_slave_port(s));
+  int fd = tu_raw_connect(ia_slave_port(rec.slave));
   cr_assert_geq(fd, 0);
-  cr_assert(tu_raw_write(fd, r.up.p, hello_n));
+  cr_assert(tu_raw_write(fd, up->p, hello_n));
   cr_assert_eq(tu_raw_read_frame(fd, TU_WAIT_MS, &f), 1);
   cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_CHALLENGE);
   interaction__v1__frame__free_unpacked(f, NULL);
   /* The old proof, and the Sum behind it. */
-  cr_assert(tu_raw_write(fd, r.up.p + hello_n, r.up.n - hello_n));
+  cr_assert(tu_raw_write(fd, up->p + hello_n, up->n - hello_n));
   cr_assert_eq(tu_raw_read_frame(fd, TU_WAIT_MS, &f), 1);
   cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_REFUSAL, "the replay was not refused");
   cr_assert_eq(f->refusal->code, IA_TOKEN_INVALID, "refused with %u", f->refusal->code);
   interaction__v1__frame__free_unpacked(f, NULL);
   cr_assert(tu_raw_expect_closed(fd, TU_WAIT_MS));
   close(fd);
-  (void)proof_n;
   cr_assert_eq(tu_handler_calls(), 1, "the replayed Sum ran");
-  relay_free(&r);
-  ia_master_free(m);
-  ia_slave_free(s);
-  unlink(sf);
+  recorded_free(&rec);
 }
 
 Test(auth, the_secret_never_crosses_the_wire, .timeout = 60) {
-  char sf[64];
-  secret_file(sf, SECRET);
-  ia_slave *s = secret_slave(sf);
-  ia_master *m = secret_master(sf);
-  relay r;
-  relay_start(&r, ia_slave_port(s));
-  proven_session_through(&r, m);
+  recorded rec;
+  record_session(&rec);
+  const relay *r = &rec.r;
   const size_t n = strlen(SECRET);
-  cr_assert_gt(r.up.n, 0);
-  cr_assert_gt(r.down.n, 0);
+  cr_assert_gt(r->up.n, 0);
+  cr_assert_gt(r->down.n, 0);
   /* Not whole, and no 8-byte piece of it either. */
   for (size_t at = 0; at + 8 <= n; at++) {
-    cr_assert_null(memmem(r.up.p, r.up.n, SECRET + at, 8), "the master sent part of the secret");
-    cr_assert_null(memmem(r.down.p, r.down.n, SECRET + at, 8), "the slave sent part of the secret");
+    cr_assert_null(memmem(r->up.p, r->up.n, SECRET + at, 8), "the master sent part of the secret");
+    cr_assert_null(memmem(r->down.p, r->down.n, SECRET + at, 8), "the slave sent part of the secret");
   }
   /* And the handshake was the authenticated one. */
-  Interaction__V1__Frame *f = frame_unpack(&r.down, 0);
+  Interaction__V1__Frame *f = frame_unpack(&r->down, 0);
   cr_assert_eq(f->body_case, INTERACTION__V1__FRAME__BODY_AUTH_CHALLENGE);
   interaction__v1__frame__free_unpacked(f, NULL);
-  relay_free(&r);
-  ia_master_free(m);
-  ia_slave_free(s);
-  unlink(sf);
+  recorded_free(&rec);
 }
 
 /* ---- floods ---- */
