@@ -8,8 +8,11 @@
  * OpenSSL. Every byte the tests relay or
  * capture goes through their own sockets on 127.0.0.1. */
 #define _GNU_SOURCE /* memmem */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,5 +529,42 @@ Test(auth, a_slave_without_a_secret_never_loads_openssl, .timeout = 60) {
   tu_proc_kill(&guarded);
   tu_proc_kill(&plain);
   ia_master_free(m);
+  unlink(sf);
+}
+
+/* ---- the warning for an open slave ---- */
+
+static atomic_int open_warnings;
+
+static void count_open_warnings(ia_log_level level, const char *message, void *user) {
+  (void)user;
+  if (level == IA_LOG_WARN && strstr(message, "beyond loopback without a secret"))
+    atomic_fetch_add(&open_warnings, 1);
+}
+
+static void start_and_stop(const char *host, const char *secret) {
+  ia_slave_config config;
+  tu_slave_config(&config, CHANNEL);
+  config.host = host;
+  config.secret_file = secret;
+  ia_slave_free(fixture_slave_start(&config));
+}
+
+/* A slave bound beyond loopback without a secret says so at start; one
+ * with a secret, or on loopback, does not. 0.0.0.0 here is inside a network
+ * namespace this test's process makes for itself: it has nothing but its
+ * own loopback, so nothing beyond it can reach the slave. */
+Test(auth, a_slave_bound_beyond_loopback_without_a_secret_warns, .timeout = 60) {
+  if (unshare(CLONE_NEWNET) != 0) cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+  unsetenv("IA_SECRET");
+  ia_log_set_handler(count_open_warnings, NULL);
+  start_and_stop("0.0.0.0", NULL);
+  cr_assert_eq(atomic_load(&open_warnings), 1, "no warning for 0.0.0.0 without a secret");
+  char sf[64];
+  secret_file(sf, SECRET);
+  start_and_stop("0.0.0.0", sf);
+  start_and_stop("127.0.0.1", NULL);
+  cr_assert_eq(atomic_load(&open_warnings), 1, "a warning for a slave with a secret, or on loopback");
+  ia_log_set_handler(NULL, NULL);
   unlink(sf);
 }
