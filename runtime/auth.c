@@ -8,7 +8,6 @@
 #include "runtime/auth.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +17,6 @@
 #include "runtime/runtime-internal.h"
 
 static const char *const LABELS[] = {"interaction/v1 slave", "interaction/v1 master"};
-
-/* HMAC, fetched once per process: a fetch is a provider lookup under a
- * lock, dearer than the MAC itself. Never freed (one object, for good). */
-static EVP_MAC *hmac;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void fetch_hmac(void) {
-  const ia__ossl *o = ia__ossl_get(NULL);
-  hmac = o ? o->EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
-}
 
 /* The secret's bytes: a copy of p[0..n), one trailing newline dropped. */
 static ia_code keep(const uint8_t *p, size_t n, const char *who, const char *from, ia__secret *out,
@@ -96,9 +85,9 @@ bool ia__auth_proof(const ia__secret *k, ia__auth_role role, const uint8_t *hell
   const char *label = LABELS[role];
   const uint8_t len[4] = {(uint8_t)(hello_n >> 24), (uint8_t)(hello_n >> 16), (uint8_t)(hello_n >> 8),
                           (uint8_t)hello_n};
-  pthread_once(&hmac_once, fetch_hmac);
   const ia__ossl *o = ia__ossl_get(NULL);
-  if (!o || !hmac) return false;
+  EVP_MAC *hmac = o ? o->EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
+  if (!hmac) return false;
   EVP_MAC_CTX *ctx = o->EVP_MAC_CTX_new(hmac);
   OSSL_PARAM params[] = {o->OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                          OSSL_PARAM_END};
@@ -110,6 +99,7 @@ bool ia__auth_proof(const ia__secret *k, ia__auth_role role, const uint8_t *hell
       o->EVP_MAC_update(ctx, nonce, IA__AUTH_NONCE) == 1 &&
       o->EVP_MAC_final(ctx, out, &got, IA__AUTH_PROOF) == 1 && got == IA__AUTH_PROOF;
   if (ctx) o->EVP_MAC_CTX_free(ctx);
+  o->EVP_MAC_free(hmac);
   return ok;
 }
 

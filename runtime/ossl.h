@@ -23,6 +23,7 @@
   X(RAND_bytes)                                                                                              \
   X(CRYPTO_memcmp)                                                                                           \
   X(EVP_MAC_fetch)                                                                                           \
+  X(EVP_MAC_free)                                                                                            \
   X(EVP_MAC_CTX_new)                                                                                         \
   X(EVP_MAC_CTX_free)                                                                                        \
   X(EVP_MAC_init)                                                                                            \

@@ -314,6 +314,44 @@ static void slave_seeds(void) {
     save("fuzz_slave", seeds[i].name, seeds[i].p, seeds[i].n);
 }
 
+/* fuzz_auth: a prefix selector (0 none, 1 a Hello with a nonce, 2 one
+ * without), then frames of a peer without the secret. */
+static void auth_one(const char *name, uint8_t prefix, Interaction__V1__Frame__BodyCase kind,
+                     ProtobufCMessage *body) {
+  fz_buf f = {0}, b = {0};
+  frame(&f, 2, kind, body);
+  fz_buf_byte(&b, prefix);
+  fz_buf_be32(&b, (uint32_t)f.n);
+  fz_buf_put(&b, f.p, f.n);
+  save("fuzz_auth", name, b.p, b.n);
+  fz_buf_free(&f);
+  fz_buf_free(&b);
+}
+
+static void auth_seeds(void) {
+  uint8_t zeros[32] = {0};
+  Interaction__V1__AuthProof proof = INTERACTION__V1__AUTH_PROOF__INIT;
+  proof.has_proof = 1;
+  proof.proof = (ProtobufCBinaryData){sizeof zeros, zeros};
+  auth_one("proof_zeros", 1, INTERACTION__V1__FRAME__BODY_AUTH_PROOF, &proof.base);
+  Interaction__V1__Ping ping = INTERACTION__V1__PING__INIT;
+  auth_one("ping_after_hello", 1, INTERACTION__V1__FRAME__BODY_PING, &ping.base);
+  Interaction__V1__Task task = INTERACTION__V1__TASK__INIT;
+  task.method = (char *)"sum";
+  task.has_payload = 1;
+  task.payload = (ProtobufCBinaryData){1, (uint8_t *)"x"};
+  auth_one("task_after_hello", 1, INTERACTION__V1__FRAME__BODY_TASK, &task.base);
+  auth_one("task_after_hello_without_nonce", 2, INTERACTION__V1__FRAME__BODY_TASK, &task.base);
+  auth_one("task_first", 0, INTERACTION__V1__FRAME__BODY_TASK, &task.base);
+  Interaction__V1__Hello hello = INTERACTION__V1__HELLO__INIT;
+  hello.has_version = hello.has_channel = hello.has_auth_nonce = 1;
+  hello.version = 1;
+  hello.channel = 5;
+  hello.auth_nonce = (ProtobufCBinaryData){sizeof zeros, zeros};
+  auth_one("second_hello", 1, INTERACTION__V1__FRAME__BODY_HELLO, &hello.base);
+  auth_one("own_hello", 0, INTERACTION__V1__FRAME__BODY_HELLO, &hello.base);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_corpus DIR\n");
@@ -324,5 +362,6 @@ int main(int argc, char **argv) {
   inbuf_seeds();
   flat_seeds();
   slave_seeds();
+  auth_seeds();
   return 0;
 }
