@@ -226,7 +226,8 @@ ia__dispatch_rc ia__pool_lead(ia__sconn *c, const ia__env *env, size_t frame_len
   /* This worker runs nothing else, and nobody fills the queue while it
    * reads: a place is free, and no task waits for it (top comment). */
   uint32_t i = 0;
-  bool now = t == IA__TAKE_SLOT && p->n_waiting == 0 && p->n_running < p->workers;
+  bool gone = atomic_load(&c->closing); /* since it was read: nobody would hear its outcome */
+  bool now = t == IA__TAKE_SLOT && !gone && p->n_waiting == 0 && p->n_running < p->workers;
   if (now) {
     while (p->running[i])
       i++;
@@ -239,6 +240,10 @@ ia__dispatch_rc ia__pool_lead(ia__sconn *c, const ia__env *env, size_t frame_len
     s->watched = false;
   }
   pthread_mutex_unlock(&s->mu);
+  if (gone) {
+    if (t == IA__TAKE_SLOT) ia__task_ctx_free(ctx);
+    return IA__DISPATCH_CLOSED;
+  }
   if (!now) {
     if (t == IA__TAKE_SLOT && admit(c, ctx, IA__RD_WORKER) == IA__TAKE_CLOSED) return IA__DISPATCH_CLOSED;
     ia__inbuf_consume(&c->in, frame_len);
