@@ -128,12 +128,22 @@ static int q_flush(ia__ws *ws, int fd) {
   return 0;
 }
 
-ia__ws_rc ia__ws_send_nb(ia__ws *ws, int fd, const ia__wframe *w) {
+/* A frame after the last one is dropped: nothing follows a Goodbye. (mu) */
+static bool sealed_locked(ia__ws *ws, bool last) {
+  if (ws->sealed) return true;
+  ws->sealed = last;
+  return false;
+}
+
+static ia__ws_rc send_nb(ia__ws *ws, int fd, const ia__wframe *w, bool last) {
   struct iovec iov[IOV_MAX_FRAME], *v = iov;
   int n = ia__wframe_iov(w, iov);
   pthread_mutex_lock(&ws->mu);
   ia__ws_rc rc = IA__WS_FAILED;
   if (ws->error) goto out;
+  rc = IA__WS_DONE;
+  if (sealed_locked(ws, last)) goto out;
+  rc = IA__WS_FAILED;
   if (!ws->owned && ws->tail == ws->head) {
     ssize_t r = write_nb(fd, iov, n);
     if (r < 0) {
@@ -175,7 +185,12 @@ static int write_until(ia__ws *ws, int fd, struct iovec **v, int *n, uint64_t de
   return 0;
 }
 
-ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms, uint32_t bound_ms) {
+ia__ws_rc ia__ws_send_nb(ia__ws *ws, int fd, const ia__wframe *w) {
+  return send_nb(ws, fd, w, false);
+}
+
+static ia__ws_rc send_w(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms, uint32_t bound_ms,
+                        bool last) {
   struct iovec iov[IOV_MAX_FRAME], *v = iov + 1;
   int n = ia__wframe_iov(w, iov + 1);
   pthread_mutex_lock(&ws->mu);
@@ -184,7 +199,9 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
     if (ia__now_ms() >= deadline_ms) {
       /* Another sender holds the stream past our deadline: the frame goes
        * out after its, and our caller stops waiting. */
-      ia__ws_rc rc = q_append(ws, v, n) ? IA__WS_TIMEOUT : IA__WS_FAILED;
+      ia__ws_rc rc = sealed_locked(ws, last) ? IA__WS_DONE
+                     : q_append(ws, v, n)    ? IA__WS_TIMEOUT
+                                             : IA__WS_FAILED;
       pthread_mutex_unlock(&ws->mu);
       return rc;
     }
@@ -193,9 +210,9 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
     ia__deadline_ts(&until, left > 1000 ? 1000 : (uint32_t)left);
     pthread_cond_timedwait(&ws->idle, &ws->mu, &until);
   }
-  if (ws->error) {
+  if (ws->error || sealed_locked(ws, last)) {
     pthread_mutex_unlock(&ws->mu);
-    return IA__WS_FAILED;
+    return ws->error ? IA__WS_FAILED : IA__WS_DONE;
   }
   if (ws->tail == ws->head) { /* the common case: one sendmsg() */
     ssize_t r = write_nb(fd, v, n);
@@ -253,6 +270,14 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
   pthread_mutex_unlock(&ws->mu);
   free(before);
   return rc;
+}
+
+ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms, uint32_t bound_ms) {
+  return send_w(ws, fd, w, deadline_ms, bound_ms, false);
+}
+
+ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb, uint32_t bound_ms) {
+  return nb ? send_nb(ws, fd, w, true) : send_w(ws, fd, w, 0, bound_ms, true);
 }
 
 ia__ws_rc ia__ws_flush(ia__ws *ws, int fd) {

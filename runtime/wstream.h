@@ -39,9 +39,10 @@ typedef struct ia__ws {
   int error;           /* errno of the first failure (sticky); 0 while healthy */
   uint8_t *q;          /* queued bytes, q[head..tail) */
   size_t head, tail, cap;
-  _Atomic size_t queued; /* tail - head, readable without the lock */
-  size_t limit;          /* no more is appended once this much waits */
+  _Atomic size_t queued;    /* tail - head, readable without the lock */
+  size_t limit;             /* no more is appended once this much waits */
   _Atomic uint64_t drained; /* writes of bytes that had to wait for the peer (ia__ws_drained) */
+  bool sealed;              /* the last frame is in (ia__ws_send_last): later ones are dropped */
 } ia__ws;
 
 typedef enum ia__ws_rc {
@@ -62,6 +63,10 @@ IA_MUST_CHECK ia__ws_rc ia__ws_send_nb(ia__ws *ws, int fd, const ia__wframe *w);
  * IA__WS_FLUSH for bytes others queued meanwhile. */
 IA_MUST_CHECK ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms,
                                     uint32_t bound_ms);
+/* Sends the stream's last frame (a Goodbye), without blocking when `nb`,
+ * else as ia__ws_send with bound_ms; every frame handed to the stream after
+ * it is dropped (IA__WS_DONE), so that nothing follows the Goodbye. */
+IA_MUST_CHECK ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb, uint32_t bound_ms);
 /* Writes what is queued without blocking: IA__WS_DONE once the queue is
  * empty (or an owner will write it), IA__WS_FLUSH while bytes wait. */
 IA_MUST_CHECK ia__ws_rc ia__ws_flush(ia__ws *ws, int fd);

@@ -89,6 +89,12 @@ bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who) {
   return sent(c, w, ia__ws_send(&c->out, c->fd, w, 0, IA__SEND_BOUND_MS));
 }
 
+/* A Goodbye: nothing goes out on c after it (a heartbeat Ping of the loop's
+ * was once seen just behind a Disconnect's Goodbye). */
+static bool send_last(ia__sconn *c, const ia__wframe *w, ia__reader who) {
+  return sent(c, w, ia__ws_send_last(&c->out, c->fd, w, who == IA__RD_LOOP, IA__SEND_BOUND_MS));
+}
+
 bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w) {
   ia__ws_rc rc = ia__ws_send_nb(&c->out, c->fd, w);
   if (rc == IA__WS_FLUSH) ia__sconn_watch_locked(c);
@@ -114,7 +120,10 @@ void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, co
     IA__WARN("slave: no memory to answer %s", name_of(c));
     return;
   }
-  (void)ia__sconn_send(c, &w, who);
+  if (kind == INTERACTION__V1__FRAME__BODY_GOODBYE)
+    (void)send_last(c, &w, who);
+  else
+    (void)ia__sconn_send(c, &w, who);
   ia__wframe_release(&w);
 }
 
