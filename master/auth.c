@@ -14,14 +14,12 @@
 
 #include "master/master-internal.h"
 
-/* Tells the slave why the handshake ends here (best effort), and the caller. */
+/* Tells the slave why the handshake ends here (best effort, within the
+ * handshake's deadline), and the caller. */
 static ia_code bye(ia_conn *c, ia_code code, const char *message, uint64_t deadline, ia_error *err) {
-  ia__wframe w;
-  if (ia__wframe_status(&w, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, code, message, NULL, 0)) {
-    ia__ws_rc rc = ia__ws_send(&c->out, c->fd, &w, deadline, 0);
-    (void)rc; /* the slave may be gone already: the caller hears the code anyway */
-    ia__wframe_release(&w);
-  }
+  uint64_t now = ia__now_ms();
+  ia__conn_goodbye(c, code, message,
+                   deadline > now ? (uint32_t)(deadline - now < 1000 ? deadline - now : 1000) : 1);
   return ia__error_set(err, code, "%s", message);
 }
 

@@ -173,9 +173,10 @@ void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message, uint32_t wa
   if (!ia__wframe_status(&w, 0, INTERACTION__V1__FRAME__BODY_GOODBYE, code, message, NULL, 0)) return;
   /* A last word: the connection closes next, so nobody would flush what the
    * socket does not take at once -- or what queued behind another thread's
-   * send, unless we wait our turn. */
-  ia__ws_rc rc = wait_ms ? ia__ws_send(&c->out, c->fd, &w, ia__deadline_after(wait_ms), 0)
-                         : ia__ws_send_nb(&c->out, c->fd, &w);
+   * send, unless we wait our turn. Nothing goes out after it (a heartbeat
+   * Ping of the loop's, say). */
+  ia__ws_rc rc =
+      ia__ws_send_last(&c->out, c->fd, &w, wait_ms == 0, wait_ms ? ia__deadline_after(wait_ms) : 0, 0);
   (void)rc;
   ia__wframe_release(&w);
 }

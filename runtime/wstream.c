@@ -276,8 +276,9 @@ ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline
   return send_w(ws, fd, w, deadline_ms, bound_ms, false);
 }
 
-ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb, uint32_t bound_ms) {
-  return nb ? send_nb(ws, fd, w, true) : send_w(ws, fd, w, 0, bound_ms, true);
+ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb, uint64_t deadline_ms,
+                           uint32_t bound_ms) {
+  return nb ? send_nb(ws, fd, w, true) : send_w(ws, fd, w, deadline_ms, bound_ms, true);
 }
 
 ia__ws_rc ia__ws_flush(ia__ws *ws, int fd) {

@@ -63,10 +63,12 @@ IA_MUST_CHECK ia__ws_rc ia__ws_send_nb(ia__ws *ws, int fd, const ia__wframe *w);
  * IA__WS_FLUSH for bytes others queued meanwhile. */
 IA_MUST_CHECK ia__ws_rc ia__ws_send(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadline_ms,
                                     uint32_t bound_ms);
-/* Sends the stream's last frame (a Goodbye), without blocking when `nb`,
- * else as ia__ws_send with bound_ms; every frame handed to the stream after
- * it is dropped (IA__WS_DONE), so that nothing follows the Goodbye. */
-IA_MUST_CHECK ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb, uint32_t bound_ms);
+/* Sends the stream's last frame (a Goodbye): without blocking when `nb`,
+ * else as ia__ws_send with deadline_ms and bound_ms. Every frame handed to
+ * the stream after it is dropped (IA__WS_DONE): nothing follows a Goodbye,
+ * whichever thread would send it. */
+IA_MUST_CHECK ia__ws_rc ia__ws_send_last(ia__ws *ws, int fd, const ia__wframe *w, bool nb,
+                                         uint64_t deadline_ms, uint32_t bound_ms);
 /* Writes what is queued without blocking: IA__WS_DONE once the queue is
  * empty (or an owner will write it), IA__WS_FLUSH while bytes wait. */
 IA_MUST_CHECK ia__ws_rc ia__ws_flush(ia__ws *ws, int fd);

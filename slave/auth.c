@@ -21,11 +21,8 @@
 
 #include "slave/slave-internal.h"
 
-/* Refuses c with `code` and closes it. Loop. */
 static int refuse(ia__sconn *c, uint64_t id, ia_code code, const char *message) {
-  IA__INFO("slave: refusing %s: %s (%s)", c->label, message, ia_code_name(code));
-  ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, code, message, NULL, IA__RD_LOOP);
-  ia__sconn_close(c, false, code);
+  ia__sconn_refuse(c, id, code, message, NULL);
   return -1;
 }
 

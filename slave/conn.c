@@ -92,7 +92,7 @@ bool ia__sconn_send(ia__sconn *c, const ia__wframe *w, ia__reader who) {
 /* A Goodbye: nothing goes out on c after it (a heartbeat Ping of the loop's
  * was once seen just behind a Disconnect's Goodbye). */
 static bool send_last(ia__sconn *c, const ia__wframe *w, ia__reader who) {
-  return sent(c, w, ia__ws_send_last(&c->out, c->fd, w, who == IA__RD_LOOP, IA__SEND_BOUND_MS));
+  return sent(c, w, ia__ws_send_last(&c->out, c->fd, w, who == IA__RD_LOOP, 0, IA__SEND_BOUND_MS));
 }
 
 bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w) {
@@ -125,6 +125,12 @@ void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, co
   else
     (void)ia__sconn_send(c, &w, who);
   ia__wframe_release(&w);
+}
+
+void ia__sconn_refuse(ia__sconn *c, uint64_t id, ia_code code, const char *message, const ia_hook_reply *r) {
+  IA__INFO("slave: refusing %s: %s (%s)", name_of(c), message, ia_code_name(code));
+  ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, code, message, r, IA__RD_LOOP);
+  ia__sconn_close(c, false, code);
 }
 
 void ia__sconn_fail(ia__sconn *c, ia_code code, const char *message, ia__reader who) {

@@ -109,10 +109,8 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
     pthread_mutex_unlock(&s->mu);
   }
   if (code != IA_OK) {
-    IA__INFO("slave: refusing %s: %s (%s)", c->label, msg, ia_code_name(code));
-    ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, code, msg, &reply, IA__RD_LOOP);
+    ia__sconn_refuse(c, id, code, msg, &reply);
     ia__hook_reply_release(&reply);
-    ia__sconn_close(c, false, code);
     return false;
   }
   ia__hook_reply_release(&reply);

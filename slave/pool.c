@@ -126,6 +126,17 @@ static bool of_conn(const ia_task_ctx *t, const void *c) {
   return !c || t->conn == c;
 }
 
+/* A free place for ctx, which starts now: its index. (mu; one is free) */
+static uint32_t take_place_locked(ia__pool *p, ia_task_ctx *ctx) {
+  uint32_t i = 0;
+  while (p->running[i])
+    i++;
+  p->running[i] = ctx;
+  p->n_running++;
+  ctx->started = true;
+  return i;
+}
+
 /* ---- admission (loop) ---- */
 
 /* The task takes its own copy of its body (the payload and metadata lie in
@@ -229,11 +240,7 @@ ia__dispatch_rc ia__pool_lead(ia__sconn *c, const ia__env *env, size_t frame_len
   bool gone = atomic_load(&c->closing); /* since it was read: nobody would hear its outcome */
   bool now = t == IA__TAKE_SLOT && !gone && p->n_waiting == 0 && p->n_running < p->workers;
   if (now) {
-    while (p->running[i])
-      i++;
-    p->running[i] = ctx;
-    p->n_running++;
-    ctx->started = true;
+    i = take_place_locked(p, ctx);
     c->tasks++;
     c->lead = ctx;
     s->run_seq++; /* for the watchdog's look (slot.c) */
@@ -419,14 +426,7 @@ void *ia__pool_worker_main(void *arg) {
     ia_code skip = atomic_load(&s->shutting_down)                         ? IA_SHUTTING_DOWN
                    : ctx->deadline_at && ia__now_ms() >= ctx->deadline_at ? IA_DEADLINE_EXCEEDED
                                                                           : IA_OK;
-    uint32_t i = 0;
-    while (skip == IA_OK && p->running[i])
-      i++;
-    if (skip == IA_OK) {
-      p->running[i] = ctx;
-      p->n_running++;
-      ctx->started = true;
-    }
+    uint32_t i = skip == IA_OK ? take_place_locked(p, ctx) : 0;
     pthread_mutex_unlock(&s->mu);
     if (skip == IA_OK) {
       run_one(s, ctx, i);

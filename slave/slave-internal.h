@@ -279,6 +279,9 @@ void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, co
                       const ia_hook_reply *r, ia__reader who);
 /* The peer broke the protocol or sent too much: Goodbye with the code, then close. */
 void ia__sconn_fail(ia__sconn *c, ia_code code, const char *message, ia__reader who);
+/* Refuses c's handshake with `code` (the hook's reply, if any, rides along),
+ * says so in the log, and closes c. Loop. */
+void ia__sconn_refuse(ia__sconn *c, uint64_t id, ia_code code, const char *message, const ia_hook_reply *r);
 /* Starts closing c, from any thread: it stops being the master, its task
  * is cancelled, its socket shut down (which wakes a reader), and the loop
  * frees it once nobody reads it and no task holds it. `lost` fires

@@ -33,12 +33,12 @@ Test(wstream, nothing_goes_out_after_the_last_frame) {
   uint8_t buf[256];
 
   cr_assert_eq(ia__ws_send_nb(&ws, sv[0], &ping), IA__WS_DONE);
-  cr_assert_eq(ia__ws_send_last(&ws, sv[0], &bye, true, 1000), IA__WS_DONE);
+  cr_assert_eq(ia__ws_send_last(&ws, sv[0], &bye, true, 0, 1000), IA__WS_DONE);
   cr_assert_eq(drain(sv[1], buf, sizeof buf), ping_n + bye_n, "the frames before and the last one went out");
   /* Both kinds of sender, after it: dropped, and said to be done. */
   cr_assert_eq(ia__ws_send_nb(&ws, sv[0], &ping), IA__WS_DONE);
   cr_assert_eq(ia__ws_send(&ws, sv[0], &ping, 0, 1000), IA__WS_DONE);
-  cr_assert_eq(ia__ws_send_last(&ws, sv[0], &bye, false, 1000), IA__WS_DONE);
+  cr_assert_eq(ia__ws_send_last(&ws, sv[0], &bye, false, 0, 1000), IA__WS_DONE);
   cr_assert_eq(drain(sv[1], buf, sizeof buf), 0, "a frame went out after the last one");
   cr_assert_eq(ia__ws_error(&ws), 0);
 
