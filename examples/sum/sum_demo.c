@@ -361,9 +361,11 @@ static void refused_master(const char *name, uint32_t channel, const char *secre
   ia_error_clear(&err);
 }
 
-/* A file holding a secret that is not the demo's; its path in `path`. */
-static bool wrong_secret(char path[64]) {
-  strcpy(path, "/tmp/sum-demo-wrong-secret-XXXXXX");
+/* A file holding a secret that is not the demo's, in $TMPDIR (else /tmp);
+ * its path in `path`. The caller unlinks it. */
+static bool wrong_secret(char path[256]) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, 256, "%s/sum-demo-wrong-secret-XXXXXX", dir && *dir ? dir : "/tmp");
   int fd = mkstemp(path);
   if (fd < 0) return false;
   bool ok = write(fd, "not the secret\n", 15) == 15;
@@ -385,7 +387,7 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
 
   refused_master("sum-demo-wrong-channel", wrong, demo_secret, ep, IA_CHANNEL_INVALID,
                  "code is 202 CHANNEL_INVALID");
-  char wrong_file[64];
+  char wrong_file[256];
   if (demo_secret && check(wrong_secret(wrong_file), "a file with a wrong secret was written")) {
     unsetenv("IA_SECRET"); /* "without the secret" means none at all */
     refused_master("sum-demo-no-secret", channel, NULL, ep, IA_TOKEN_NOT_FOUND,

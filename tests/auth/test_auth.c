@@ -27,15 +27,15 @@
 
 /* ---- secret files ---- */
 
-/* A file holding `text` (mode 600), its path in `path`. */
-static void secret_file(char path[64], const char *text) {
-  strcpy(path, "/tmp/ia-secret-XXXXXX");
-  int fd = mkstemp(path);
-  cr_assert_geq(fd, 0, "mkstemp");
-  size_t n = strlen(text);
-  cr_assert_eq(write(fd, text, n), (ssize_t)n);
+/* A file holding `text` (mode 600), its path in `path`; removed by the
+ * suite's .fini whatever happens to the test. */
+static void secret_file(char path[TU_PATH_MAX], const char *text) {
+  int fd = tu_temp_file(path, "secret", text, strlen(text));
+  cr_assert_geq(fd, 0, "cannot make a secret file");
   close(fd);
 }
+
+TestSuite(auth, .fini = tu_temp_remove_all);
 
 static ia_slave *secret_slave(const char *file) {
   ia_slave_config config;
@@ -162,7 +162,7 @@ static Interaction__V1__Frame *frame_unpack(const capture *c, size_t at) {
 /* A slave and a master holding SECRET (its file in sf), and one proven
  * master's whole life recorded through a relay: connect, a Sum, disconnect. */
 typedef struct recorded {
-  char sf[64];
+  char sf[TU_PATH_MAX];
   ia_slave *slave;
   ia_master *master;
   relay r;
@@ -192,7 +192,7 @@ static void recorded_free(recorded *rec) {
 /* ---- the tests ---- */
 
 Test(auth, the_right_secret_runs_tasks_and_observers_prove_it_too, .timeout = 60) {
-  char sf[64], mf[64];
+  char sf[TU_PATH_MAX], mf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   secret_file(mf, SECRET "\n"); /* one trailing newline is not part of it */
   ia_slave *s = secret_slave(sf);
@@ -212,7 +212,7 @@ Test(auth, the_right_secret_runs_tasks_and_observers_prove_it_too, .timeout = 60
 }
 
 Test(auth, a_master_without_the_secret_is_refused_301_and_runs_nothing, .timeout = 60) {
-  char sf[64];
+  char sf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   ia_slave *s = secret_slave(sf);
   ia_master *none = NULL;
@@ -234,7 +234,7 @@ Test(auth, a_master_without_the_secret_is_refused_301_and_runs_nothing, .timeout
 }
 
 Test(auth, a_wrong_secret_is_refused_302, .timeout = 60) {
-  char sf[64], wf[64];
+  char sf[TU_PATH_MAX], wf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   secret_file(wf, SECRET "?");
   ia_slave *s = secret_slave(sf);
@@ -253,7 +253,7 @@ Test(auth, a_wrong_secret_is_refused_302, .timeout = 60) {
 /* A master with a secret does not trust a slave that proves none: it says
  * Goodbye, and the slave's seat is free for the next master at once. */
 Test(auth, a_slave_without_the_secret_is_not_trusted_301, .timeout = 60) {
-  char mf[64];
+  char mf[TU_PATH_MAX];
   secret_file(mf, SECRET);
   ia_slave *s = fixture_slave(CHANNEL);
   ia_master *m = secret_master(mf);
@@ -300,7 +300,7 @@ static void impostor_script(tu_fake *fake, int fd) {
 }
 
 Test(auth, an_impersonating_slave_is_refused_302_and_gets_no_proof, .timeout = 60) {
-  char mf[64];
+  char mf[TU_PATH_MAX];
   secret_file(mf, SECRET);
   ia_master *m = secret_master(mf);
   impostor im = {0};
@@ -413,7 +413,7 @@ static void *flood_main(void *arg) {
 }
 
 Test(auth, unauthenticated_floods_are_cut_off_while_a_proven_master_works, .timeout = 120) {
-  char sf[64];
+  char sf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   ia_slave_config config;
   tu_slave_config(&config, CHANNEL);
@@ -454,7 +454,7 @@ Test(auth, the_secret_comes_from_IA_SECRET_when_no_file_is_given, .timeout = 60)
   ia_slave *s = secret_slave(NULL);
   ia_master *m = secret_master(NULL);
   assert_connect(m, ia_slave_port(s), IA_OK);
-  char wf[64];
+  char wf[TU_PATH_MAX];
   secret_file(wf, "another secret");
   ia_master *wrong = secret_master(wf); /* a file wins over IA_SECRET */
   assert_connect(wrong, ia_slave_port(s), IA_TOKEN_INVALID);
@@ -479,7 +479,7 @@ Test(auth, a_secret_file_that_cannot_be_used_is_a_clear_error, .timeout = 60) {
   cr_assert_eq(ia_slave_new(&config, &s, &err), IA_INVALID_ARGUMENT);
   cr_assert_not_null(strstr(err.message, "/nonexistent/ia-secret"), "%s", err.message);
   ia_error_clear(&err);
-  char ef[64];
+  char ef[TU_PATH_MAX];
   secret_file(ef, "\n");
   config.secret_file = ef;
   cr_assert_eq(ia_slave_new(&config, &s, &err), IA_INVALID_ARGUMENT);
@@ -521,7 +521,7 @@ Test(auth, a_slave_without_a_secret_never_loads_openssl, .timeout = 60) {
   TU_ASSERT_OK(tu_master_start("plain", CHANNEL, &m, &err), &err);
   assert_connect(m, port, IA_OK);
   cr_assert_not(libcrypto_mapped(plain.pid), "a slave without a secret loaded libcrypto");
-  char sf[64];
+  char sf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   const char *const extra[] = {"--secret-file", sf, NULL};
   cr_assert_neq(tu_spawn_sum_slave(&guarded, SUM_SLAVE_PATH, CHANNEL, extra), 0, "%s", guarded.line);
@@ -560,7 +560,7 @@ Test(auth, a_slave_bound_beyond_loopback_without_a_secret_warns, .timeout = 60) 
   ia_log_set_handler(count_open_warnings, NULL);
   start_and_stop("0.0.0.0", NULL);
   cr_assert_eq(atomic_load(&open_warnings), 1, "no warning for 0.0.0.0 without a secret");
-  char sf[64];
+  char sf[TU_PATH_MAX];
   secret_file(sf, SECRET);
   start_and_stop("0.0.0.0", sf);
   start_and_stop("127.0.0.1", NULL);

@@ -239,7 +239,8 @@ ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *
 /* ---- master ---- */
 
 ia_code tu_master_start(const char *name, uint32_t channel, ia_master **out, ia_error *err) {
-  return tu_master_start_beat(name, channel, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, out, err);
+  return tu_master_start_beat(name, channel, IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS, out,
+                              err);
 }
 
 ia_code tu_master_start_beat(const char *name, uint32_t channel, uint32_t beat_ms, uint32_t beat_tol,
@@ -562,4 +563,35 @@ unsigned long tu_vm_size_kb(void) {
     if (sscanf(line, "VmSize: %lu kB", &kb) == 1) break;
   fclose(f);
   return kb;
+}
+
+/* ---- temporary files ---- */
+
+#define TU_TEMP_MAX 32
+static char tu_temps[TU_TEMP_MAX][TU_PATH_MAX];
+static int tu_n_temps;
+
+int tu_temp_file(char path[TU_PATH_MAX], const char *tag, const void *data, size_t n) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, TU_PATH_MAX, "%s/ia-%s-XXXXXX", dir && *dir ? dir : "/tmp", tag);
+  int fd = mkstemp(path);
+  if (fd < 0) return -1;
+  if (tu_n_temps < TU_TEMP_MAX) snprintf(tu_temps[tu_n_temps++], TU_PATH_MAX, "%s", path);
+  const uint8_t *p = data;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w <= 0) {
+      close(fd);
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return fd;
+}
+
+void tu_temp_remove_all(void) {
+  for (int i = 0; i < tu_n_temps; i++)
+    unlink(tu_temps[i]);
+  tu_n_temps = 0;
 }

@@ -254,6 +254,17 @@ void tu_fake_join(tu_fake *fake);
 
 /* ---- process measurements ---- */
 
+/* ---- temporary files ---- */
+
+#define TU_PATH_MAX 256
+/* Makes a file holding n bytes of `data` (mode 600) in $TMPDIR (else /tmp),
+ * named ia-TAG-XXXXXX, its path in `path`. Returns its descriptor, open at
+ * its end (the caller closes it), or -1. Each file made is remembered for
+ * tu_temp_remove_all(), so that a test that fails half-way leaves none. */
+int tu_temp_file(char path[TU_PATH_MAX], const char *tag, const void *data, size_t n);
+/* Unlinks every file tu_temp_file() made in this process (a suite's .fini). */
+void tu_temp_remove_all(void);
+
 /* True when the suite runs under valgrind (the IA_VALGRIND environment
  * variable is set): bounds on waits are then not asserted. */
 bool tu_valgrind(void);

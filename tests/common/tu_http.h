@@ -51,13 +51,10 @@ static inline int tu_http_get(uint16_t port, const char *path, char **body) {
 /* The samples of `text` as Prometheus's parser (the script at `parser`)
  * reads them, one per line: NAME{sorted labels} VALUE. malloc'd. */
 static inline char *tu_prom_parse(const char *text, const char *parser) {
-  char in[] = "/tmp/ia-metrics-XXXXXX";
-  int fd = mkstemp(in);
+  char in[TU_PATH_MAX];
+  int fd = tu_temp_file(in, "metrics", text, strlen(text));
   cr_assert_geq(fd, 0);
-  FILE *f = fdopen(fd, "w");
-  cr_assert_not_null(f);
-  cr_assert(fputs(text, f) >= 0);
-  cr_assert_eq(fclose(f), 0);
+  cr_assert_eq(close(fd), 0);
   char cmd[512];
   snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s < %s", parser, in);
   FILE *p = popen(cmd, "r");

@@ -345,8 +345,8 @@ Test(hostile_peers, slave_out_of_descriptors_backs_off_instead_of_spinning, .tim
     clients[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(clients[i], 0);
   }
-  char path[] = "/tmp/ia-emfile-stderr-XXXXXX";
-  int capture = mkstemp(path);
+  char path[TU_PATH_MAX];
+  int capture = tu_temp_file(path, "emfile-stderr", NULL, 0);
   cr_assert_geq(capture, 0);
   unlink(path);
   int saved_stderr = dup(STDERR_FILENO);

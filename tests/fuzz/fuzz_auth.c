@@ -44,7 +44,7 @@
 static ia_slave *slave;
 static ia_master *master;
 static uint16_t port;
-static char secret_path[64];
+static char secret_path[256];
 static atomic_int handled; /* tasks any handler ran */
 static int probes;         /* tasks the proven master ran */
 
@@ -69,7 +69,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   fz_init();
-  strcpy(secret_path, "/tmp/fuzz-auth-secret-XXXXXX");
+  const char *dir = getenv("TMPDIR");
+  snprintf(secret_path, sizeof secret_path, "%s/fuzz-auth-secret-XXXXXX", dir && *dir ? dir : "/tmp");
   int fd = mkstemp(secret_path);
   if (fd < 0 || write(fd, "fuzz_auth's secret\n", 19) != 19) abort();
   close(fd);
@@ -225,11 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_buf out = {0}, in = {0};
   if (mode) put_hello(&out, mode == 1);
   fz_buf_put(&out, data + 1, size - 1);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-    fz_fail("slave_not_listening", "connect to the slave: %s", strerror(errno));
+  int fd = fz_dial(port);
   if (write_all(fd, &out, &in)) shutdown(fd, SHUT_WR);
   read_to_eof(fd, &in);
   close(fd);

@@ -3,11 +3,18 @@
  * the library's internals, write files or touch the network; findings go to
  * stderr, where libFuzzer's log keeps them.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fuzz_common.h"
 #include "interaction/status.h"
@@ -289,4 +296,34 @@ void fz_init(void) {
   if (!getenv("IA_LOG")) ia_log_set_level(IA_LOG_OFF);
   clock_gettime(CLOCK_MONOTONIC, &started);
   atexit(fz_summary);
+}
+
+/* ---- connections ---- */
+
+int fz_dial(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) abort();
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int err = 0;
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    err = errno;
+    if (err == EINPROGRESS || err == EINTR) {
+      struct pollfd p = {fd, POLLOUT, 0};
+      struct timespec t0, t;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+      while (poll(&p, 1, 10) <= 0 && t.tv_sec - t0.tv_sec < 2);
+      socklen_t len = sizeof err;
+      if (!(p.revents & (POLLOUT | POLLERR | POLLHUP)))
+        err = ETIMEDOUT;
+      else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    }
+  }
+  if (err) fz_fail("slave_not_listening", "connect to the slave: %s", strerror(err));
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
 }

@@ -100,6 +100,14 @@ void fz_note(const char *kind);
 /* Prints "fuzz-summary: kind=count ..." for every kind seen; called at exit. */
 void fz_summary(void);
 
+/* ---- connections ---- */
+
+/* A non-blocking TCP connection to 127.0.0.1:port (TCP_NODELAY). The
+ * connect is waited for with poll(), at most 2 s, because a blocking
+ * connect() fails with EINTR when libFuzzer's timer signal (-timeout) comes
+ * in. A failure is the finding slave_not_listening. */
+int fz_dial(uint16_t port);
+
 /* Log level and the at-exit summary; call once from LLVMFuzzerInitialize. */
 void fz_init(void);
 

@@ -158,35 +158,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 /* ---- one connection ---- */
 
-/* A non-blocking TCP connection to the slave. The connect is waited for
- * with poll(), because a blocking connect() fails with EINTR when
- * libFuzzer's timer signal (-timeout) comes in; every wait is bounded. */
-static int dial(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) abort();
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int err = 0;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    err = errno;
-    if (err == EINPROGRESS || err == EINTR) {
-      struct pollfd p = {fd, POLLOUT, 0};
-      uint64_t until = now_us() + 2000000u;
-      while (poll(&p, 1, 10) <= 0 && now_us() < until)
-        ;
-      socklen_t len = sizeof err;
-      if (!(p.revents & (POLLOUT | POLLERR | POLLHUP)))
-        err = ETIMEDOUT;
-      else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    }
-  }
-  if (err) fz_fail("slave_not_listening", "connect to the slave: %s", strerror(err));
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 /* Reads what is there without waiting. */
 static void pull(conn *c) {
   uint8_t tmp[16384];
@@ -433,7 +404,7 @@ static Interaction__V1__Frame *read_frame(conn *c, int ms) {
 static void probe(void) {
   uint64_t until = now_us() + (uint64_t)PROBE_WAIT_MS * 1000u;
   for (int tries = 0;; tries++) {
-    conn c = {.fd = dial()};
+    conn c = {.fd = fz_dial(port)};
     Interaction__V1__Hello h = INTERACTION__V1__HELLO__INIT;
     h.has_version = h.has_channel = 1;
     h.version = 1;
@@ -473,7 +444,7 @@ static void probe(void) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_input(data, size);
   fz_reader r = {data, size};
-  conn c = {.fd = dial()};
+  conn c = {.fd = fz_dial(port)};
   c.t0 = now_us();
   play(&c, &r);
   /* Our EOF: the slave must finish what it does, send it, and close. */

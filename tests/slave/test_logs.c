@@ -84,8 +84,8 @@ Test(logs, refused_and_failed_tasks_get_one_line_each_with_peer_and_id_and_compl
 }
 
 Test(logs, the_default_handler_stamps_each_line_with_the_utc_time, .timeout = 30) {
-  char path[] = "/tmp/ia-log-XXXXXX";
-  int fd = mkstemp(path);
+  char path[TU_PATH_MAX];
+  int fd = tu_temp_file(path, "log", NULL, 0);
   cr_assert_geq(fd, 0);
   fflush(stderr);
   int saved = dup(STDERR_FILENO);

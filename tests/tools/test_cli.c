@@ -44,6 +44,7 @@ static void start_slave(void) {
 
 static void stop_slave(void) {
   tu_proc_kill(&slave);
+  tu_temp_remove_all();
 }
 
 /* A port nothing listens on: bound, then closed. */
@@ -100,10 +101,9 @@ Test(cli, call_sum_with_in_file) {
   size_t len = 0;
   uint8_t *req = tu_sum_task(40, 2, true, true, &len);
   cr_assert_not_null(req);
-  char path[] = "/tmp/ia-cli-test-XXXXXX";
-  int fd = mkstemp(path);
-  cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
-  cr_assert_eq(write(fd, req, len), (ssize_t)len);
+  char path[TU_PATH_MAX];
+  int fd = tu_temp_file(path, "cli-test", req, len);
+  cr_assert_geq(fd, 0, "cannot make the request file: %s", strerror(errno));
   close(fd);
   free(req);
   const char *args[] = {"call", "--in", path, "--channel=7", address, "sum.Adder/Sum", NULL};
@@ -350,8 +350,8 @@ Test(cli_modes, ping_prints_the_mode_and_capacity_sum_slave_was_given, .timeout 
   const char *args[] = {"ping", addr, "--channel", "7", NULL};
   run r = run_cli(args, NULL, 0);
   ASSERT_EXIT(r, 0);
-  cr_assert_not_null(strstr((char *)r.out, "slave sum-slave: mode nonblocking-multi, capacity 3\n"), "stdout: %s",
-                     (char *)r.out);
+  cr_assert_not_null(strstr((char *)r.out, "slave sum-slave: mode nonblocking-multi, capacity 3\n"),
+                     "stdout: %s", (char *)r.out);
   run_free(&r);
   tu_proc_kill(&multi);
 }
@@ -372,7 +372,8 @@ Test(cli_stats, stats_json_counts_exactly_while_a_master_is_attached, .timeout =
   assert_sum_without_b_fails(conn);
   void *reply = NULL;
   size_t reply_len = 0;
-  cr_assert_eq(ia_call(conn, "no.Such/Thing", "", 0, &reply, &reply_len, TU_WAIT_MS, &err), IA_UNKNOWN_METHOD);
+  cr_assert_eq(ia_call(conn, "no.Such/Thing", "", 0, &reply, &reply_len, TU_WAIT_MS, &err),
+               IA_UNKNOWN_METHOD);
   ia_error_clear(&err);
 
   char addr[64];
@@ -380,19 +381,20 @@ Test(cli_stats, stats_json_counts_exactly_while_a_master_is_attached, .timeout =
   const char *args[] = {"stats", addr, "--channel", "7", "--json", NULL};
   run r = run_cli(args, NULL, 0);
   ASSERT_EXIT(r, 0);
-  char path[] = "/tmp/ia-stats-XXXXXX";
-  int fd = mkstemp(path);
+  char path[TU_PATH_MAX];
+  int fd = tu_temp_file(path, "stats", r.out, r.out_len);
   cr_assert_geq(fd, 0);
-  cr_assert_eq(write(fd, r.out, r.out_len), (ssize_t)r.out_len);
   close(fd);
   run_free(&r);
   char cmd[640];
-  snprintf(cmd, sizeof cmd,
-           "/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
-           "m={x[\"method\"]: x for x in d[\"methods\"]}; s=m[\"sum.Adder/Sum\"]; "
-           "print(d[\"slave\"], d[\"mode\"], s[\"tasks\"][\"completed\"], s[\"tasks\"][\"failed\"], s[\"runs\"], "
-           "d[\"refusals\"][\"unknown_method\"], d[\"refusals\"][\"busy\"], d[\"connections\"], d[\"running\"])' %s",
-           path);
+  snprintf(
+      cmd, sizeof cmd,
+      "/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+      "m={x[\"method\"]: x for x in d[\"methods\"]}; s=m[\"sum.Adder/Sum\"]; "
+      "print(d[\"slave\"], d[\"mode\"], s[\"tasks\"][\"completed\"], s[\"tasks\"][\"failed\"], s[\"runs\"], "
+      "d[\"refusals\"][\"unknown_method\"], d[\"refusals\"][\"busy\"], d[\"connections\"], d[\"running\"])' "
+      "%s",
+      path);
   FILE *p = popen(cmd, "r");
   cr_assert_not_null(p);
   char line[256] = "";
@@ -411,11 +413,11 @@ Test(cli_stats, stats_json_counts_exactly_while_a_master_is_attached, .timeout =
 /* sum-slave --secret-file admits only masters that prove the secret; the
  * CLI proves it from its own --secret-file or from IA_SECRET, and exits 4
  * with the slave's 301 or 302 otherwise. */
-Test(cli_auth, sum_slave_and_the_cli_take_the_secret_from_a_file_or_IA_SECRET, .timeout = 60) {
-  char path[] = "/tmp/ia-cli-secret-XXXXXX";
-  int fd = mkstemp(path);
+Test(cli_auth, sum_slave_and_the_cli_take_the_secret_from_a_file_or_IA_SECRET, .timeout = 60,
+     .fini = tu_temp_remove_all) {
+  char path[TU_PATH_MAX];
+  int fd = tu_temp_file(path, "cli-secret", "s3cret\n", 7);
   cr_assert_geq(fd, 0);
-  cr_assert_eq(write(fd, "s3cret\n", 7), 7);
   close(fd);
   unsetenv("IA_SECRET");
   tu_proc guarded = TU_PROC_INIT;

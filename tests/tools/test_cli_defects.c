@@ -17,12 +17,11 @@
 /* Runs `interaction call` with a request of `len` bytes (from a file) to
  * the slave on `port`. */
 static run call_with_request(uint16_t port, size_t len) {
-  char path[] = "/tmp/ia-cli-large-XXXXXX";
-  int fd = mkstemp(path);
-  cr_assert_geq(fd, 0);
   uint8_t *req = calloc(1, len);
   cr_assert_not_null(req);
-  cr_assert_eq(write(fd, req, len), (ssize_t)len);
+  char path[TU_PATH_MAX];
+  int fd = tu_temp_file(path, "cli-large", req, len);
+  cr_assert_geq(fd, 0);
   close(fd);
   free(req);
   char address[64];
