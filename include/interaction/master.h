@@ -56,6 +56,20 @@ typedef struct ia_master_config {
    * cannot, or proves a wrong one, fails the connect with
    * IA_TOKEN_NOT_FOUND or IA_TOKEN_INVALID. */
   const char *secret_file;
+  /* TLS 1.3 (OpenSSL): a CA file (PEM) that every slave's certificate is
+   * verified against, together with the host it is connected to (a DNS
+   * name, or an IP address), or tls_server_name. With it every connection
+   * is TLS; a slave whose certificate is not accepted (another CA, another
+   * name, expired) fails the connect with IA_TOKEN_INVALID, and a slave
+   * that does not speak TLS with IA_PROTOCOL_ERROR. NULL: plain TCP. */
+  const char *tls_ca;
+  /* The master's own certificate chain and key (PEM), for slaves that ask
+   * for one (mutual TLS); both or neither, and only with tls_ca. */
+  const char *tls_cert;
+  const char *tls_key;
+  /* The name the slaves' certificates must carry, instead of the host
+   * given to ia_master_connect(): NULL for that host. */
+  const char *tls_server_name;
 } ia_master_config;
 
 /* Fills a config with the defaults (name "master", channel 0, 64 MiB,

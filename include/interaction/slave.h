@@ -144,6 +144,16 @@ typedef struct ia_slave_config {
    * secret is refused with IA_TOKEN_NOT_FOUND, one with a wrong one with
    * IA_TOKEN_INVALID, before anything else it asks is considered. */
   const char *secret_file;
+  /* TLS 1.3 (OpenSSL): the slave's certificate chain and its private key,
+   * PEM files read by ia_slave_new(); both or neither. With them every
+   * connection begins with a TLS handshake, and a master that speaks plain
+   * frames is told IA_TOKEN_NOT_FOUND ("this slave requires TLS") and
+   * closed. NULL: plain TCP. */
+  const char *tls_cert;
+  const char *tls_key;
+  /* A CA file (PEM): with it (and tls_cert) a master must present a client
+   * certificate that CA signed (mutual TLS). NULL: none is asked for. */
+  const char *tls_ca;
   uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
   uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
   uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
