@@ -72,5 +72,5 @@ ia_code ia__conn_auth(ia_conn *c, const uint8_t *hello, size_t hello_n, ia__env 
   if (rc != IA__WS_DONE)
     return ia__error_set(err, IA_CONNECTION_LOST, "send: %s", strerror(ia__ws_error(&c->out)));
   ia__inbuf_consume(&c->in, *flen);
-  return ia__conn_read_frame(m, c->fd, &c->in, deadline, env, flen, err);
+  return ia__conn_read_frame(c, deadline, env, flen, err);
 }

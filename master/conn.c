@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "master/master-internal.h"
+#include "runtime/tls.h"
 #include "runtime/sock.h"
 
 /* ---- references ---- */
@@ -32,6 +33,7 @@ void ia__conn_ref(ia_conn *c) {
 }
 
 void ia__conn_destroy(ia_conn *c) {
+  ia__tls_free(c->tls);
   if (c->fd >= 0) close(c->fd);
   ia__inbuf_free(&c->in);
   ia__ws_destroy(&c->out);
@@ -241,8 +243,9 @@ void ia__conn_flush(ia_conn *c) {
 
 /* ---- the handshake ---- */
 
-ia_code ia__conn_read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline, ia__env *env,
-                            size_t *flen, ia_error *err) {
+ia_code ia__conn_read_frame(ia_conn *c, uint64_t deadline, ia__env *env, size_t *flen, ia_error *err) {
+  ia_master *m = c->m;
+  ia__inbuf *in = &c->in;
   for (;;) {
     const uint8_t *body;
     uint32_t len;
@@ -255,10 +258,12 @@ ia_code ia__conn_read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadli
       *flen = IA__FRAME_HEADER + len;
       return IA_OK;
     }
-    int w = ia__wait_fd(fd, POLLIN, deadline);
+    int w = ia__wait_fd(c->fd, POLLIN, deadline);
     if (w == 0) return ia__error_set(err, IA_TIMEOUT, "no answer to Hello in time");
-    ssize_t n = ia__inbuf_recv_most(in, fd, m->max_frame, ia__inbuf_missing(in), MSG_DONTWAIT, NULL);
+    ssize_t n =
+        ia__inbuf_recv_most(in, c->fd, c->tls, m->max_frame, ia__inbuf_missing(in), MSG_DONTWAIT, NULL);
     if (n == 0) return ia__error_set(err, IA_CONNECTION_LOST, "the slave closed the connection");
+    if (n < 0 && errno == EPROTO && c->tls) return ia__tls_error(c->tls, c->addr, err);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
       return ia__error_set(err, errno == ENOMEM ? IA_NO_MEMORY : IA_CONNECTION_LOST, "recv: %s",
                            strerror(errno));
@@ -352,13 +357,30 @@ static ia_code handshake(ia_conn *c, const void *data, size_t len, uint64_t dead
   }
   ia__env env;
   size_t flen = 0;
-  code = ia__conn_read_frame(m, c->fd, &c->in, deadline, &env, &flen, err);
+  code = ia__conn_read_frame(c, deadline, &env, &flen, err);
   if (code == IA_OK) code = ia__conn_auth(c, hello, hello_n, &env, &flen, deadline, err);
   free(hello);
   if (code != IA_OK) return code;
   code = hello_answer(c, &env, err);
   ia__inbuf_consume(&c->in, flen);
   return code;
+}
+
+/* TLS on c's fresh socket, before the Hello: the slave's certificate must
+ * carry `name`. */
+static ia_code tls_handshake(ia_conn *c, const char *name, uint64_t deadline, ia_error *err) {
+  c->tls = ia__tls_new(c->m->tls, c->fd, name);
+  if (!c->tls) return ia__error_set(err, IA_NO_MEMORY, "no memory for TLS");
+  for (;;) {
+    ia__tls_step step = ia__tls_handshake(c->tls);
+    if (step == IA__TLS_UP) break;
+    if (step != IA__TLS_WANT_READ && step != IA__TLS_WANT_WRITE) return ia__tls_error(c->tls, c->addr, err);
+    int w = ia__wait_fd(c->fd, step == IA__TLS_WANT_READ ? POLLIN : POLLOUT, deadline);
+    if (w == 0)
+      return ia__error_set(err, IA_TIMEOUT, "the TLS handshake with %s did not finish in time", c->addr);
+  }
+  c->out.tls = c->tls;
+  return IA_OK;
 }
 
 /* ---- connect / find / disconnect ---- */
@@ -420,6 +442,8 @@ static ia_code open_conn(ia_master *m, const char *name, const char *host, uint1
   snprintf(c->addr, sizeof c->addr, "%s:%u", host, (unsigned)port);
   uint64_t deadline = ia__deadline_after(timeout_ms);
   ia_code rc = ia__dial(host, port, deadline, &c->fd, err);
+  if (rc == IA_OK && m->tls)
+    rc = tls_handshake(c, m->cfg.tls_server_name ? m->cfg.tls_server_name : host, deadline, err);
   if (rc == IA_OK) rc = handshake(c, data, len, deadline, err);
   if (rc != IA_OK) {
     ia__conn_destroy(c);

@@ -137,6 +137,7 @@ struct ia_conn {
   bool torn_down;        /* (mu) the socket is shut down and out of the epoll set */
   ia__inbuf in;          /* the reader's */
   ia__ws out;
+  struct ia__tls *tls; /* TLS on fd, or NULL; set before the Hello, freed with c */
   uint32_t peer_max_frame;
   ia__cstats st;
   char addr[300];   /* HOST:PORT as dialled, for log lines */
@@ -159,9 +160,10 @@ struct ia_conn {
 struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
-  ia__beat beat;     /* what Hello proposes */
-  ia__secret secret; /* proven to every slave, and asked of it (auth.c); none if n == 0 */
-  void *tick_conns;  /* loop: the heartbeat tick's scratch list (beat.c) */
+  ia__beat beat;           /* what Hello proposes */
+  ia__secret secret;       /* proven to every slave, and asked of it (auth.c); none if n == 0 */
+  struct ia__tls_ctx *tls; /* every connection is TLS with it; NULL: plain */
+  void *tick_conns;        /* loop: the heartbeat tick's scratch list (beat.c) */
   size_t tick_cap;
   struct event_base *base;
   ia__epset ep;               /* the sockets the loop reads or flushes */
@@ -257,8 +259,7 @@ void ia__master_tick(ia_master *m);
 /* Reads one whole frame into `in` before the deadline, and no byte more:
  * what follows it is the loop's or a caller's to read once the connection
  * is registered. *env is the frame, *flen its bytes. (The handshake.) */
-ia_code ia__conn_read_frame(ia_master *m, int fd, ia__inbuf *in, uint64_t deadline, ia__env *env,
-                            size_t *flen, ia_error *err);
+ia_code ia__conn_read_frame(ia_conn *c, uint64_t deadline, ia__env *env, size_t *flen, ia_error *err);
 
 /* ---- auth.c ---- */
 

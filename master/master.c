@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "master/master-internal.h"
+#include "runtime/tls.h"
 
 #define TICK_MS 50 /* how often the loop takes back parked sockets */
 #define FINISH_BOUND_S 3
@@ -111,8 +112,17 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   m->cfg.name = strdup(config->name ? config->name : "master");
   m->cfg.metrics_addr = config->metrics_addr ? strdup(config->metrics_addr) : NULL;
   m->cfg.secret_file = NULL; /* read now, not kept */
+  m->cfg.tls_ca = m->cfg.tls_cert = m->cfg.tls_key = NULL;
+  m->cfg.tls_server_name = config->tls_server_name ? strdup(config->tls_server_name) : NULL;
   ia_code rc = ia__secret_load(config->secret_file, "master", &m->secret, err);
+  if (rc == IA_OK && (config->tls_ca || config->tls_cert || config->tls_key))
+    rc = ia__tls_ctx_client(config->tls_ca, config->tls_cert, config->tls_key, &m->tls, err);
+  if (rc == IA_OK && config->tls_server_name && !m->cfg.tls_server_name)
+    rc = ia__error_set(err, IA_NO_MEMORY, "no memory for the master");
   if (rc != IA_OK) {
+    ia__secret_free(&m->secret);
+    ia__tls_ctx_free(m->tls);
+    free((char *)m->cfg.tls_server_name);
     free((char *)m->cfg.name);
     free((char *)m->cfg.metrics_addr);
     free(m);
@@ -206,5 +216,7 @@ void ia_master_free(ia_master *m) {
   free((char *)m->cfg.name);
   free((char *)m->cfg.metrics_addr);
   ia__secret_free(&m->secret);
+  ia__tls_ctx_free(m->tls);
+  free((char *)m->cfg.tls_server_name);
   free(m);
 }

@@ -56,7 +56,7 @@ static bool caller_read(ia_conn *c, uint64_t left_ms) {
     int r = poll(&p, 1, (int)left_ms);
     if (r == 0 || (r < 0 && errno == EINTR)) return true;
   }
-  ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, 0, NULL);
+  ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->tls, c->m->max_frame, 0, NULL);
   if (n > 0) {
     ia__live_rx(&c->live, (size_t)n);
     return true;
@@ -71,7 +71,7 @@ static bool caller_read(ia_conn *c, uint64_t left_ms) {
 static void loop_read(ia_conn *c, bool ended) {
   for (int i = 0; i < LOOP_READS; i++) {
     bool full = false;
-    ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->m->max_frame, MSG_DONTWAIT, &full);
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->tls, c->m->max_frame, MSG_DONTWAIT, &full);
     if (retry(n)) return;
     if (n <= 0) {
       read_failed(c, n);

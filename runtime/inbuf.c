@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "runtime/sock.h"
+#include "runtime/tls.h"
 #include "runtime/wire.h"
 
 #define INBUF_MIN (64u * 1024u)
@@ -52,7 +53,20 @@ void ia__inbuf_consume(ia__inbuf *b, size_t n) {
   }
 }
 
-ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t most, int flags, bool *full) {
+bool ia__inbuf_grow(ia__inbuf *b, size_t room) {
+  if (b->cap - b->end >= room) return true;
+  size_t cap = b->cap ? b->cap : INBUF_MIN;
+  while (cap - b->end < room)
+    cap *= 2;
+  uint8_t *nb = realloc(b->buf, cap);
+  if (!nb) return false;
+  b->buf = nb;
+  b->cap = cap;
+  return true;
+}
+
+ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, size_t most,
+                            int flags, bool *full) {
   size_t have = b->end - b->start;
   size_t need = INBUF_MIN;
   if (have >= IA__FRAME_HEADER) {
@@ -76,6 +90,7 @@ ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t mos
       b->cap = need;
     }
   }
+  if (tls) return ia__tls_recv(tls, b, flags, most != SIZE_MAX, full);
   size_t room = b->cap - b->end;
   if (room > most) room = most;
   ssize_t r;
@@ -87,8 +102,8 @@ ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t mos
   return r;
 }
 
-ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags, bool *full) {
-  return ia__inbuf_recv_most(b, fd, max_frame, SIZE_MAX, flags, full);
+ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, int flags, bool *full) {
+  return ia__inbuf_recv_most(b, fd, tls, max_frame, SIZE_MAX, flags, full);
 }
 
 size_t ia__inbuf_missing(const ia__inbuf *b) {

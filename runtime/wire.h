@@ -43,15 +43,20 @@ typedef enum ia__next {
 ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body, uint32_t *len);
 /* Drops n bytes from the head. */
 void ia__inbuf_consume(ia__inbuf *b, size_t n);
-/* One recv() into the buffer, with room for the whole head frame once its
+struct ia__tls;
+/* One recv() into the buffer (with `tls`, not NULL, of TLS records, whose
+ * plaintext is appended: runtime/tls.h), with room for the whole head frame once its
  * length is known (never for more than max_frame: a longer one is left for
  * ia__inbuf_next to call oversize). Returns what recv returned (-1 with
  * errno, ENOMEM included, 0 at EOF); *full (may be NULL) is set when the
  * read filled all the room it was given, so that more may be waiting: an
  * edge-triggered reader must then read again. */
-ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, uint32_t max_frame, int flags, bool *full);
-/* The same, reading at most `most` bytes. */
-ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, uint32_t max_frame, size_t most, int flags, bool *full);
+ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, int flags, bool *full);
+/* The same, reading at most `most` bytes (with TLS: one record at a time). */
+ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, size_t most,
+                            int flags, bool *full);
+/* Makes room for at least `room` more bytes after the end. */
+IA_MUST_CHECK bool ia__inbuf_grow(ia__inbuf *b, size_t room);
 /* Bytes still missing from the head frame (its length prefix first); 0
  * when it is whole. */
 size_t ia__inbuf_missing(const ia__inbuf *b);

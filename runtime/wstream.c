@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/sock.h"
+#include "runtime/tls.h"
 
 #define IOV_MAX_FRAME (IA__WFRAME_MAX_IOV + 2) /* queued bytes + a frame's pieces */
 
@@ -56,7 +57,11 @@ static size_t iov_total(const struct iovec *iov, int n) {
 
 /* One sendmsg() that does not block: bytes written, 0 if the socket is
  * full, -1 with errno on a real error. */
-static ssize_t write_nb(int fd, struct iovec *iov, int n) {
+static ssize_t write_nb(const ia__ws *ws, int fd, struct iovec *iov, int n) {
+  if (ws->tls) {
+    ssize_t r = ia__tls_send(ws->tls, iov, n);
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : r;
+  }
   struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
   for (;;) {
     /* One piece (every small frame) goes with sendto(): sendmsg() costs the
@@ -108,7 +113,7 @@ static bool q_append(ia__ws *ws, const struct iovec *iov, int n) {
 static int q_flush(ia__ws *ws, int fd) {
   while (ws->tail > ws->head) {
     struct iovec v = {ws->q + ws->head, ws->tail - ws->head};
-    ssize_t r = write_nb(fd, &v, 1);
+    ssize_t r = write_nb(ws, fd, &v, 1);
     if (r < 0) {
       ws->error = errno ? errno : EIO;
       return -1;
@@ -145,7 +150,7 @@ static ia__ws_rc send_nb(ia__ws *ws, int fd, const ia__wframe *w, bool last) {
   if (sealed_locked(ws, last)) goto out;
   rc = IA__WS_FAILED;
   if (!ws->owned && ws->tail == ws->head) {
-    ssize_t r = write_nb(fd, iov, n);
+    ssize_t r = write_nb(ws, fd, iov, n);
     if (r < 0) {
       ws->error = errno ? errno : EIO;
       goto out;
@@ -167,7 +172,7 @@ out:
 static int write_until(ia__ws *ws, int fd, struct iovec **v, int *n, uint64_t deadline_ms) {
   bool waited = false;
   while (*n > 0) {
-    ssize_t r = write_nb(fd, *v, *n);
+    ssize_t r = write_nb(ws, fd, *v, *n);
     if (r < 0) return -1;
     if (r > 0) {
       if (waited) atomic_fetch_add_explicit(&ws->drained, 1, memory_order_relaxed);
@@ -215,7 +220,7 @@ static ia__ws_rc send_w(ia__ws *ws, int fd, const ia__wframe *w, uint64_t deadli
     return ws->error ? IA__WS_FAILED : IA__WS_DONE;
   }
   if (ws->tail == ws->head) { /* the common case: one sendmsg() */
-    ssize_t r = write_nb(fd, v, n);
+    ssize_t r = write_nb(ws, fd, v, n);
     if (r < 0) {
       ws->error = errno ? errno : EIO;
       pthread_mutex_unlock(&ws->mu);

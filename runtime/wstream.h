@@ -43,6 +43,7 @@ typedef struct ia__ws {
   size_t limit;             /* no more is appended once this much waits */
   _Atomic uint64_t drained; /* writes of bytes that had to wait for the peer (ia__ws_drained) */
   bool sealed;              /* the last frame is in (ia__ws_send_last): later ones are dropped */
+  struct ia__tls *tls;      /* set once before the stream's first TLS frame: its bytes go through it */
 } ia__ws;
 
 typedef enum ia__ws_rc {

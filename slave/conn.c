@@ -33,6 +33,7 @@
 #include <event2/listener.h>
 
 #include "runtime/sock.h"
+#include "runtime/tls.h"
 #include "slave/slave-internal.h"
 
 #define ACCEPT_PAUSE_MIN_MS 100u
@@ -114,6 +115,8 @@ void ia__sconn_flush(ia__sconn *c) {
 
 void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
                       const ia_hook_reply *r, ia__reader who) {
+  /* A TLS peer whose handshake is not done could not read a frame. */
+  if (c->tls && !c->out.tls && !c->plain_peer) return;
   const char *msg = r && r->message ? r->message : message;
   ia__wframe w;
   if (!ia__wframe_status(&w, id, kind, code, msg, r ? r->data : NULL, r ? r->len : 0)) {
@@ -196,6 +199,7 @@ void ia__sconn_free(ia__sconn *c) {
   char sink[4096];
   for (int i = 0; i < 64 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
     ;
+  ia__tls_free(c->tls);
   close(c->fd);
   ia__inbuf_free(&c->in);
   ia__ws_destroy(&c->out);
@@ -292,6 +296,14 @@ void ia__sconn_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
   c->peer_max_frame = IA__MAX_FRAME_DEFAULT;
   atomic_init(&c->closing, false);
   ia__ws_init(&c->out, IA__SLAVE_QUEUE_LIMIT);
+  if (s->tls && !ia__slave_tls_accept(c)) {
+    IA__ERROR("slave: out of memory for the TLS of a connection");
+    ia__ws_destroy(&c->out);
+    event_free(c->hello_ev);
+    free(c);
+    evutil_closesocket(fd);
+    return;
+  }
   c->prev = s->conns_tail;
   if (s->conns_tail)
     s->conns_tail->next = c;

@@ -75,10 +75,11 @@ static bool retry(ssize_t n) {
 
 void ia__slave_loop_read(ia__sconn *c, bool ended) {
   ia_slave *s = c->slave;
+  if (c->tls && !c->out.tls && !ia__slave_tls_step(c)) return;
   for (int i = 0; i < LOOP_READS; i++) {
     bool full = false;
     uint32_t limit = c->handshaken && !c->observer ? s->max_frame : IA__PREAUTH_MAX_FRAME;
-    ssize_t n = ia__inbuf_recv(&c->in, c->fd, limit, MSG_DONTWAIT, &full);
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->tls, limit, MSG_DONTWAIT, &full);
     if (retry(n)) return;
     if (n <= 0) {
       read_failed(c, n, IA__RD_LOOP);
@@ -128,7 +129,7 @@ void ia__slave_worker_read(ia_slave *s, ia__sconn *c) {
       break;
     /* Blocking, with the socket's receive tick: a closing socket is shut
      * down, which wakes this at once. */
-    ssize_t n = ia__inbuf_recv(&c->in, c->fd, s->max_frame, 0, NULL);
+    ssize_t n = ia__inbuf_recv(&c->in, c->fd, c->tls, s->max_frame, 0, NULL);
     if (n > 0) {
       ia__live_rx(&c->live, (size_t)n);
       ia__count(&s->stats.rx_bytes, (uint64_t)n);

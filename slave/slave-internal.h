@@ -14,6 +14,7 @@
  *   pool.c      the workers and queue of the other three modes, and
  *               their reading worker's run of a task
  *   auth.c      the slave's side of authentication with the shared secret
+ *   tls.c       TLS: the context, and each connection's handshake on the loop
  *   stats.c     the counters and their snapshot; metrics.c serves them as
  *               Prometheus text at /metrics, and /healthz, over HTTP
  *   reader.c    the read side: the worker thread, the loop's reads, and the
@@ -83,6 +84,8 @@ typedef struct ia__sconn {
   uint64_t gen; /* unique per slave: the epoll set's key */
   ia__inbuf in; /* the reader's */
   ia__ws out;
+  struct ia__tls *tls;      /* TLS on fd (the slave serves TLS), or NULL; up once out.tls is set (tls.c) */
+  bool plain_peer;          /* loop: it spoke plain frames to a TLS slave, and is told so in plain */
   bool handshaken;          /* set by the loop when it accepts the Hello, before any hand-off */
   bool observer;            /* its Hello asked to observe: read by the loop only, never a task (loop) */
   ia__reader reader;        /* (mu) */
@@ -193,9 +196,10 @@ struct ia_slave {
   ia_slave_config cfg; /* host and name point at owned copies */
   uint32_t max_frame;
   uint32_t max_pending;
-  ia__beat beat;       /* the config's heartbeat setting */
-  ia__secret secret;   /* masters must prove they hold it (auth.c); none if n == 0 */
-  ia__method *methods; /* fixed once started: read without a lock */
+  ia__beat beat;           /* the config's heartbeat setting */
+  ia__secret secret;       /* masters must prove they hold it (auth.c); none if n == 0 */
+  struct ia__tls_ctx *tls; /* every connection is TLS with it (tls.c); NULL: plain */
+  ia__method *methods;     /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */
   size_t n_allocs;
@@ -248,6 +252,16 @@ struct ia_slave {
   struct event *deadline_ev;
   struct event *beat_ev; /* looks at the master's heartbeat (beat.c) */
 };
+
+/* ---- tls.c ---- */
+
+/* The TLS context of the config's tls_* files, if any. */
+IA_MUST_CHECK ia_code ia__slave_tls_init(ia_slave *s, const ia_slave_config *config, ia_error *err);
+/* c's TLS, made at accept; false if there is no memory. Loop. */
+IA_MUST_CHECK bool ia__slave_tls_accept(ia__sconn *c);
+/* Drives c's handshake on from the loop's read: true once it is up (and
+ * c may be read), false while it goes on or once c was closed. Loop. */
+bool ia__slave_tls_step(ia__sconn *c);
 
 /* ---- slave.c ---- */
 

@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "runtime/sock.h"
+#include "runtime/tls.h"
 #include "slave/slave-internal.h"
 
 #define FINISH_BOUND_S 3 /* shutdown leaves the loop after this, whatever is left */
@@ -185,6 +186,7 @@ ia_code ia_slave_new(const ia_slave_config *config, ia_slave **out, ia_error *er
   s->cfg.secret_file = NULL; /* read now, not kept */
   ia_code rc = ia__pool_init(s, err);
   if (rc == IA_OK) rc = ia__secret_load(config->secret_file, "slave", &s->secret, err);
+  if (rc == IA_OK) rc = ia__slave_tls_init(s, config, err);
   if (rc != IA_OK) {
     ia_slave_free(s);
     return rc;
@@ -225,11 +227,11 @@ static ia_code listen_on(ia_slave *s, ia_error *err) {
                                         128, ai->ai_addr, (int)ai->ai_addrlen);
   bool loopback = is_loopback(ai->ai_addr);
   freeaddrinfo(ai);
-  if (s->listener && !loopback && !s->secret.n)
+  if (s->listener && !loopback && !s->secret.n && !s->cfg.tls_ca)
     IA__WARN(
-        "slave: listening on %s beyond loopback without a secret: any host that reaches it can run its tasks "
-        "(give it one with a secret file or IA_SECRET)",
-        s->cfg.host);
+        "slave: listening on %s beyond loopback without a secret%s: any host that reaches it can run its "
+        "tasks (give it one with a secret file or IA_SECRET, or ask for client certificates with tls_ca)",
+        s->cfg.host, s->tls ? " (TLS encrypts, but admits any master)" : " or TLS");
   if (!s->listener)
     return ia__error_set(err, IA_IO_ERROR, "cannot listen on %s:%u: %s", s->cfg.host, (unsigned)s->cfg.port,
                          strerror(errno));
@@ -342,6 +344,7 @@ void ia_slave_free(ia_slave *s) {
   free((char *)s->cfg.name);
   free((char *)s->cfg.metrics_addr);
   ia__secret_free(&s->secret);
+  ia__tls_ctx_free(s->tls);
   free(s);
 }
 

@@ -54,6 +54,11 @@ static void common_options(FILE *out, bool host_note) {
           "  --secret-file PATH\n"
           "                 prove the slave's shared secret, read from PATH (default:\n"
           "                 the IA_SECRET environment variable if it is set, else none)\n"
+          "  --tls-ca PATH  connect with TLS 1.3, verifying the slave's certificate\n"
+          "                 against this CA (PEM) and HOST\n"
+          "  --tls-cert PATH, --tls-key PATH\n"
+          "                 the client certificate and key (PEM) for a slave that asks\n"
+          "                 for one (mutual TLS); with --tls-ca\n"
           "  -h, --help     this text\n"
           "\n"
           "%s"
@@ -68,6 +73,7 @@ static void usage_ping(FILE *out) {
   fprintf(out,
           "usage: interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]\n"
           "                                  [--secret-file PATH]\n"
+          "                                  [--tls-ca PATH [--tls-cert PATH --tls-key PATH]]\n"
           "\n"
           "Connects to the slave at HOST:PORT (handshake), prints how long that took,\n"
           "sends K pings one after the other and prints each round trip, then\n"
@@ -85,7 +91,8 @@ static void usage_ping(FILE *out) {
 static void usage_call(FILE *out) {
   fprintf(out,
           "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME]\n"
-          "                                  [--secret-file PATH] METHOD\n"
+          "                                  [--secret-file PATH]\n"
+          "                                  [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] METHOD\n"
           "\n"
           "Runs one task on the slave at HOST:PORT: METHOD (e.g. sum.Adder/Sum) with\n"
           "the request payload read as raw bytes (an encoded protobuf message) from\n"
@@ -107,6 +114,7 @@ static void usage_stats(FILE *out) {
   fprintf(out,
           "usage: interaction stats HOST:PORT [--json] [--channel N] [--timeout MS] [--name NAME]\n"
           "                                   [--secret-file PATH]\n"
+          "                                   [--tls-ca PATH [--tls-cert PATH --tls-key PATH]]\n"
           "\n"
           "Connects to the slave at HOST:PORT as an observer (beside its master, if it\n"
           "has one), asks for its counters and prints them: tasks by method and\n"
@@ -210,6 +218,9 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       {"heartbeat-tolerance-ms", required_argument, NULL, 'o'},
       {"json", no_argument, NULL, 'j'},
       {"secret-file", required_argument, NULL, 's'},
+      {"tls-ca", required_argument, NULL, 'A'},
+      {"tls-cert", required_argument, NULL, 'C'},
+      {"tls-key", required_argument, NULL, 'K'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -262,6 +273,15 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       break;
     case 's':
       args->secret_file = optarg;
+      break;
+    case 'A':
+      args->tls_ca = optarg;
+      break;
+    case 'C':
+      args->tls_cert = optarg;
+      break;
+    case 'K':
+      args->tls_key = optarg;
       break;
     case 'h':
       usages[cmd](stdout);

@@ -43,11 +43,14 @@ typedef struct cli_args {
   uint32_t timeout_ms;
   uint32_t heartbeat_ms, heartbeat_tolerance_ms;
   const char *name;
-  unsigned long count; /* ping */
-  const char *in;      /* call: NULL or "-" means stdin */
-  const char *method;  /* call */
-  bool json;           /* stats */
+  unsigned long count;     /* ping */
+  const char *in;          /* call: NULL or "-" means stdin */
+  const char *method;      /* call */
+  bool json;               /* stats */
   const char *secret_file; /* NULL: IA_SECRET, if set */
+  const char *tls_ca;      /* TLS against this CA; NULL: plain */
+  const char *tls_cert;    /* the client certificate for mutual TLS, or NULL */
+  const char *tls_key;
 } cli_args;
 
 /* The top-level usage (no command, or --help). */

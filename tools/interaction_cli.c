@@ -97,6 +97,9 @@ static int session_open(const cli_args *args, bool observe, session *s) {
   config.channel = args->channel;
   config.heartbeat_ms = args->heartbeat_ms;
   config.secret_file = args->secret_file;
+  config.tls_ca = args->tls_ca;
+  config.tls_cert = args->tls_cert;
+  config.tls_key = args->tls_key;
   config.heartbeat_tolerance_ms = args->heartbeat_tolerance_ms;
   char what[320];
   snprintf(what, sizeof what, "cannot connect to %s", args->address);
@@ -112,7 +115,8 @@ static int session_open(const cli_args *args, bool observe, session *s) {
   uint64_t t0 = now_us();
   /* ping only looks: as an observer it works while a master is attached. */
   if (observe)
-    rc = ia_master_observe(s->master, args->address, args->host, args->port, args->timeout_ms, &s->conn, &err);
+    rc =
+        ia_master_observe(s->master, args->address, args->host, args->port, args->timeout_ms, &s->conn, &err);
   else
     rc = ia_master_connect(s->master, args->address, args->host, args->port, NULL, 0, args->timeout_ms,
                            &s->conn, &err);

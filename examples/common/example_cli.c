@@ -43,6 +43,7 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "       [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
           "       [--mode nonblocking-single|nonblocking-multi|blocking-single|blocking-multi]\n"
           "       [--workers N] [--queue N] [--metrics HOST:PORT] [--secret-file PATH]\n"
+          "       [--tls-cert PATH --tls-key PATH [--tls-ca PATH]]\n"
           "\n"
           "  --host H       address to bind (default 127.0.0.1)\n"
           "  --port P       port to bind; 0 picks a free one (default 0)\n"
@@ -69,6 +70,11 @@ static void slave_usage(FILE *out, const example_slave *spec) {
           "                 admit only masters that prove they hold the secret in\n"
           "                 this file (default: the IA_SECRET environment variable\n"
           "                 if it is set, else none)\n"
+          "  --tls-cert PATH, --tls-key PATH\n"
+          "                 serve TLS 1.3 with this certificate chain and key (PEM);\n"
+          "                 masters must then connect with TLS\n"
+          "  --tls-ca PATH  with TLS, admit only masters with a client certificate\n"
+          "                 this CA (PEM) signed (mutual TLS)\n"
           "  --help         this text\n"
           "\n"
           "%s",
@@ -99,6 +105,9 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       {"queue", required_argument, NULL, 'q'},
       {"metrics", required_argument, NULL, 'M'},
       {"secret-file", required_argument, NULL, 'S'},
+      {"tls-cert", required_argument, NULL, 'C'},
+      {"tls-key", required_argument, NULL, 'K'},
+      {"tls-ca", required_argument, NULL, 'A'},
       {"help", no_argument, NULL, 'H'},
       {NULL, 0, NULL, 0},
   };
@@ -164,6 +173,15 @@ static int slave_parse_args(int argc, char **argv, const example_slave *spec, ia
       break;
     case 'S':
       config->secret_file = optarg;
+      break;
+    case 'C':
+      config->tls_cert = optarg;
+      break;
+    case 'K':
+      config->tls_key = optarg;
+      break;
+    case 'A':
+      config->tls_ca = optarg;
       break;
     case 'H':
       slave_usage(stdout, spec);

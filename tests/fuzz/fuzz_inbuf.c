@@ -121,11 +121,12 @@ static void read_all(run *r, int fd, bool split) {
   for (size_t guard = 0; guard <= r->n + 2 && !r->oversize; guard++) {
     size_t room = r->b.cap - r->b.end;
     bool full = false;
-    ssize_t got = ia__inbuf_recv(&r->b, fd, r->max_frame, MSG_DONTWAIT, &full);
+    ssize_t got = ia__inbuf_recv(&r->b, fd, NULL, r->max_frame, MSG_DONTWAIT, &full);
     check_cap(r);
     /* A full read is one that took all the room there was (the buffer may
      * have grown first); an edge-triggered reader reads again after it. */
-    if (full && (got <= 0 || (size_t)got < room)) fz_fail("inbuf_recv", "a read of %zd bytes called full", got);
+    if (full && (got <= 0 || (size_t)got < room))
+      fz_fail("inbuf_recv", "a read of %zd bytes called full", got);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (got < 0) fz_fail("inbuf_recv", "recv failed: %s", strerror(errno));
     if (got == 0) break; /* EOF: the writer is closed */
