@@ -214,12 +214,28 @@ bool tu_wait_handler_calls(int want, uint32_t timeout_ms) {
   return true;
 }
 
+/* $TU_TLS_DIR/NAME, or NULL when the suite runs in plain TCP. */
+static const char *tls_file(const char *name) {
+  static char paths[3][512];
+  static const char *const names[3] = {"slave.pem", "slave.key", "ca.pem"};
+  const char *dir = getenv("TU_TLS_DIR");
+  if (!dir || !*dir) return NULL;
+  for (int i = 0; i < 3; i++)
+    if (strcmp(name, names[i]) == 0) {
+      snprintf(paths[i], sizeof paths[i], "%s/%s", dir, name);
+      return paths[i];
+    }
+  return NULL;
+}
+
 void tu_slave_config(ia_slave_config *config, uint32_t channel) {
   ia_slave_config_init(config);
   config->host = TU_HOST;
   config->port = 0;
   config->channel = channel;
   config->handler = tu_handler;
+  config->tls_cert = tls_file("slave.pem");
+  config->tls_key = tls_file("slave.key");
 }
 
 ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *err) {
@@ -251,6 +267,7 @@ ia_code tu_master_start_beat(const char *name, uint32_t channel, uint32_t beat_m
   config.channel = channel;
   config.heartbeat_ms = beat_ms;
   config.heartbeat_tolerance_ms = beat_tol;
+  config.tls_ca = tls_file("ca.pem");
   ia_master *master = NULL;
   *out = NULL;
   ia_code rc = ia_master_new(&config, &master, err);

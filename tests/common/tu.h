@@ -87,6 +87,10 @@ bool tu_wait_handler_calls(int want, uint32_t timeout_ms);
 void tu_ended(ia_code rc);
 
 /* Defaults for a test slave: 127.0.0.1, port 0, `channel`, tu_handler. */
+/* The test slave's config. With TU_TLS_DIR set (the stress programs' TLS
+ * runs: tests/stress/tls_certs.sh), it serves TLS with slave.pem and
+ * slave.key from there, and tu_master_start*() masters verify it with
+ * ca.pem. */
 void tu_slave_config(ia_slave_config *config, uint32_t channel);
 /* ia_slave_new + ia_slave_start; on failure nothing is left allocated. */
 ia_code tu_slave_start(const ia_slave_config *config, ia_slave **out, ia_error *err);
