@@ -3,7 +3,7 @@
 # are already installed are left alone, and apt-get runs only when one is missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-      libprotoc-dev libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev valgrind clang-format
+      libprotoc-dev libevent-dev libcriterion-dev nanopb libnanopb-dev libssl-dev openssl valgrind clang-format
       clang libclang-rt-14-dev iproute2 python3-prometheus-client)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,7 +3,7 @@
  * more running sum-slave processes.
  *
  *   sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N] [--secret-file PATH]
- *            HOST:PORT [HOST:PORT...]
+ *            [--tls-ca PATH] HOST:PORT [HOST:PORT...]
  *
  * It connects to every slave (slave-0, slave-1, ...), then:
  *   1. fans one Sum out to every slave at once (async typed tasks with
@@ -333,15 +333,17 @@ static void step_stats(endpoint *ep) {
 }
 
 static const char *demo_secret; /* --secret-file, or NULL */
+static const char *demo_tls_ca; /* --tls-ca, or NULL */
 
 /* A second master's attempt to connect to ep: refused with `want`? */
-static void refused_master(const char *name, uint32_t channel, const char *secret_file, endpoint *ep,
-                           ia_code want, const char *what) {
+static void refused_master(const char *name, uint32_t channel, const char *secret_file, const char *tls_ca,
+                           endpoint *ep, ia_code want, const char *what) {
   ia_master_config config;
   ia_master_config_init(&config);
   config.name = name;
   config.channel = channel;
   config.secret_file = secret_file;
+  config.tls_ca = tls_ca;
   ia_master *other = NULL;
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_master_new(&config, &other, &err);
@@ -377,7 +379,8 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   uint32_t wrong = channel + 1;
   printf("\n[6] %s is freed, then dialled by a master on channel %" PRIu32 " (the slave's is %" PRIu32
          ")%s\n",
-         ep->name, wrong, channel, demo_secret ? ", one without the secret and one with a wrong one" : "");
+         ep->name, wrong, channel, demo_tls_ca ? ", one without TLS" : "");
+  if (demo_secret) printf("    and one without the secret and one with a wrong one\n");
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_conn_disconnect(ep->conn, NULL, 0, CONNECT_TIMEOUT_MS, &err);
   check(code == IA_OK, "ia_conn_disconnect succeeded");
@@ -385,14 +388,17 @@ static void step_channel(ia_master *master, uint32_t channel, endpoint *ep) {
   ep->conn = NULL;
   ia_error_clear(&err);
 
-  refused_master("sum-demo-wrong-channel", wrong, demo_secret, ep, IA_CHANNEL_INVALID,
+  refused_master("sum-demo-wrong-channel", wrong, demo_secret, demo_tls_ca, ep, IA_CHANNEL_INVALID,
                  "code is 202 CHANNEL_INVALID");
+  if (demo_tls_ca)
+    refused_master("sum-demo-plaintext", channel, demo_secret, NULL, ep, IA_TOKEN_NOT_FOUND,
+                   "code is 301 TOKEN_NOT_FOUND: the slave requires TLS");
   char wrong_file[256];
   if (demo_secret && check(wrong_secret(wrong_file), "a file with a wrong secret was written")) {
     unsetenv("IA_SECRET"); /* "without the secret" means none at all */
-    refused_master("sum-demo-no-secret", channel, NULL, ep, IA_TOKEN_NOT_FOUND,
+    refused_master("sum-demo-no-secret", channel, NULL, demo_tls_ca, ep, IA_TOKEN_NOT_FOUND,
                    "code is 301 TOKEN_NOT_FOUND");
-    refused_master("sum-demo-wrong-secret", channel, wrong_file, ep, IA_TOKEN_INVALID,
+    refused_master("sum-demo-wrong-secret", channel, wrong_file, demo_tls_ca, ep, IA_TOKEN_INVALID,
                    "code is 302 TOKEN_INVALID");
     unlink(wrong_file);
   }
@@ -435,7 +441,7 @@ static void step_disconnect(endpoint *eps, int n) {
 static void usage(FILE *out) {
   fprintf(out,
           "usage: sum-demo --channel C [--heartbeat-ms N] [--heartbeat-tolerance-ms N]\n"
-          "                [--secret-file PATH] HOST:PORT [HOST:PORT...]\n"
+          "                [--secret-file PATH] [--tls-ca PATH] HOST:PORT [HOST:PORT...]\n"
           "\n"
           "Connects to every sum-slave given (all on channel C) and walks through\n"
           "fan-out, TaskFail, a busy slave, the slaves that run several tasks at\n"
@@ -448,7 +454,10 @@ static void usage(FILE *out) {
           "                              heartbeats off (default %u)\n"
           "  --secret-file PATH          prove the slaves' shared secret, read from PATH\n"
           "                              (default: IA_SECRET if it is set, else none);\n"
-          "                              step 6 then shows masters without it refused\n",
+          "                              step 6 then shows masters without it refused\n"
+          "  --tls-ca PATH               connect with TLS, verifying each slave's\n"
+          "                              certificate against this CA (PEM) and its HOST;\n"
+          "                              step 6 then shows a master without TLS refused\n",
           IA_HEARTBEAT_DEFAULT_MS, IA_HEARTBEAT_TOLERANCE_DEFAULT_MS);
 }
 
@@ -458,6 +467,7 @@ int main(int argc, char **argv) {
       {"heartbeat-ms", required_argument, NULL, 'b'},
       {"heartbeat-tolerance-ms", required_argument, NULL, 't'},
       {"secret-file", required_argument, NULL, 's'},
+      {"tls-ca", required_argument, NULL, 'a'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -471,8 +481,8 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (opt == 's') {
-      demo_secret = optarg;
+    if (opt == 's' || opt == 'a') {
+      *(opt == 's' ? &demo_secret : &demo_tls_ca) = optarg;
       continue;
     }
     unsigned long *into = opt == 'c' ? &channel : opt == 'b' ? &beat_ms : opt == 't' ? &beat_tol : NULL;
@@ -510,6 +520,7 @@ int main(int argc, char **argv) {
   config.heartbeat_ms = (uint32_t)beat_ms;
   config.heartbeat_tolerance_ms = (uint32_t)beat_tol;
   config.secret_file = demo_secret;
+  config.tls_ca = demo_tls_ca;
   ia_master *master = NULL;
   ia_error err = IA_ERROR_INIT;
   ia_code code = ia_master_new(&config, &master, &err);
@@ -522,7 +533,8 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  printf("[0] connecting to %d slave(s) on channel %lu\n", n, channel);
+  printf("[0] connecting to %d slave(s) on channel %lu%s\n", n, channel,
+         demo_tls_ca ? ", with TLS (each slave's certificate verified)" : "");
   bool all_connected = true;
   for (int i = 0; i < n; i++) {
     code = ia_master_connect(master, eps[i].name, eps[i].host, eps[i].port, NULL, 0, CONNECT_TIMEOUT_MS,
