@@ -1,7 +1,11 @@
 /*
  * The raw-TCP floor's wire: a 4-byte big-endian length L, then L bytes whose
  * first is a kind and the rest a hand-packed payload. Shared by the floor's
- * slave (floor_slave.c) and master (run_floor.c). Blocking sockets only.
+ * slave (floor_slave.c) and master (run_floor.c). Blocking sockets only,
+ * plain or under a TLS session (floor_tls.h), through one floor_link.
+ *
+ * Never: call OpenSSL here. The plain floor slave links this file without
+ * libssl, so that its footprint stays that of plain TCP.
  */
 #ifndef BENCH_FLOOR_H
 #define BENCH_FLOOR_H
@@ -24,6 +28,27 @@ enum floor_kind {
 /* The largest frame either end accepts: a 16 MiB blob with room to spare. */
 #define FLOOR_MAX_FRAME (64u << 20)
 
+/* How a TLS session moves bytes (floor_tls.c). Each call is one blocking
+ * SSL_read/SSL_write: > 0 bytes moved, 0 at the peer's close, -1 on error
+ * (errno set). */
+typedef struct floor_io {
+  long (*recv)(void *session, void *buf, size_t len);
+  long (*send)(void *session, const void *buf, size_t len);
+  void (*end)(void *session); /* close_notify, then frees the session */
+} floor_io;
+
+/* One end of a floor connection: the blocking socket, and the TLS session
+ * on it when the workload runs over TLS. */
+typedef struct floor_link {
+  int fd;             /* -1: not open */
+  const floor_io *io; /* NULL: plain TCP, recv()/send() on fd */
+  void *session;      /* io's state (an SSL *) */
+} floor_link;
+
+/* Ends the TLS session if there is one and closes the socket; the link is
+ * then closed (fd -1). Closing a closed link does nothing. */
+void floor_link_close(floor_link *l);
+
 /* A receive buffer. A frame is read into it whole, header included, so an
  * echo can be written back from the same bytes without a copy. */
 typedef struct floor_reader {
@@ -40,14 +65,17 @@ void floor_reader_free(floor_reader *r);
 /* Reads one whole frame. On success returns 0 and sets *frame to its first
  * byte (the length prefix) and *len to L; both stay valid until the next
  * call. Returns -1 on EOF, error or a frame over FLOOR_MAX_FRAME. */
-int floor_read_frame(int fd, floor_reader *r, uint8_t **frame, uint32_t *len);
+int floor_read_frame(floor_link *l, floor_reader *r, uint8_t **frame, uint32_t *len);
 /* True if a whole frame after the one returned last is already buffered
- * (floor_read_frame then returns it without a recv). */
+ * (floor_read_frame then returns it without a recv). Bytes a TLS session
+ * holds decrypted but not yet handed over are not counted. */
 bool floor_frame_buffered(const floor_reader *r);
 
-/* Sends everything; -1 on error. */
-int floor_write_all(int fd, const void *buf, size_t len);
-int floor_writev_all(int fd, struct iovec *iov, int iovcnt);
+/* Sends everything; -1 on error. Over TLS each iovec entry is written in
+ * turn (SSL_write has no gather form; copying a 16 MiB blob behind its
+ * header would cost more than the header's own record). */
+int floor_write_all(floor_link *l, const void *buf, size_t len);
+int floor_writev_all(floor_link *l, struct iovec *iov, int iovcnt);
 
 static inline void floor_put32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);

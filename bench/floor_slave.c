@@ -2,12 +2,19 @@
  * bench-floor-slave: the raw-TCP floor's slaves, K in one process.
  *
  *   bench-floor-slave --port 0 --count K
+ *   bench-floor-tls-slave --port 0 --count K --tls-cert PATH --tls-key PATH
  *
  * Each slave is one thread with a blocking listening socket on 127.0.0.1,
  * serving one connection at a time with blocking reads and writes
  * (TCP_NODELAY): the least work one request/reply round trip can cost.
  * Prints one `listening on 127.0.0.1:PORT` line per slave; serves until
- * SIGINT or SIGTERM.
+ * SIGINT or SIGTERM. bench-floor-tls-slave is this program linked with
+ * floor_tls.c: with a certificate, each connection starts with a TLS 1.3
+ * handshake and the same frames go through SSL_read/SSL_write; the plain
+ * one links floor_tls_none.c and refuses certificates.
+ *
+ * Never: do more per frame than the wire needs, or serve a connection over
+ * plain TCP when TLS was asked for.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,16 +30,18 @@
 
 #include "common.h"
 #include "floor.h"
+#include "floor_tls.h"
 
 typedef struct floor_slave {
   int listen_fd;
   uint16_t port;
+  floor_tls *tls; /* NULL: plain TCP */
   pthread_t thread;
 } floor_slave;
 
-static int reply_kind(int fd, uint8_t kind) {
+static int reply_kind(floor_link *l, uint8_t kind) {
   uint8_t out[5] = {0, 0, 0, 1, kind};
-  return floor_write_all(fd, out, sizeof out);
+  return floor_write_all(l, out, sizeof out);
 }
 
 static uint64_t tv_us(struct timeval tv) {
@@ -41,29 +50,29 @@ static uint64_t tv_us(struct timeval tv) {
 
 /* Serves one master until it closes. The hold flag belongs to the
  * connection, like an Interaction slot held by that master's task. */
-static void serve(int fd, floor_reader *r) {
+static void serve(floor_link *l, floor_reader *r) {
   bool hold = false;
   for (;;) {
     uint8_t *f;
     uint32_t len;
-    if (floor_read_frame(fd, r, &f, &len) != 0) return;
+    if (floor_read_frame(l, r, &f, &len) != 0) return;
     int rc = 0;
     switch (f[4]) {
     case FLOOR_SUM:
       if (len != 17) return;
       if (hold) {
-        rc = reply_kind(fd, FLOOR_BUSY);
+        rc = reply_kind(l, FLOOR_BUSY);
       } else {
         uint8_t out[13];
         floor_put32(out, 9);
         out[4] = FLOOR_SUM;
         floor_put64(out + 5, floor_get64(f + 5) + floor_get64(f + 13));
-        rc = floor_write_all(fd, out, sizeof out);
+        rc = floor_write_all(l, out, sizeof out);
       }
       break;
     case FLOOR_ECHO:
       /* The frame goes back as it came in: same bytes, same buffer. */
-      rc = floor_write_all(fd, f, 4 + (size_t)len);
+      rc = floor_write_all(l, f, 4 + (size_t)len);
       break;
     case FLOOR_STATS: {
       struct rusage ru;
@@ -74,16 +83,16 @@ static void serve(int fd, floor_reader *r) {
       floor_put64(out + 5, tv_us(ru.ru_utime));
       floor_put64(out + 13, tv_us(ru.ru_stime));
       floor_put64(out + 21, (uint64_t)ru.ru_maxrss);
-      rc = floor_write_all(fd, out, sizeof out);
+      rc = floor_write_all(l, out, sizeof out);
       break;
     }
     case FLOOR_HOLD:
     case FLOOR_RELEASE:
       hold = f[4] == FLOOR_HOLD;
-      rc = reply_kind(fd, f[4]);
+      rc = reply_kind(l, f[4]);
       break;
     case FLOOR_HELLO:
-      rc = reply_kind(fd, FLOOR_HELLO);
+      rc = reply_kind(l, FLOOR_HELLO);
       break;
     default:
       return;
@@ -97,13 +106,13 @@ static void *slave_main(void *arg) {
   floor_reader r;
   if (floor_reader_init(&r, 4096) != 0) return NULL;
   for (;;) {
-    int fd = accept(s->listen_fd, NULL, NULL);
-    if (fd < 0) continue;
+    floor_link l = {.fd = accept(s->listen_fd, NULL, NULL)};
+    if (l.fd < 0) continue;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     r.have = r.used = 0;
-    serve(fd, &r);
-    close(fd);
+    if (s->tls == NULL || floor_tls_accept(s->tls, &l) == 0) serve(&l, &r);
+    floor_link_close(&l);
   }
   return NULL;
 }
@@ -134,8 +143,19 @@ int main(int argc, char **argv) {
   sigset_t stop;
   bench_block_stop_signals(&stop);
 
+  /* One context for all slaves: OpenSSL's SSL_CTX is shared by threads. */
+  floor_tls *tls = NULL;
+  if (args.tls_cert) {
+    char err[300];
+    tls = floor_tls_server_new(args.tls_cert, args.tls_key, err, sizeof err);
+    if (tls == NULL) {
+      fprintf(stderr, "bench-floor-slave: %s\n", err);
+      return 1;
+    }
+  }
   static floor_slave slaves[BENCH_MAX_PER_PROC];
   for (unsigned i = 0; i < args.count; i++) {
+    slaves[i].tls = tls;
     if (listen_on(args.port ? (uint16_t)(args.port + i) : 0, &slaves[i]) != 0) {
       perror("bench-floor-slave: listen");
       return 1;

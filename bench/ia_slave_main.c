@@ -1,11 +1,15 @@
 /*
  * bench-ia-slave: K Interaction slaves serving bench.Bench in one process.
  *
- *   bench-ia-slave --port 0 --count K
+ *   bench-ia-slave --port 0 --count K [--workers N] [--tls-cert PATH --tls-key PATH]
  *
  * Each slave listens on its own 127.0.0.1 port; one `listening on
  * 127.0.0.1:PORT` line per slave is printed and flushed once all accept
- * connections. Serves until SIGINT or SIGTERM.
+ * connections. Serves until SIGINT or SIGTERM. With a certificate and key
+ * every slave requires TLS (ia_slave_config.tls_cert, tls_key).
+ *
+ * Never: link OpenSSL itself (the library loads it when TLS or a secret
+ * asks for it; a plain slave's RSS is a target).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +44,8 @@ int main(int argc, char **argv) {
     cfg.port = args.port ? (uint16_t)(args.port + i) : 0;
     cfg.name = "bench-ia-slave";
     cfg.grace_ms = 200;
+    cfg.tls_cert = args.tls_cert;
+    cfg.tls_key = args.tls_key;
     if (args.workers > 1) {
       cfg.mode = IA_MODE_NONBLOCKING_MULTI;
       cfg.workers = args.workers;

@@ -10,7 +10,9 @@
  * wait for their `listening on` lines), connects, runs the warm-up, reads
  * every slave process's CPU through Stats, runs the timed calls, reads the
  * Stats again, and stops the slaves (SIGTERM, SIGKILL after a bound, reaped),
- * also when the driver itself is interrupted or runs out of time.
+ * also when the driver itself is interrupted or runs out of time. A TLS
+ * workload's certificates (certs.h) are made once before the first pass and
+ * removed after the last, or by the same interruption.
  */
 #define _GNU_SOURCE /* sched_setaffinity */
 #include "run.h"
@@ -34,15 +36,17 @@
 #define STOP_WAIT_MS 3000
 
 static const bench_workload workloads[] = {
-    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1, false},
-    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2, 1, false},
-    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1, false},
-    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256, 1, false},
-    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024, 1, false},
-    {"pipeline-4", BENCH_FANOUT, 0, 1, 1, 40000, 1024, 4000, 256, 4, false},
-    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100, 1, false},
-    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, false},
-    {"connect-auth", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, true},
+    {"sum", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1, false, false},
+    {"blob-1M", BENCH_BLOB, 1u << 20, 1, 1, 200, 5, 20, 2, 1, false, false},
+    {"blob-16M", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1, false, false},
+    {"fanout-16", BENCH_FANOUT, 0, 16, 1, 40000, 1024, 4000, 256, 1, false, false},
+    {"fanout-256", BENCH_FANOUT, 0, 16, 16, 40000, 4096, 4000, 1024, 1, false, false},
+    {"pipeline-4", BENCH_FANOUT, 0, 1, 1, 40000, 1024, 4000, 256, 4, false, false},
+    {"busy", BENCH_BUSY, 0, 1, 1, 20000, 1000, 2000, 100, 1, false, false},
+    {"connect", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, false, false},
+    {"connect-auth", BENCH_CONNECT, 0, 1, 1, 2000, 100, 200, 10, 1, true, false},
+    {"sum-tls", BENCH_SUM, 0, 1, 1, 20000, 1000, 2000, 100, 1, false, true},
+    {"blob-16M-tls", BENCH_BLOB, 16u << 20, 1, 1, 20, 2, 4, 1, 1, false, true},
 };
 
 /* ---- helpers shared with the peers ---- */
@@ -146,11 +150,12 @@ static void on_signal(int sig) {
   ssize_t w = write(2, msg, sizeof msg - 1);
   (void)w;
   stop_children();
+  bench_certs_remove();
   _exit(128 + sig);
 }
 
-/* Starts `prog --port 0 --count K --workers N` and reads its K ports into
- * `ports`. */
+/* Starts `prog --port 0 --count K --workers N [--tls-cert C --tls-key K]`
+ * and reads its K ports into `ports`. */
 static int spawn(bench_env *env, const char *prog, unsigned count, uint16_t *ports) {
   if (n_children >= MAX_CHILDREN) return bench_fail(env, "too many slave processes");
   int p[2];
@@ -176,7 +181,15 @@ static int spawn(bench_env *env, const char *prog, unsigned count, uint16_t *por
     dup2(p[1], 1);
     close(p[0]);
     close(p[1]);
-    char *argv[] = {(char *)prog, "--port", "0", "--count", countstr, "--workers", workersstr, NULL};
+    char *argv[12] = {(char *)prog, "--port", "0", "--count", countstr, "--workers", workersstr};
+    int argc = 7;
+    if (env->tls) {
+      argv[argc++] = "--tls-cert";
+      argv[argc++] = (char *)env->tls->cert;
+      argv[argc++] = "--tls-key";
+      argv[argc++] = (char *)env->tls->key;
+    }
+    argv[argc] = NULL;
     execv(prog, argv);
     _exit(127);
   }
@@ -273,7 +286,8 @@ static int run_pass(const bench_peer *peer, bench_env *env, const char *bin_dir,
                     pass_result *res) {
   const bench_workload *w = env->w;
   char prog[PATH_MAX];
-  snprintf(prog, sizeof prog, "%s/%s", bin_dir, peer->slave_prog);
+  snprintf(prog, sizeof prog, "%s/%s", bin_dir,
+           env->tls && peer->tls_slave_prog ? peer->tls_slave_prog : peer->slave_prog);
   unsigned per_proc = w->per_proc + (env->stats_separate ? 1 : 0);
   uint16_t ports[BENCH_MAX_PER_PROC];
   for (unsigned p = 0; p < env->n_procs; p++) {
@@ -334,6 +348,7 @@ static void print_line(const bench_peer *peer, const bench_env *env, uint64_t *l
 static void usage(FILE *out) {
   fprintf(out, "usage: bench-run --peer interaction|floor --workload NAME [options]\n"
                "  workloads: sum blob-1M blob-16M fanout-16 fanout-256 pipeline-4 busy connect connect-auth\n"
+               "             sum-tls blob-16M-tls\n"
                "  --passes N     passes, each with fresh slave processes (default 1)\n"
                "  --quick        reduced call counts\n"
                "  --calls N      timed calls (overrides the workload's)\n"
@@ -464,6 +479,17 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  /* After the signal handlers, which remove them too. */
+  bench_certs certs;
+  if (w->tls) {
+    char err[300];
+    if (bench_certs_make(&certs, err, sizeof err) != 0) {
+      fprintf(stderr, "bench-run: certificates for %s: %s\n", w->name, err);
+      return 1;
+    }
+    env.tls = &certs;
+  }
+
   int status = 0;
   for (unsigned long pass = 0; pass < passes && status == 0; pass++) {
     /* The hard bound: even a call stuck inside a library ends the pass. */
@@ -480,6 +506,7 @@ int main(int argc, char **argv) {
     }
     alarm(0);
   }
+  bench_certs_remove();
   free(env.work_ports);
   free(env.stats_ports);
   free(lat);

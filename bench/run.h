@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "certs.h"
 #include "common.h"
 
 typedef enum bench_kind {
@@ -32,6 +33,7 @@ typedef struct bench_workload {
   unsigned in_flight; /* fan-out: calls kept in flight per work slave (0: 1); > 1 also asks the
                          slave for as many workers (--workers) */
   bool secret;        /* both ends hold a shared secret (IA_SECRET): the handshake authenticates */
+  bool tls;           /* TLS 1.3: the slaves present a certificate that the master verifies (certs.h) */
 } bench_workload;
 
 static inline unsigned bench_in_flight(const bench_workload *w) {
@@ -50,7 +52,8 @@ typedef struct bench_env {
   unsigned n_procs;
   uint16_t *stats_ports;
   bool stats_separate;
-  const uint8_t *blob; /* blob_len bytes, built once */
+  const uint8_t *blob;    /* blob_len bytes, built once */
+  const bench_certs *tls; /* TLS workloads: the CA and the slaves' certificate; NULL: plain TCP */
   uint64_t deadline_ns;
   char error[256];
 } bench_env;
@@ -64,6 +67,7 @@ typedef struct bench_usage {
 typedef struct bench_peer {
   const char *name;
   const char *slave_prog;
+  const char *tls_slave_prog; /* for TLS workloads, if another program (NULL: slave_prog) */
   /* Connects (to the stats slaves, and to the work slaves except for
    * `connect`); for `busy` also takes the work slave's slot. */
   int (*open)(bench_env *env, void **state);

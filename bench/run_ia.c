@@ -6,7 +6,9 @@
  * typed stubs generated from bench.proto (bench.ia.h), the way a user's
  * program calls a service: the typed call encodes, sends, waits, receives
  * and decodes, and all of that is inside the timed region; freeing the
- * decoded reply (protoc-c's free_unpacked) is outside it.
+ * decoded reply (protoc-c's free_unpacked) is outside it. For the TLS
+ * workloads the master verifies every slave's certificate against the
+ * run's CA (ia_master_config.tls_ca) and the address it dials, 127.0.0.1.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,6 +81,7 @@ static int ia_open(bench_env *env, void **out) {
   ia_master_config cfg;
   ia_master_config_init(&cfg);
   cfg.name = "bench-run";
+  cfg.tls_ca = env->tls ? env->tls->ca : NULL;
   ia_error err = IA_ERROR_INIT;
   ia_code rc = ia_master_new(&cfg, &s->m, &err);
   if (rc == IA_OK) rc = ia_master_start(s->m, &err);

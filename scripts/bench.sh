@@ -6,7 +6,7 @@
 #   scripts/bench.sh [--workloads a,b,c] [--passes N] [--quick] [--pin MODE] [--out FILE] [--skip-build]
 #
 #   --workloads   comma-separated subset of: sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,
-#                 connect-auth,
+#                 connect-auth,sum-tls,blob-16M-tls,
 #                 detect (default: all). `detect` is bench-detect: the time to notice a frozen
 #                 slave or master at two heartbeat settings, and the master's CPU with 256
 #                 idle connected slaves (bench/README.md)
@@ -25,7 +25,7 @@
 # is stopped again, also on Ctrl-C. Benchmarks never run as part of the tests.
 set -euo pipefail
 
-ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,connect-auth,detect"
+ALL_WORKLOADS="sum,blob-1M,blob-16M,fanout-16,fanout-256,pipeline-4,busy,connect,connect-auth,sum-tls,blob-16M-tls,detect"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-bench"
 workloads=$ALL_WORKLOADS
@@ -91,7 +91,7 @@ if [[ $skip_build == 0 ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
     -DIA_BUILD_BENCH=ON -DIA_BUILD_TESTS=OFF -DIA_BUILD_EXAMPLES=OFF >"$tmp/cmake.log" 2>&1 ||
     { cat "$tmp/cmake.log" >&2; exit 1; }
-  cmake --build "$build" -j"$(nproc)" --target bench-run bench-ia-slave bench-floor-slave bench-detect >"$tmp/build.log" 2>&1 ||
+  cmake --build "$build" -j"$(nproc)" --target bench-run bench-ia-slave bench-floor-slave bench-floor-tls-slave bench-detect >"$tmp/build.log" 2>&1 ||
     { cat "$tmp/build.log" >&2; exit 1; }
 fi
 runner="$build/bench/bench-run"
@@ -259,6 +259,11 @@ END {
            ratio(m("interaction", "fanout-256", "calls_per_s"), m("floor", "fanout-16", "calls_per_s")), 0.7)
   check_ge("`pipeline-4` calls/s / floor (issue 10)",
            ratio(m("interaction", "pipeline-4", "calls_per_s"), m("floor", "pipeline-4", "calls_per_s")), 0.7)
+  # The TLS floor: the same floor over plain OpenSSL, TLS 1.3 (bench/README.md).
+  check_le("`sum-tls` p50 / TLS floor `sum-tls` p50 (issue 11)",
+           ratio(m("interaction", "sum-tls", "p50_us"), m("floor", "sum-tls", "p50_us")), 1.2)
+  check_ge("`blob-16M-tls` MB/s / TLS floor (issue 11)",
+           ratio(m("interaction", "blob-16M-tls", "mb_per_s"), m("floor", "blob-16M-tls", "mb_per_s")), 0.75)
   # 4 MB = 4,000,000 bytes (MB = 10^6 as in BENCH.md); ru_maxrss is in KiB.
   r = m("interaction", "sum", "slave_rss_kb")
   target("slave RSS on `sum`", r == "" ? "n/a" : sprintf("%.0f KiB", r), "<= 4 MB (3906 KiB)", r == "" ? "" : (r * 1024 <= 4000000))
