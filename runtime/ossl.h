@@ -80,6 +80,8 @@
   X(SSL_read_ex)                                                                                             \
   X(SSL_write_ex)                                                                                            \
   X(SSL_get_error)                                                                                           \
+  X(SSL_want)                                                                                                \
+  X(SSL_pending)                                                                                             \
   X(SSL_get_verify_result)                                                                                   \
   X(SSL_get_version)                                                                                         \
   X(SSL_get_current_cipher)                                                                                  \

@@ -54,10 +54,11 @@ struct ia__tls {
 /* ---- the BIO: the socket, or the reader's ciphertext ---- */
 
 static BIO_METHOD *bio_method;
+static const ia__ossl *bio_o; /* libcrypto, for the callbacks: set before bio_method */
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
 
 static int bio_read(BIO *bio, char *out, int len) {
-  const ia__ossl *o = ia__ossl_get(NULL);
+  const ia__ossl *o = bio_o;
   ia__tls *t = o->BIO_get_data(bio);
   o->BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
   if (len <= 0) return 0;
@@ -88,7 +89,7 @@ static int bio_read(BIO *bio, char *out, int len) {
 }
 
 static int bio_write(BIO *bio, const char *in, int len) {
-  const ia__ossl *o = ia__ossl_get(NULL);
+  const ia__ossl *o = bio_o;
   ia__tls *t = o->BIO_get_data(bio);
   o->BIO_clear_flags(bio, BIO_FLAGS_RWS | BIO_FLAGS_SHOULD_RETRY);
   ssize_t r;
@@ -110,7 +111,7 @@ static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
 }
 
 static void make_bio_method(void) {
-  const ia__ossl *o = ia__ossl_get(NULL);
+  const ia__ossl *o = bio_o = ia__ossl_get(NULL);
   BIO_METHOD *m = o->BIO_meth_new(o->BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "interaction");
   if (m && o->BIO_meth_set_read(m, bio_read) && o->BIO_meth_set_write(m, bio_write) &&
       o->BIO_meth_set_ctrl(m, bio_ctrl))
@@ -250,6 +251,16 @@ void ia__tls_free(ia__tls *t) {
   free(t);
 }
 
+/* Whether a call that did not succeed only waits for the socket. By the
+ * SSL's own state, not the thread's error queue: the hot path never clears
+ * that queue (a clear costs more than the rest of a small read), and only
+ * a failure, which clears it after, ever fills it. */
+static int want(const ia__tls *t) {
+  int w = t->s->SSL_want(t->ssl);
+  if (w == SSL_READING && !t->peer_closed) return SSL_ERROR_WANT_READ;
+  return w == SSL_WRITING ? SSL_ERROR_WANT_WRITE : 0;
+}
+
 /* Records why OpenSSL failed (sticky); `e` is SSL_get_error()'s. (mu) */
 static void failed(ia__tls *t, int e) {
   if (t->reason[0]) {
@@ -304,7 +315,6 @@ ia__tls_step ia__tls_handshake(ia__tls *t) {
  * whether the stream ended or failed. One record only if `one`. (mu) */
 static size_t decrypt(ia__tls *t, ia__inbuf *b, bool one) {
   size_t got = 0;
-  t->o->ERR_clear_error();
   for (;;) {
     if (b->cap == b->end && !ia__inbuf_grow(b, RECORD)) {
       t->sys_errno = ENOMEM;
@@ -317,13 +327,16 @@ static size_t decrypt(ia__tls *t, ia__inbuf *b, bool one) {
     if (r == 1) {
       b->end += n;
       got += n;
-      if (one && b->end < b->cap) return got; /* else the record may have more */
+      /* OpenSSL reads no further than the record it decrypts: with nothing
+       * left of it and no ciphertext waiting, there is nothing more now
+       * (and no call that would only say so). */
+      if (b->end < b->cap && t->s->SSL_pending(t->ssl) == 0 && (one || t->rx_off == t->rx_len)) return got;
       continue;
     }
-    int e = t->s->SSL_get_error(t->ssl, r);
     /* WANT_WRITE: an answer OpenSSL owes the peer waits for the socket;
      * the next write sends it first. */
-    if ((e == SSL_ERROR_WANT_READ && !t->peer_closed) || e == SSL_ERROR_WANT_WRITE) return got;
+    if (want(t)) return got;
+    int e = t->s->SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !t->sys_errno)) {
       t->rd = RD_EOF;
       t->o->ERR_clear_error();
@@ -406,7 +419,6 @@ ssize_t ia__tls_send(ia__tls *t, const struct iovec *iov, int n) {
   int i = 0;
   size_t off = 0; /* into iov[i]: the first byte not yet taken */
   pthread_mutex_lock(&t->mu);
-  t->o->ERR_clear_error();
   ssize_t rc = 0;
   while (i < n) {
     if (off == iov[i].iov_len) {
@@ -435,9 +447,8 @@ ssize_t ia__tls_send(ia__tls *t, const struct iovec *iov, int n) {
     size_t w = 0;
     int r = t->s->SSL_write_ex(t->ssl, p, len, &w);
     if (r != 1) {
-      int e = t->s->SSL_get_error(t->ssl, r);
-      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
-      failed(t, e);
+      if (want(t)) break;
+      failed(t, t->s->SSL_get_error(t->ssl, r));
       errno = t->sys_errno ? t->sys_errno : EPROTO;
       rc = -1;
       break;
