@@ -190,8 +190,13 @@ static int next_frame(ia__sconn *c, ia__reader who, ia__env *env, size_t *frame_
   ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
   if (r == IA__NEXT_MORE) return 0;
   if (r == IA__NEXT_OVERSIZE) {
+    /* A TLS ClientHello read as a frame: 22, 3, ... is a length of ~369 MB. */
+    bool tls = !c->handshaken && c->in.buf[c->in.start] == 22 && c->in.buf[c->in.start + 1] == 3;
     ia__sconn_fail(c, IA_FRAME_TOO_LARGE,
-                   c->handshaken ? "frame over max_frame" : "frame too large before Hello", who);
+                   tls             ? "a TLS handshake, but this slave does not serve TLS (no tls_cert)"
+                   : c->handshaken ? "frame over max_frame"
+                                   : "frame too large before Hello",
+                   who);
     return -1;
   }
   if (!ia__env_parse(body, len, env)) {
