@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/ossl.h"
 #include "runtime/sock.h"
@@ -136,9 +137,20 @@ static ia_code ctx_fail(const ia__ossl *o, SSL_CTX *ctx, const ia__ossl_ssl *s, 
   return ia__error_set(err, IA_INVALID_ARGUMENT, "TLS: %s %s: %s", what, path, why);
 }
 
+/* OpenSSL says only "no such file" as "unknown reason", or "system lib". */
+static ia_code unreadable(const char *what, const char *path, ia_error *err) {
+  if (!path || access(path, R_OK) == 0) return IA_OK;
+  return ia__error_set(err, IA_INVALID_ARGUMENT, "TLS: cannot read the %s %s: %s", what, path,
+                       strerror(errno));
+}
+
 static ia_code ctx_new(bool server, const char *cert, const char *key, const char *ca, ia__tls_ctx **out,
                        ia_error *err) {
   *out = NULL;
+  ia_code rc = unreadable("certificate", cert, err);
+  if (rc == IA_OK) rc = unreadable("key", key, err);
+  if (rc == IA_OK) rc = unreadable("CA file", ca, err);
+  if (rc != IA_OK) return rc;
   const ia__ossl_ssl *s = ia__ossl_ssl_get(err);
   if (!s) return IA_INVALID_ARGUMENT;
   const ia__ossl *o = ia__ossl_get(err);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "tu_relay.h"
 
 #define CHANNEL 31
 #define SECRET "correct horse battery staple: a secret the tests look for"
@@ -72,87 +73,15 @@ static void assert_connect(ia_master *m, uint16_t port, ia_code want) {
   ia_error_clear(&err);
 }
 
-/* ---- a relay that records every byte ---- */
-
-typedef struct capture {
-  uint8_t *p;
-  size_t n, cap;
-} capture;
-
-static void capture_add(capture *c, const uint8_t *p, size_t n) {
-  if (c->n + n > c->cap) {
-    c->cap = (c->n + n) * 2;
-    c->p = realloc(c->p, c->cap);
-    cr_assert_not_null(c->p);
-  }
-  memcpy(c->p + c->n, p, n);
-  c->n += n;
-}
-
-/* Accepts one connection and relays it to 127.0.0.1:to until either side
- * closes, recording both directions. */
-typedef struct relay {
-  int listen_fd;
-  uint16_t port, to;
-  pthread_t thread;
-  capture up, down; /* master -> slave, slave -> master: read after the join */
-} relay;
-
-static void *relay_main(void *arg) {
-  relay *r = arg;
-  struct pollfd lp = {.fd = r->listen_fd, .events = POLLIN};
-  if (poll(&lp, 1, TU_WAIT_MS) != 1) return NULL;
-  int a = accept(r->listen_fd, NULL, NULL), b = tu_raw_connect(r->to);
-  uint64_t end = tu_now_ms() + 4 * TU_WAIT_MS;
-  while (a >= 0 && b >= 0 && tu_now_ms() < end) {
-    struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-    if (poll(p, 2, 100) < 0) break;
-    uint8_t buf[65536];
-    bool over = false;
-    for (int i = 0; i < 2 && !over; i++) {
-      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = read(p[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        over = true;
-        break;
-      }
-      capture_add(i == 0 ? &r->up : &r->down, buf, (size_t)n);
-      over = !tu_raw_write(i == 0 ? b : a, buf, (size_t)n);
-    }
-    if (over) break;
-  }
-  if (a >= 0) close(a);
-  if (b >= 0) close(b);
-  return NULL;
-}
-
-static void relay_start(relay *r, uint16_t to) {
-  memset(r, 0, sizeof *r);
-  r->to = to;
-  r->listen_fd = tu_raw_listen(&r->port);
-  cr_assert_geq(r->listen_fd, 0);
-  cr_assert_eq(pthread_create(&r->thread, NULL, relay_main, r), 0);
-}
-
-static void relay_join(relay *r) {
-  pthread_join(r->thread, NULL);
-  close(r->listen_fd);
-}
-
-static void relay_free(relay *r) {
-  free(r->up.p);
-  free(r->down.p);
-}
-
 /* The frame at `at` of a captured stream (its header included): its length. */
-static size_t frame_at(const capture *c, size_t at) {
+static size_t frame_at(const tu_capture *c, size_t at) {
   cr_assert_leq(at + 4, c->n, "the capture ends inside a frame header");
   size_t len = (size_t)c->p[at] << 24 | (size_t)c->p[at + 1] << 16 | (size_t)c->p[at + 2] << 8 | c->p[at + 3];
   cr_assert_leq(at + 4 + len, c->n, "the capture ends inside a frame");
   return 4 + len;
 }
 
-static Interaction__V1__Frame *frame_unpack(const capture *c, size_t at) {
+static Interaction__V1__Frame *frame_unpack(const tu_capture *c, size_t at) {
   size_t n = frame_at(c, at);
   Interaction__V1__Frame *f = interaction__v1__frame__unpack(NULL, n - 4, c->p + at + 4);
   cr_assert_not_null(f);
@@ -165,25 +94,26 @@ typedef struct recorded {
   char sf[TU_PATH_MAX];
   ia_slave *slave;
   ia_master *master;
-  relay r;
+  tu_relay r;
 } recorded;
 
 static void record_session(recorded *rec) {
   secret_file(rec->sf, SECRET);
   rec->slave = secret_slave(rec->sf);
   rec->master = secret_master(rec->sf);
-  relay_start(&rec->r, ia_slave_port(rec->slave));
+  cr_assert(tu_relay_start(&rec->r, ia_slave_port(rec->slave)), "the relay did not start");
   ia_conn *c = NULL;
   ia_error err = IA_ERROR_INIT;
   TU_ASSERT_OK(tu_connect(rec->master, "slave", rec->r.port, &c, &err), &err);
   assert_sum_works(c, 1, 2);
   TU_ASSERT_OK(ia_conn_disconnect(c, NULL, 0, TU_WAIT_MS, &err), &err);
   ia_conn_free(c);
-  relay_join(&rec->r);
+  tu_relay_join(&rec->r);
+  cr_assert(!rec->r.failed, "the relay ran out of memory");
 }
 
 static void recorded_free(recorded *rec) {
-  relay_free(&rec->r);
+  tu_relay_free(&rec->r);
   ia_master_free(rec->master);
   ia_slave_free(rec->slave);
   unlink(rec->sf);
@@ -320,7 +250,7 @@ Test(auth, an_impersonating_slave_is_refused_302_and_gets_no_proof, .timeout = 6
 Test(auth, a_replayed_handshake_is_refused_302, .timeout = 60) {
   recorded rec;
   record_session(&rec);
-  const capture *up = &rec.r.up;
+  const tu_capture *up = &rec.r.up;
   cr_assert_eq(tu_handler_calls(), 1);
   /* The recording: Hello, then AuthProof, then the rest. */
   size_t hello_n = frame_at(up, 0);
@@ -349,7 +279,7 @@ Test(auth, a_replayed_handshake_is_refused_302, .timeout = 60) {
 Test(auth, the_secret_never_crosses_the_wire, .timeout = 60) {
   recorded rec;
   record_session(&rec);
-  const relay *r = &rec.r;
+  const tu_relay *r = &rec.r;
   const size_t n = strlen(SECRET);
   cr_assert_gt(r->up.n, 0);
   cr_assert_gt(r->down.n, 0);

@@ -88,7 +88,7 @@ void tu_ended(ia_code rc);
 
 /* Defaults for a test slave: 127.0.0.1, port 0, `channel`, tu_handler. */
 /* The test slave's config. With TU_TLS_DIR set (the stress programs' TLS
- * runs: tests/stress/tls_certs.sh), it serves TLS with slave.pem and
+ * runs: tests/tls/make_certs.c), it serves TLS with slave.pem and
  * slave.key from there, and tu_master_start*() masters verify it with
  * ca.pem. */
 void tu_slave_config(ia_slave_config *config, uint32_t channel);

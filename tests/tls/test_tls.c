@@ -107,6 +107,7 @@ Test(tls, a_slave_certificate_of_another_CA_is_refused_302) {
   ia_slave *s = tls_slave(certs.slave_cert, NULL);
   ia_master *wrong = tls_master("other-ca-master", certs.other_ca);
   assert_refused(wrong, ia_slave_port(s), IA_TOKEN_INVALID, "certificate");
+  assert_logged("TLS handshake with", "unknown ca");
   assert_slave_serves(ia_slave_port(s), NULL);
   /* The other way round: the slave's certificate is the other CA's. */
   ia_slave *other = tls_slave(certs.other_slave, NULL);
@@ -127,6 +128,7 @@ Test(tls, a_certificate_for_another_name_is_refused_302) {
   config.tls_server_name = "other.example";
   ia_master *m = tls_master_start(&config);
   assert_refused(m, ia_slave_port(s), IA_TOKEN_INVALID, "mismatch");
+  assert_logged("TLS handshake with", "failed");
   /* The names the certificate does carry pass: "localhost" by
    * tls_server_name, 127.0.0.1 as the host connected to. */
   config.tls_server_name = "localhost";
@@ -143,6 +145,7 @@ Test(tls, an_expired_slave_certificate_is_refused_302) {
   ia_slave *valid = tls_slave(certs.slave_cert, NULL);
   ia_master *m = tls_master("tls-master", certs.ca);
   assert_refused(m, ia_slave_port(expired), IA_TOKEN_INVALID, "expired");
+  assert_logged("TLS handshake with", "failed");
   assert_connects(m, ia_slave_port(valid));
   /* The expired one is still up and answering: it tells a plaintext
    * master that it wants TLS. */
@@ -162,6 +165,7 @@ Test(tls, a_plaintext_master_is_told_the_slave_requires_TLS_301) {
   ia_slave *s = tls_slave(certs.slave_cert, NULL);
   ia_master *plain = tls_master("plain-master", NULL);
   assert_refused(plain, ia_slave_port(s), IA_TOKEN_NOT_FOUND, "TLS");
+  assert_logged("this slave requires TLS", NULL);
   ia_conn *o = NULL;
   ia_error err = IA_ERROR_INIT;
   cr_assert_eq(ia_master_observe(plain, "observer", TU_HOST, ia_slave_port(s), TU_WAIT_MS, &o, &err),
@@ -180,6 +184,7 @@ Test(tls, a_TLS_master_refuses_a_plaintext_slave_704) {
   ia_slave *s = fixture_slave_start(&config);
   ia_master *m = tls_master("tls-master", certs.ca);
   assert_refused(m, ia_slave_port(s), IA_PROTOCOL_ERROR, "TLS");
+  assert_logged("a TLS handshake, but this slave does not serve TLS", NULL);
   cr_assert_eq(tu_handler_calls(), 0);
   ia_master *plain = tls_master("plain-master", NULL);
   assert_connects(plain, ia_slave_port(s));
@@ -203,6 +208,7 @@ Test(tls, mutual_TLS_refuses_a_master_without_a_certificate_301) {
   ia_slave *s = tls_slave(certs.slave_cert, certs.ca);
   ia_master *m = tls_master("no-cert-master", certs.ca);
   assert_refused(m, ia_slave_port(s), IA_TOKEN_NOT_FOUND, "certificate");
+  assert_logged("TLS handshake with", "certificate");
   cr_assert_eq(tu_handler_calls(), 0);
   assert_slave_serves(ia_slave_port(s), certs.client_cert);
   ia_master_free(m);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "tls_fixture.h"
-#include "tls_relay.h"
+#include "tu_relay.h"
 
 TestSuite(tls_wire, .init = tls_suite_init, .fini = tls_suite_fini, .timeout = 60);
 
@@ -31,12 +31,12 @@ static const char *const marks[] = {MARK_METHOD, MARK_NAME, MARK_PAYLOAD};
  * recorded through a relay: the master, named after MARK_NAME, connects,
  * has a TLS_ECHO method named after MARK_METHOD echo a payload holding
  * MARK_PAYLOAD (the echo must come back whole), and disconnects. */
-static void record_session(bool tls, tls_relay *r) {
+static void record_session(bool tls, tu_relay *r) {
   ia_slave_config sc;
   tls_slave_config(&sc, tls ? certs.slave_cert : NULL, tls ? certs.slave_key : NULL, NULL);
   ia_slave *s = fixture_slave_start(&sc);
   ia_master *m = tls_master("master-" MARK_NAME, tls ? certs.ca : NULL);
-  cr_assert(tls_relay_start(r, ia_slave_port(s)), "cannot start the relay");
+  cr_assert(tu_relay_start(r, ia_slave_port(s)), "cannot start the relay");
   ia_conn *c = NULL;
   ia_error err = IA_ERROR_INIT;
   TU_ASSERT_OK(tu_connect(m, "slave", r->port, &c, &err), &err);
@@ -50,7 +50,7 @@ static void record_session(bool tls, tls_relay *r) {
   free(reply);
   TU_ASSERT_OK(ia_conn_disconnect(c, NULL, 0, TU_WAIT_MS, &err), &err);
   ia_conn_free(c);
-  tls_relay_join(r);
+  tu_relay_join(r);
   cr_assert_not(r->failed, "the relay ran out of memory");
   cr_assert_gt(r->up.n, 0, "nothing went from the master to the slave");
   cr_assert_gt(r->down.n, 0, "nothing went from the slave to the master");
@@ -59,14 +59,14 @@ static void record_session(bool tls, tls_relay *r) {
 }
 
 /* True if any 8 bytes of `mark` are in the capture. */
-static bool mark_seen(const tls_capture *c, const char *mark) {
+static bool mark_seen(const tu_capture *c, const char *mark) {
   for (size_t at = 0; at + 8 <= strlen(mark); at++)
     if (memmem(c->p, c->n, mark + at, 8) != NULL) return true;
   return false;
 }
 
 Test(tls_wire, under_TLS_no_method_name_or_payload_crosses_the_wire) {
-  tls_relay r;
+  tu_relay r;
   record_session(true, &r);
   /* Both directions open with a TLS handshake record. */
   cr_assert(r.up.n >= 3 && r.up.p[0] == 0x16 && r.up.p[1] == 0x03,
@@ -77,19 +77,19 @@ Test(tls_wire, under_TLS_no_method_name_or_payload_crosses_the_wire) {
     cr_assert_not(mark_seen(&r.up, marks[i]), "\"%s\" went from the master in clear", marks[i]);
     cr_assert_not(mark_seen(&r.down, marks[i]), "\"%s\" came from the slave in clear", marks[i]);
   }
-  tls_relay_free(&r);
+  tu_relay_free(&r);
 }
 
 /* The control: the same session in plain TCP shows every marker, so the
  * capture above would have seen them. */
 Test(tls_wire, without_TLS_the_capture_sees_every_marker) {
-  tls_relay r;
+  tu_relay r;
   record_session(false, &r);
   for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
     cr_assert_not_null(memmem(r.up.p, r.up.n, marks[i], strlen(marks[i])), "\"%s\" not seen going up",
                        marks[i]);
   cr_assert_not_null(memmem(r.down.p, r.down.n, MARK_PAYLOAD, strlen(MARK_PAYLOAD)), "the echo not seen");
-  tls_relay_free(&r);
+  tu_relay_free(&r);
 }
 
 /* ---- the shared secret over TLS ---- */

@@ -5,6 +5,7 @@
 #ifndef IA_TESTS_TLS_FIXTURE_H
 #define IA_TESTS_TLS_FIXTURE_H
 
+#include <pthread.h>
 #include <string.h>
 
 #include "fixture.h"
@@ -20,7 +21,51 @@
 /* This test process's certificates. */
 static tls_certs certs;
 
+/* Every log line of this test process, for the slave's side of a refusal. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[32768];
+static size_t log_len;
+
+static inline void tls_log_capture(ia_log_level level, const char *message, void *user) {
+  (void)level;
+  (void)user;
+  pthread_mutex_lock(&log_mu);
+  size_t n = strlen(message);
+  if (log_len + n + 2 < sizeof log_text) {
+    memcpy(log_text + log_len, message, n);
+    log_len += n;
+    log_text[log_len++] = '\n';
+    log_text[log_len] = '\0';
+  }
+  pthread_mutex_unlock(&log_mu);
+}
+
+/* A line with `a` and, if not NULL, `b` in it is logged within TU_WAIT_MS:
+ * the slave said what went wrong on its side. */
+static inline void assert_logged(const char *a, const char *b) {
+  bool found = false;
+  uint64_t end = tu_now_ms() + TU_WAIT_MS;
+  while (!found) {
+    pthread_mutex_lock(&log_mu);
+    for (const char *line = log_text; *line && !found;) {
+      const char *eol = strchr(line, '\n');
+      size_t n = eol ? (size_t)(eol - line) : strlen(line);
+      char one[1024];
+      snprintf(one, sizeof one, "%.*s", (int)n, line);
+      found = strstr(one, a) && (!b || strstr(one, b));
+      line += n + (eol != NULL);
+    }
+    pthread_mutex_unlock(&log_mu);
+    if (found || tu_now_ms() >= end) break;
+    tu_sleep_ms(5);
+  }
+  cr_assert(found, "no log line with \"%s\"%s%s%s; the log:\n%s", a, b ? " and \"" : "", b ? b : "",
+            b ? "\"" : "", log_text);
+}
+
 static inline void tls_suite_init(void) {
+  ia_log_set_level(IA_LOG_INFO);
+  ia_log_set_handler(tls_log_capture, NULL);
   char why[1024] = "";
   cr_assert(tls_certs_make(&certs, why, sizeof why), "cannot make the test certificates: %s", why);
 }

@@ -1,5 +1,5 @@
-/* The recording relay of tls_relay.h. */
-#include "tls_relay.h"
+/* The recording relay of tu_relay.h. */
+#include "tu_relay.h"
 
 #include <poll.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "tu.h"
 
-static bool capture_add(tls_capture *c, const uint8_t *p, size_t n) {
+static bool capture_add(tu_capture *c, const uint8_t *p, size_t n) {
   if (c->n + n > c->cap) {
     size_t cap = (c->n + n) * 2;
     uint8_t *np = realloc(c->p, cap);
@@ -23,7 +23,7 @@ static bool capture_add(tls_capture *c, const uint8_t *p, size_t n) {
 }
 
 static void *relay_main(void *arg) {
-  tls_relay *r = arg;
+  tu_relay *r = arg;
   int a = tu_raw_accept(r->listen_fd, TU_WAIT_MS);
   int b = a >= 0 ? tu_raw_connect(r->to) : -1;
   uint64_t end = tu_now_ms() + 4 * TU_WAIT_MS;
@@ -48,7 +48,7 @@ static void *relay_main(void *arg) {
   return NULL;
 }
 
-bool tls_relay_start(tls_relay *r, uint16_t to) {
+bool tu_relay_start(tu_relay *r, uint16_t to) {
   memset(r, 0, sizeof *r);
   r->to = to;
   r->listen_fd = tu_raw_listen(&r->port);
@@ -58,15 +58,15 @@ bool tls_relay_start(tls_relay *r, uint16_t to) {
   return r->started;
 }
 
-void tls_relay_join(tls_relay *r) {
+void tu_relay_join(tu_relay *r) {
   if (!r->started) return;
   pthread_join(r->thread, NULL);
   close(r->listen_fd);
   r->started = false;
 }
 
-void tls_relay_free(tls_relay *r) {
+void tu_relay_free(tu_relay *r) {
   free(r->up.p);
   free(r->down.p);
-  r->up = r->down = (tls_capture){0};
+  r->up = r->down = (tu_capture){0};
 }
