@@ -60,6 +60,18 @@ static inline void assert_sum_works(ia_conn *conn, int64_t a, int64_t b) {
   ia_error_clear(&err);
 }
 
+/* Asserts that the started Sum task `i` ends within TU_WAIT_MS, COMPLETED
+ * with `want`. */
+static inline void assert_sum_task_done(ia_task *t, int i, int64_t want) {
+  cr_assert_eq(ia_task_join(t, TU_WAIT_MS), IA_OK, "task %d did not end in time", i);
+  TU_ASSERT_STATUS(t, IA_STATUS_COMPLETED);
+  size_t len = 0;
+  const uint8_t *result = ia_task_result(t, &len);
+  int64_t sum = 0;
+  cr_assert(result != NULL && tu_sum_result(result, len, &sum), "task %d: no SumResult", i);
+  cr_assert_eq(sum, want, "task %d: sum %lld, not %lld", i, (long long)sum, (long long)want);
+}
+
 /* Asserts that a Sum without `b` on `conn` fails: TASK_FAILED (the handler's
  * TaskFail). */
 static inline void assert_sum_without_b_fails(ia_conn *conn) {

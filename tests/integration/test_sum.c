@@ -204,15 +204,8 @@ Test(sum, fan_out_to_8_slaves, .timeout = 60) {
     cr_assert_not_null(tasks[i]);
     cr_assert_eq(ia_task_start(tasks[i]), IA_OK, "start %d", i);
   }
-  for (int i = 0; i < FAN_OUT; i++) {
-    cr_assert_eq(ia_task_join(tasks[i], TU_WAIT_MS), IA_OK, "join %d timed out", i);
-    TU_ASSERT_STATUS(tasks[i], IA_STATUS_COMPLETED);
-    size_t len = 0;
-    const uint8_t *res = ia_task_result(tasks[i], &len);
-    int64_t sum = -1;
-    cr_assert(res != NULL && tu_sum_result(res, len, &sum), "task %d: no SumResult", i);
-    cr_assert_eq(sum, 1000 * i + i, "task %d: sum %lld", i, (long long)sum);
-  }
+  for (int i = 0; i < FAN_OUT; i++)
+    assert_sum_task_done(tasks[i], i, 1000 * i + i);
   cr_assert_eq(tu_handler_calls(), FAN_OUT, "the handlers ran %d times", tu_handler_calls());
   for (int i = 0; i < FAN_OUT; i++)
     ia_task_free(tasks[i]);
