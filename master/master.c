@@ -136,6 +136,8 @@ ia_code ia_master_new(const ia_master_config *config, ia_master **out, ia_error 
   atomic_init(&m->shutting_down, false);
   atomic_init(&m->loop_gone, false);
   ia__cond_init(&m->reader_cond);
+  ia__cond_init(&m->any_cond);
+  atomic_init(&m->any_waiters, 0);
   m->base = event_base_new();
   bool ok = m->cfg.name && (!config->metrics_addr || m->cfg.metrics_addr) && m->base &&
             ia__epset_init(&m->ep, m->base, ia__master_ep_batch, m);
@@ -211,6 +213,7 @@ void ia_master_free(ia_master *m) {
   ia__epset_free(&m->ep);
   if (m->base) event_base_free(m->base);
   pthread_cond_destroy(&m->reader_cond);
+  pthread_cond_destroy(&m->any_cond);
   pthread_mutex_destroy(&m->mu);
   free(m->tick_conns);
   free((char *)m->cfg.name);

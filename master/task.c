@@ -145,12 +145,15 @@ pthread_cond_t *ia__task_cond_locked(ia_task *t) {
   return &t->cond;
 }
 
-/* Wakes whoever waits on t. Takes mu only if somebody ever waited. */
+/* Wakes whoever waits on t, and the threads in ia_task_wait_any(). Takes
+ * mu only if somebody waits. */
 static void task_wake(ia_task *t) {
-  if (!atomic_load(&t->has_cond)) return;
   ia_master *m = t->conn->m;
+  bool cond = atomic_load(&t->has_cond), any = atomic_load(&m->any_waiters) > 0;
+  if (!cond && !any) return;
   pthread_mutex_lock(&m->mu);
-  pthread_cond_broadcast(&t->cond);
+  if (cond) pthread_cond_broadcast(&t->cond);
+  if (any) pthread_cond_broadcast(&m->any_cond);
   pthread_mutex_unlock(&m->mu);
 }
 

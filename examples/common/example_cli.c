@@ -24,17 +24,6 @@ bool example_parse_uint(const char *text, unsigned long max, unsigned long *out)
   return true;
 }
 
-bool example_parse_hostport(const char *text, char *host, size_t host_size, uint16_t *port) {
-  const char *colon = strrchr(text, ':');
-  unsigned long v;
-  if (colon == NULL || colon == text || (size_t)(colon - text) >= host_size) return false;
-  if (!example_parse_uint(colon + 1, UINT16_MAX, &v) || v == 0) return false;
-  memcpy(host, text, (size_t)(colon - text));
-  host[colon - text] = '\0';
-  *port = (uint16_t)v;
-  return true;
-}
-
 /* ---- example_slave_main() ---- */
 
 static void slave_usage(FILE *out, const example_slave *spec) {

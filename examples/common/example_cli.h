@@ -19,11 +19,6 @@
  * alone) on an empty string, a sign, trailing characters or overflow. */
 bool example_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
-/* Splits HOST:PORT at its last colon into `host` (NUL-terminated, at most
- * host_size - 1 bytes) and *port, which must be 1..65535. False, with `host`
- * and *port left alone, if `text` is not of that form or HOST does not fit. */
-bool example_parse_hostport(const char *text, char *host, size_t host_size, uint16_t *port);
-
 /* What example_slave_main() needs to know about one slave program. */
 typedef struct example_slave {
   const char *program;      /* "sum-slave": usage line and error prefix */

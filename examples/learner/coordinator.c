@@ -318,7 +318,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (int i = 0; i < n; i++) {
-    if (!example_parse_hostport(argv[optind + i], ls[i].host, sizeof ls[i].host, &ls[i].port)) {
+    if (!ia_hostport_parse(argv[optind + i], ls[i].host, sizeof ls[i].host, &ls[i].port)) {
       fprintf(stderr, "coordinator: '%s' is not HOST:PORT\n", argv[optind + i]);
       usage(stderr);
       free(ls);

@@ -504,7 +504,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (int i = 0; i < n; i++) {
-    if (!example_parse_hostport(argv[optind + i], eps[i].host, sizeof eps[i].host, &eps[i].port)) {
+    if (!ia_hostport_parse(argv[optind + i], eps[i].host, sizeof eps[i].host, &eps[i].port)) {
       fprintf(stderr, "sum-demo: '%s' is not HOST:PORT\n", argv[optind + i]);
       usage(stderr);
       free(eps);

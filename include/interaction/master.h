@@ -107,6 +107,17 @@ IA_MUST_CHECK ia_code ia_master_connect(ia_master *master, const char *name, con
                                         const void *data, size_t len, uint32_t timeout_ms, ia_conn **out,
                                         ia_error *err);
 
+/* Parses "HOST:PORT" ("[v6 address]:PORT" for IPv6; PORT 1..65535) into
+ * host (NUL-terminated, at most host_cap bytes with the NUL) and *port.
+ * False if it is not that form. */
+bool ia_hostport_parse(const char *addr, char *host, size_t host_cap, uint16_t *port);
+
+/* ia_master_connect() to "HOST:PORT" (as ia_hostport_parse() reads it; not
+ * that form: IA_INVALID_ARGUMENT). */
+IA_MUST_CHECK ia_code ia_master_connect_addr(ia_master *master, const char *name, const char *addr,
+                                             const void *data, size_t len, uint32_t timeout_ms, ia_conn **out,
+                                             ia_error *err);
+
 /* Like ia_master_connect(), as an observer: the slave welcomes it beside
  * its master (it never takes the master's seat, and the slave's
  * before_connection hook is not asked), answers its Pings, and refuses its
@@ -141,15 +152,15 @@ enum {
   IA_OUTCOME_LOST,      /* the connection went away */
   IA_OUTCOME_TIMED_OUT, /* its deadline or its call's timeout passed */
   IA_OUTCOME_CANCELLED,
-  IA_OUTCOME_REFUSED,   /* START_FAILED: refused, or never sent */
+  IA_OUTCOME_REFUSED, /* START_FAILED: refused, or never sent */
   IA_OUTCOMES
 };
 /* The name /metrics uses for an outcome ("completed", ...); NULL out of range. */
 const char *ia_conn_outcome_name(int outcome);
 
 typedef struct ia_conn_stats {
-  uint32_t in_flight;                    /* started, not ended */
-  uint64_t tasks[IA_OUTCOMES];      /* ended tasks (calls included) by outcome */
+  uint32_t in_flight;                     /* started, not ended */
+  uint64_t tasks[IA_OUTCOMES];            /* ended tasks (calls included) by outcome */
   uint64_t latency[IA_STATS_BUCKETS + 1]; /* start to end, by bucket (status.h); not cumulative */
   double latency_sum_s, latency_max_s;
   /* Estimates from the histogram: the upper bound of the bucket the 50th
@@ -283,6 +294,18 @@ IA_MUST_CHECK ia_code ia_task_start(ia_task *task);
  * is the I/O thread. */
 IA_MUST_CHECK ia_code ia_task_join(ia_task *task, uint32_t timeout_ms);
 
+/* Waits until every one of the n started tasks is terminal, whatever its
+ * status, within timeout_ms in all (UINT32_MAX: no limit): IA_OK, or
+ * IA_TIMEOUT if some are not, and IA_INVALID_ARGUMENT as ia_task_join()
+ * (or n == 0). Then read each task's status. */
+IA_MUST_CHECK ia_code ia_task_join_all(ia_task *const *tasks, size_t n, uint32_t timeout_ms);
+/* Waits until one of the n started tasks is terminal, within timeout_ms:
+ * IA_OK with the index of the first terminal one in *index, or IA_TIMEOUT.
+ * The tasks must be of one master; not on its I/O thread. For batched
+ * completions: handle tasks[*index], take it out of the array (or start a
+ * new one in its place) and wait again. */
+IA_MUST_CHECK ia_code ia_task_wait_any(ia_task *const *tasks, size_t n, uint32_t timeout_ms, size_t *index);
+
 /* The task's status now. */
 ia_status ia_task_status(const ia_task *task);
 /* The result payload (COMPLETED) or NULL; owned by the task, valid until
@@ -357,8 +380,8 @@ IA_MUST_CHECK ia_code ia_call(ia_conn *conn, const char *method, const void *req
                               size_t *reply_len, uint32_t timeout_ms, ia_error *err);
 /* ia_call() with options: the bound (and deadline) and the metadata of
  * `opts` (NULL: the defaults). */
-IA_MUST_CHECK ia_code ia_call_with(ia_conn *conn, const char *method, const void *req, size_t len, void **reply,
-                                   size_t *reply_len, const ia_call_opts *opts, ia_error *err);
+IA_MUST_CHECK ia_code ia_call_with(ia_conn *conn, const char *method, const void *req, size_t len,
+                                   void **reply, size_t *reply_len, const ia_call_opts *opts, ia_error *err);
 
 #ifdef __cplusplus
 }
