@@ -7,7 +7,7 @@
  * Like sum-slave, once it accepts connections it prints exactly one line,
  * `listening on H:P` with the port actually bound (useful with --port 0), and
  * flushes stdout, so that a script can wait for that line. Both get their
- * command line from example_slave_main() (examples/common/example_cli.c).
+ * command line from the library's ia_slave_main() (slave/main.c).
  *
  * The model is deliberately tiny, so that the example stays about Interaction:
  * a linear regression of a sample's reward on its observation, trained by one
@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "learner.ia.h"
 
@@ -82,7 +81,8 @@ static float uniform(uint64_t *state) {
 /* Ending a task fails only if it already had an outcome or memory ran out;
  * the master hears of the task either way (as TASK_ERROR at worst). */
 static void ended(ia_code rc, const ia_task_ctx *task) {
-  if (rc != IA_OK) fprintf(stderr, "learner-slave: ending %s: %s\n", ia_task_ctx_method(task), ia_strerror(rc));
+  if (rc != IA_OK)
+    fprintf(stderr, "learner-slave: ending %s: %s\n", ia_task_ctx_method(task), ia_strerror(rc));
 }
 
 /* Fails the task on purpose (603) with `message`, which also travels as the
@@ -279,7 +279,7 @@ static const ding_learner_handlers handlers = {
     .learn = handle_learn,
 };
 
-/* Registers the handlers; called by example_slave_main() before the slave
+/* Registers the handlers; called by ia_slave_main() before the slave
  * starts. The generated ding_learner_serve() registers one handler per method,
  * each given `state`, which outlives the slave. */
 static ia_code serve(ia_slave *slave, const ia_slave_config *config, void *user) {
@@ -291,7 +291,7 @@ static ia_code serve(ia_slave *slave, const ia_slave_config *config, void *user)
 int main(int argc, char **argv) {
   learner state = {0};
   pthread_mutex_init(&state.mu, NULL);
-  const example_slave spec = {
+  const ia_slave_main_spec spec = {
       .program = "learner-slave",
       .default_name = "learner",
       .name_help = "name sent to the master and in StartResult",
@@ -300,7 +300,7 @@ int main(int argc, char **argv) {
       .serve = serve,
       .user = &state,
   };
-  int rc = example_slave_main(argc, argv, &spec);
+  int rc = ia_slave_main(argc, argv, &spec);
   pthread_mutex_destroy(&state.mu);
   return rc;
 }

@@ -12,11 +12,10 @@
  * with the port actually bound (useful with --port 0) -- and with --metrics,
  * `metrics on H:P` on the next line -- and flushes stdout, so that a script
  * can wait for that line before it starts a master. The command
- * line, the signal handling and that line are example_slave_main()'s
- * (examples/common/example_cli.c); what is particular to this slave is its
+ * line, the signal handling and that line are the library's ia_slave_main()
+ * (slave/main.c); what is particular to this slave is its
  * handlers.
  */
-#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "sum_handlers.h"
 
@@ -29,12 +28,12 @@ static ia_code serve(ia_slave *slave, const ia_slave_config *config, void *user)
 }
 
 int main(int argc, char **argv) {
-  static const example_slave spec = {
+  static const ia_slave_main_spec spec = {
       .program = "sum-slave",
       .default_name = "sum-slave",
       .name_help = "name sent to the master",
       .about = "Prints `listening on H:P` once it accepts connections; serves until SIGINT or SIGTERM.\n",
       .serve = serve,
   };
-  return example_slave_main(argc, argv, &spec);
+  return ia_slave_main(argc, argv, &spec);
 }

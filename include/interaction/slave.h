@@ -82,8 +82,8 @@ const char *ia_stats_outcome_name(int outcome);
 const char *ia_stats_refusal_name(int reason);
 
 typedef struct ia_method_stats {
-  char method[128];                /* "" for tasks the config's catch-all handler ran */
-  uint64_t tasks[IA_STATS_OUTCOMES];  /* ended tasks by outcome (run or not) */
+  char method[128];                         /* "" for tasks the config's catch-all handler ran */
+  uint64_t tasks[IA_STATS_OUTCOMES];        /* ended tasks by outcome (run or not) */
   uint64_t durations[IA_STATS_BUCKETS + 1]; /* handler runs by duration bucket; not cumulative, the last is
                                                over every bound */
   double duration_sum_s;
@@ -91,11 +91,11 @@ typedef struct ia_method_stats {
 
 typedef struct ia_slave_stats {
   uint64_t refusals[IA_STATS_REFUSALS];
-  uint32_t running, queued;   /* tasks now */
-  uint32_t connections;       /* handshaken now: the master and observers */
+  uint32_t running, queued; /* tasks now */
+  uint32_t connections;     /* handshaken now: the master and observers */
   uint64_t received_bytes, sent_bytes;
-  size_t n_methods;           /* the registered methods in order, then "" */
-  ia_method_stats *methods;   /* released by ia_slave_stats_clear() */
+  size_t n_methods;         /* the registered methods in order, then "" */
+  ia_method_stats *methods; /* released by ia_slave_stats_clear() */
 } ia_slave_stats;
 
 /* A snapshot of the slave's counters. Any thread. */
@@ -154,10 +154,12 @@ typedef struct ia_slave_config {
   /* A CA file (PEM): with it (and tls_cert) a master must present a client
    * certificate that CA signed (mutual TLS). NULL: none is asked for. */
   const char *tls_ca;
-  uint32_t max_frame;        /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
-  uint32_t grace_ms;         /* shutdown grace before running tasks are cancelled */
-  uint32_t hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
-  uint32_t max_pending;      /* connections still in their handshake at once (0: 64); a new one closes the oldest */
+  uint32_t max_frame; /* largest accepted frame; 0 means 64 MiB (cap 1 GiB) */
+  uint32_t grace_ms;  /* shutdown grace before running tasks are cancelled */
+  uint32_t
+      hello_timeout_ms; /* a connection must have finished its handshake this long after it was accepted */
+  uint32_t
+      max_pending; /* connections still in their handshake at once (0: 64); a new one closes the oldest */
   /* Heartbeats (either 0: off). A master that proposes them in its Hello
    * gets the longer interval and the longer tolerance of the two ends (off
    * if either has them off); the slave answers its Pings, and drops it --
@@ -250,8 +252,8 @@ IA_MUST_CHECK ia_code ia_task_ctx_reply(ia_task_ctx *task, const void *payload, 
 /* Fails the task on purpose (the original's TaskFail): code (non-zero),
  * message (copied, may be NULL) and a result payload (copied, may be
  * empty). The same errors as ia_task_ctx_reply(). */
-IA_MUST_CHECK ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message, const void *result,
-                                       size_t len);
+IA_MUST_CHECK ia_code ia_task_ctx_fail(ia_task_ctx *task, ia_code code, const char *message,
+                                       const void *result, size_t len);
 /* What is left of the task's deadline, in ms: UINT32_MAX when it has
  * none, 0 once it passed (the task is then cancelled). */
 uint32_t ia_task_ctx_deadline_ms(const ia_task_ctx *task);
@@ -267,6 +269,34 @@ bool ia_task_ctx_sleep(ia_task_ctx *task, uint32_t ms);
 
 /* Sets a hook's refusal message and data (both copied; either may be NULL). */
 void ia_hook_reply_set(ia_hook_reply *reply, const char *message, const void *data, size_t len);
+
+/* What ia_slave_main() needs to know about one slave program. */
+typedef struct ia_slave_main_spec {
+  const char *program;      /* "sum-slave": usage line and error prefix */
+  const char *default_name; /* the default of --name */
+  const char *name_help;    /* the help text of --name, after its default */
+  const char *about;        /* the last lines of --help: what the program serves */
+  /* Registers the program's handlers on `slave` before it starts. `config`
+   * is the parsed configuration, valid until ia_slave_main() returns. */
+  ia_code (*serve)(ia_slave *slave, const ia_slave_config *config, void *user);
+  void *user; /* passed to serve; must outlive ia_slave_main() */
+} ia_slave_main_spec;
+
+/* The whole main() of a slave program:
+ *
+ *   PROGRAM --host H --port P --channel C [--grace-ms N] [--name NAME]
+ *           [--heartbeat-ms N] [--heartbeat-tolerance-ms N]
+ *           [--mode M] [--workers N] [--queue N] [--metrics HOST:PORT]
+ *           [--secret-file PATH] [--tls-cert PATH --tls-key PATH [--tls-ca PATH]]
+ *
+ * Parses the command line (exit status 0 after --help, 2 on a usage error),
+ * blocks SIGINT and SIGTERM, creates the slave, lets spec->serve register the
+ * handlers, starts it, prints exactly one line `listening on H:P` (the port
+ * actually bound) and flushes stdout, then serves until SIGINT or SIGTERM.
+ * Returns the exit status: 0 after a clean shutdown, 1 on any error (said on
+ * stderr). The slave is freed before it returns. It uses getopt_long()
+ * (optind is reset to 1 first): call it from main(), once. */
+int ia_slave_main(int argc, char **argv, const ia_slave_main_spec *spec);
 
 #ifdef __cplusplus
 }
