@@ -153,6 +153,7 @@ struct ia_task_ctx {
   const ia__method *handler; /* the method's entry in the slave's table, or NULL */
   char *method;
   ia__md_copy *md;
+  struct ia__blk *blocks; /* ia_task_ctx_alloc()'s, released with the task */
   ia__outcome outcome;
   ia_code fail_code;
   char *message;

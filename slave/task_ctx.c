@@ -39,6 +39,13 @@ ia_task_ctx *ia__task_ctx_new(ia_slave *slave, uint64_t id, const ia__task_view 
   return ctx;
 }
 
+/* A block of ia_task_ctx_alloc(), linked to its task. */
+struct ia__blk {
+  struct ia__blk *next;
+  size_t len;
+  _Alignas(16) uint8_t data[];
+};
+
 void ia__task_ctx_free(ia_task_ctx *ctx) {
   if (!ctx) return;
   if (ctx->method != ctx->method_small) free(ctx->method);
@@ -48,10 +55,43 @@ void ia__task_ctx_free(ia_task_ctx *ctx) {
     free(m->value);
     free(m);
   }
+  while (ctx->blocks) {
+    struct ia__blk *b = ctx->blocks;
+    ctx->blocks = b->next;
+    free(b);
+  }
   free(ctx->hold);
   free(ctx->message);
   if (ctx->out_owned) free(ctx->out);
   if (!ia__slave_keep_spare(ctx->slave, ctx)) free(ctx);
+}
+
+void *ia_task_ctx_alloc(ia_task_ctx *t, size_t size) {
+  if (!t) return NULL;
+  size_t n = (size + 15) & ~(size_t)15;
+  if (n >= size && n <= sizeof t->arena - t->arena_used) {
+    void *p = t->arena + t->arena_used;
+    t->arena_used += n;
+    return p;
+  }
+  if (size > SIZE_MAX - sizeof(struct ia__blk)) return NULL;
+  struct ia__blk *b = malloc(sizeof *b + size);
+  if (!b) return NULL;
+  b->len = size;
+  b->next = t->blocks;
+  t->blocks = b;
+  return b->data;
+}
+
+/* Whether [p, p + len) lies in the task's own memory: its arena or an
+ * ia_task_ctx_alloc() block. */
+static bool task_owns(const ia_task_ctx *t, const void *p, size_t len) {
+  const uint8_t *q = p;
+  if (q >= t->arena && q <= t->arena + sizeof t->arena && len <= (size_t)(t->arena + sizeof t->arena - q))
+    return true;
+  for (const struct ia__blk *b = t->blocks; b; b = b->next)
+    if (q >= b->data && q <= b->data + b->len && len <= (size_t)(b->data + b->len - q)) return true;
+  return false;
 }
 
 static void *arena_alloc(void *data, size_t size) {
@@ -137,7 +177,11 @@ static ia_code set_outcome(ia_task_ctx *t, ia__outcome kind, ia_code code, const
     t->outcome = IA__OUTCOME_INVALID;
     return IA_INVALID_ARGUMENT;
   }
-  if (len > 0) {
+  if (len > 0 && task_owns(t, data, len)) {
+    t->out = (uint8_t *)data; /* freed with the task: sent from where it lies */
+    t->out_len = len;
+    t->out_owned = false;
+  } else if (len > 0) {
     t->out = malloc(len);
     if (!t->out) {
       t->outcome = IA__OUTCOME_INVALID;
@@ -260,8 +304,8 @@ bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wf
   size_t len = ia__wframe_body_len(w);
   ia__wframe_release(w);
   char msg[160];
-  snprintf(msg, sizeof msg, "the handler's outcome (%zu bytes) is larger than the master's max_frame (%u)", len,
-           (unsigned)max_frame);
+  snprintf(msg, sizeof msg, "the handler's outcome (%zu bytes) is larger than the master's max_frame (%u)",
+           len, (unsigned)max_frame);
   IA__WARN("slave: task %llu: %s", (unsigned long long)t->id, msg);
   return error_frame(t, msg, w);
 }

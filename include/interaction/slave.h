@@ -244,7 +244,15 @@ const char *ia_task_ctx_metadata(const ia_task_ctx *task, const char *key);
 /* The frame id of the task (unique per connection). */
 uint64_t ia_task_ctx_id(const ia_task_ctx *task);
 
-/* Sets the result payload (copied: the handler may free it at once).
+/* `size` bytes (not zeroed, 16-byte aligned) that live as long as the task:
+ * to build a reply in. A small one comes from the task's own arena, a
+ * larger one from malloc; all are released with the task, never by the
+ * handler. A reply or fail result that lies in this memory is sent from
+ * where it lies, not copied. NULL if out of memory. Handler's thread only. */
+IA_MUST_CHECK void *ia_task_ctx_alloc(ia_task_ctx *task, size_t size);
+
+/* Sets the result payload (copied unless it lies in ia_task_ctx_alloc()
+ * memory: the handler may free its own at once).
  * IA_INVALID_ARGUMENT if the task already has an outcome (it is then
  * reported as TASK_ERROR), IA_NO_MEMORY if it cannot be copied. Handler's
  * thread only. */
