@@ -28,7 +28,7 @@ for line in "${tests[@]}"; do
   cmd=("${parts[@]:2}")
   echo "== valgrind $name"
   if ! (cd "$dir" && cd "$wd" && IA_VALGRIND=1 timeout 900 valgrind -q --trace-children=yes \
-        --trace-children-skip='*/sh,*/bash,*/python3*' --child-silent-after-fork=yes \
+        --trace-children-skip='*/sh,*/bash,*/python3*,*/protoc' --child-silent-after-fork=yes \
         --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
         --suppressions="$root/tests/valgrind.supp" \
         --log-file="$logdir/$name.%p.log" "${cmd[@]}" >"$logdir/$name.out" 2>&1); then

@@ -12,7 +12,10 @@ static const char exit_status_help[] =
     "exit status:\n"
     "  0  success\n"
     "  1  local error: cannot read the request or write the reply, out of memory,\n"
-    "     or a request larger than the slave accepts (703 FRAME_TOO_LARGE; not sent)\n"
+    "     or a request larger than the slave accepts (703 FRAME_TOO_LARGE; not sent);\n"
+    "     with --proto also: no such .proto, no protoc, METHOD or --fail-type not in\n"
+    "     the .proto, a request protoc cannot encode (nothing sent), or a reply it\n"
+    "     cannot decode\n"
     "  2  usage error\n"
     "  3  cannot reach the slave: name resolution, connect, I/O error or timeout\n"
     "     during the handshake (e.g. 706 IO_ERROR, 702 TIMEOUT)\n"
@@ -91,6 +94,8 @@ static void usage_ping(FILE *out) {
 static void usage_call(FILE *out) {
   fprintf(out,
           "usage: interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME]\n"
+          "                                  [--proto FILE [-I DIR]... [--text TEXT] [--fail-type TYPE]\n"
+          "                                   [--protoc PATH]]\n"
           "                                  [--secret-file PATH]\n"
           "                                  [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] METHOD\n"
           "\n"
@@ -101,11 +106,29 @@ static void usage_call(FILE *out) {
           "nothing else is; on failure stdout stays empty and stderr says why, with the\n"
           "code, its name, the slave's message and the size of any data it attached.\n"
           "\n"
+          "With --proto, requests and replies are protobuf text format instead, as in\n"
+          "  interaction call HOST:PORT --proto sum.proto --text 'a: 2 b: 3' sum.Adder/Sum\n"
+          "which prints `sum: 5`. METHOD's request and reply types come from the\n"
+          "service in FILE; protoc (on PATH when the call runs, or --protoc) encodes the\n"
+          "request before connecting and decodes the reply after disconnecting.\n"
+          "\n"
           "  --channel N    channel to present; must match the slave's (default 0)\n"
-          "  --timeout MS   bound on the handshake, on the call and on the disconnect,\n"
-          "                 in milliseconds (default %u)\n"
+          "  --timeout MS   bound on the handshake, on the call, on the disconnect and on\n"
+          "                 each run of protoc, in milliseconds (default %u)\n"
           "  --in FILE      read the request from FILE; - means stdin (the default)\n"
-          "  --name NAME    master name sent in the handshake (default \"%s\")\n",
+          "  --name NAME    master name sent in the handshake (default \"%s\")\n"
+          "  --proto FILE   the .proto that defines METHOD's service: the request (from\n"
+          "                 --text, --in FILE or stdin) is text format, and so is the reply\n"
+          "                 on stdout; a TaskFail's result goes to stderr as text too\n"
+          "  -I DIR, --proto-path DIR\n"
+          "                 where FILE's imports are found, as protoc's -I (repeatable;\n"
+          "                 default: FILE's own directory)\n"
+          "  --text TEXT    the request in text format, e.g. 'a: 2 b: 3' (with --proto;\n"
+          "                 not with --in)\n"
+          "  --fail-type TYPE\n"
+          "                 the message type of a TaskFail's result data, e.g. sum.FailInfo;\n"
+          "                 without it the result is printed by field number\n"
+          "  --protoc PATH  the protoc to run (default: protoc, found on PATH)\n",
           IA_CALL_DEFAULT_TIMEOUT_MS, CLI_DEFAULT_NAME);
   common_options(out, true);
 }
@@ -207,6 +230,47 @@ __attribute__((format(printf, 2, 3))) static int usage_error(command cmd, const 
   return CLI_USAGE;
 }
 
+/* Takes one of call's --proto options (the option's getopt value `opt`).
+ * False after a usage error. */
+static bool proto_option(command cmd, int opt, const char *value, cli_args *args) {
+  const char *name = opt == 'P'   ? "--proto"
+                     : opt == 'I' ? "-I"
+                     : opt == 'T' ? "--text"
+                     : opt == 'F' ? "--fail-type"
+                                  : "--protoc";
+  if (cmd != CMD_CALL) {
+    usage_error(cmd, "unknown option '%s'", name);
+    return false;
+  }
+  /* An empty --text is an empty request; the others name something. */
+  if (value[0] == '\0' && opt != 'T') {
+    usage_error(cmd, "empty %s", name);
+    return false;
+  }
+  switch (opt) {
+  case 'P':
+    args->proto = value;
+    break;
+  case 'I':
+    if (args->n_proto_paths == CLI_PROTO_PATHS_MAX) {
+      usage_error(cmd, "more than %d -I options", CLI_PROTO_PATHS_MAX);
+      return false;
+    }
+    args->proto_paths[args->n_proto_paths++] = value;
+    break;
+  case 'T':
+    args->text = value;
+    break;
+  case 'F':
+    args->fail_type = value;
+    break;
+  default:
+    args->protoc = value;
+    break;
+  }
+  return true;
+}
+
 int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
   static const struct option options[] = {
       {"channel", required_argument, NULL, 'c'},
@@ -221,6 +285,11 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
       {"tls-ca", required_argument, NULL, 'A'},
       {"tls-cert", required_argument, NULL, 'C'},
       {"tls-key", required_argument, NULL, 'K'},
+      {"proto", required_argument, NULL, 'P'},
+      {"proto-path", required_argument, NULL, 'I'},
+      {"text", required_argument, NULL, 'T'},
+      {"fail-type", required_argument, NULL, 'F'},
+      {"protoc", required_argument, NULL, 'R'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -235,7 +304,7 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
   int opt;
   unsigned long v;
   /* The leading ':' makes a missing value come back as ':', not '?'. */
-  while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":hI:", options, NULL)) != -1) {
     switch (opt) {
     case 'c':
       if (!parse_uint(optarg, 0, UINT32_MAX, &v)) return usage_error(cmd, "bad --channel '%s'", optarg);
@@ -266,6 +335,13 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
     case 'i':
       if (cmd != CMD_CALL) return usage_error(cmd, "unknown option '--in'");
       args->in = optarg;
+      break;
+    case 'P':
+    case 'I':
+    case 'T':
+    case 'F':
+    case 'R':
+      if (!proto_option(cmd, opt, optarg, args)) return CLI_USAGE;
       break;
     case 'j':
       if (cmd != CMD_STATS) return usage_error(cmd, "unknown option '--json'");
@@ -302,6 +378,10 @@ int cli_parse_args(command cmd, int argc, char **argv, cli_args *args) {
   if (cmd == CMD_CALL) {
     args->method = argv[optind + 1];
     if (args->method[0] == '\0') return usage_error(cmd, "empty METHOD");
+    if (args->proto == NULL && (args->text || args->n_proto_paths || args->fail_type || args->protoc))
+      return usage_error(cmd, "--text, -I, --fail-type and --protoc go with --proto");
+    if (args->text != NULL && args->in != NULL)
+      return usage_error(cmd, "--text and --in both give the request: use one");
   }
   return -1;
 }

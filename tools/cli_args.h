@@ -32,6 +32,8 @@ enum {
 #define CLI_COUNT_MAX 1000000ul
 /* The protocol's hard cap on a frame; a request can never be larger. */
 #define CLI_INPUT_MAX (1ul << 30)
+/* The most -I DIR options of one call. */
+#define CLI_PROTO_PATHS_MAX 64
 
 typedef enum command { CMD_PING, CMD_CALL, CMD_STATS } command;
 
@@ -51,6 +53,13 @@ typedef struct cli_args {
   const char *tls_ca;      /* TLS against this CA; NULL: plain */
   const char *tls_cert;    /* the client certificate for mutual TLS, or NULL */
   const char *tls_key;
+  /* call --proto: text format through protoc (cli_proto.h). */
+  const char *proto;                            /* the .proto; NULL: raw bytes */
+  const char *proto_paths[CLI_PROTO_PATHS_MAX]; /* -I DIR, in order */
+  size_t n_proto_paths;
+  const char *text;      /* --text: the request, instead of --in */
+  const char *fail_type; /* --fail-type: a TaskFail result's message type */
+  const char *protoc;    /* --protoc; NULL: protoc on PATH */
 } cli_args;
 
 /* The top-level usage (no command, or --help). */

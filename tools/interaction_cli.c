@@ -3,6 +3,7 @@
  *
  *   interaction ping HOST:PORT [--channel N] [--count K] [--timeout MS] [--name NAME]
  *   interaction call HOST:PORT [--channel N] [--timeout MS] [--in FILE|-] [--name NAME] METHOD
+ *       [--proto FILE [-I DIR]... [--text TEXT] [--fail-type TYPE] [--protoc PATH]]
  *   interaction stats HOST:PORT [--json] [--channel N] [--timeout MS] [--name NAME]
  *   (both also take --heartbeat-ms N and --heartbeat-tolerance-ms N)
  *
@@ -12,10 +13,11 @@
  * slave, does its work and disconnects gracefully, so that the slave is free
  * for its real master again at once. It only uses the public API.
  *
- * What it must never do: write anything but the reply payload to stdout in
- * `call` (scripts pipe it into a decoder), hold a slave's only connection
- * while it waits for its own input, or leave a failure without a message that
- * names the code, its name and what the peer said, and a distinct exit status.
+ * What it must never do: write anything but the reply payload (or, with
+ * --proto, its text: cli_proto.c's) to stdout in `call` (scripts pipe it
+ * into a decoder), hold a slave's only connection while it waits for its own
+ * input or for protoc, or leave a failure without a message that names the
+ * code, its name and what the peer said, and a distinct exit status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "cli_args.h"
+#include "cli_proto.h"
 #include "cli_stats.h"
 #include "interaction/interaction.h"
 
@@ -311,17 +314,54 @@ static int call_outcome(ia_code code) {
   }
 }
 
-/* One blocking ia_call(): the path the generated typed stubs take. */
+/* The request payload: the raw bytes of --in/stdin, or with --proto the text
+ * of --text or --in/stdin encoded by protoc. Returns CLI_OK with a malloc'd
+ * *req, or the exit status after saying why. */
+static int call_request(const cli_args *args, const cli_proto *proto, uint8_t **req, size_t *req_len) {
+  uint8_t *input = NULL;
+  size_t input_len = 0;
+  if (args->text == NULL && !read_input(args->in, &input, &input_len)) return CLI_LOCAL;
+  if (args->proto == NULL) {
+    *req = input;
+    *req_len = input_len;
+    return CLI_OK;
+  }
+  const void *text = args->text != NULL ? (const void *)args->text : input;
+  size_t text_len = args->text != NULL ? strlen(args->text) : input_len;
+  bool ok = cli_proto_encode(proto, text, text_len, req, req_len);
+  free(input);
+  return ok ? CLI_OK : CLI_LOCAL;
+}
+
+/* A TaskFail's result with --proto: on stderr, under a line that says what
+ * it is, as text; a result protoc cannot print leaves the exit status as it
+ * is (the task failed either way). */
+static void print_fail_result(const cli_proto *proto, const ia_error *err) {
+  if (err->data_len == 0) return;
+  if (proto->fail_type != NULL)
+    fprintf(stderr, "interaction: the result data as %s:\n", proto->fail_type);
+  else
+    fprintf(stderr, "interaction: the result data by field number (--fail-type names its type):\n");
+  bool shown =
+      cli_proto_print(proto, proto->fail_type, "the result data", err->data, err->data_len, STDERR_FILENO);
+  (void)shown; /* if not, protoc's complaint is on stderr already */
+}
+
+/* One blocking ia_call(): the path the generated typed stubs take. With
+ * --proto, protoc runs before the session and after it, never during it. */
 static int cmd_call(const cli_args *args) {
+  cli_proto proto = {0};
+  int status = args->proto != NULL ? cli_proto_open(args, &proto) : CLI_OK;
   uint8_t *req = NULL;
   size_t req_len = 0;
   /* The whole request first: a slave serves one master at a time, and a
    * slow pipe must not hold its connection. */
-  if (!read_input(args->in, &req, &req_len)) return CLI_LOCAL;
+  if (status == CLI_OK) status = call_request(args, &proto, &req, &req_len);
   session s;
-  int status = session_open(args, false, &s);
+  if (status == CLI_OK) status = session_open(args, false, &s);
   if (status != CLI_OK) {
     free(req);
+    cli_proto_free(&proto);
     return status;
   }
   void *reply = NULL;
@@ -329,6 +369,7 @@ static int cmd_call(const cli_args *args) {
   ia_error err = IA_ERROR_INIT;
   ia_code rc = ia_call(s.conn, args->method, req, req_len, &reply, &reply_len, args->timeout_ms, &err);
   free(req);
+  bool fail_result = false;
   if (rc != IA_OK) {
     status = call_outcome(rc);
     char what[320];
@@ -337,18 +378,24 @@ static int cmd_call(const cli_args *args) {
     else
       snprintf(what, sizeof what, "call %s", status == CLI_TASK_REFUSED ? "refused" : "failed");
     /* A TaskFail's result is worth naming as such; a refusal's data too. */
-    report(what, &err, status == CLI_TASK_FAILED && rc != IA_TIMEOUT);
+    fail_result = status == CLI_TASK_FAILED && rc != IA_TIMEOUT;
+    report(what, &err, fail_result);
   }
-  ia_error_clear(&err);
   /* Disconnect before writing: the slave is free for others while our
    * reader consumes the reply. */
   session_disconnect(args, &s);
   session_free(&s);
-  if (status == CLI_OK && !write_all(STDOUT_FILENO, reply, reply_len)) {
+  if (fail_result && args->proto != NULL) print_fail_result(&proto, &err);
+  ia_error_clear(&err);
+  if (status == CLI_OK && args->proto != NULL) {
+    if (!cli_proto_print(&proto, proto.reply_type, "the reply", reply, reply_len, STDOUT_FILENO))
+      status = CLI_LOCAL;
+  } else if (status == CLI_OK && !write_all(STDOUT_FILENO, reply, reply_len)) {
     fprintf(stderr, "interaction: cannot write the reply to stdout: %s\n", strerror(errno));
     status = CLI_LOCAL;
   }
   free(reply);
+  cli_proto_free(&proto);
   return status;
 }
 

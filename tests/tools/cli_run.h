@@ -5,14 +5,17 @@
 #ifndef IA_TESTS_CLI_RUN_H
 #define IA_TESTS_CLI_RUN_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,6 +161,20 @@ static inline run run_cli(const char *const args[], const void *in, size_t in_le
   cr_assert_not(r.timed_out, "`interaction %s` did not exit within %u ms", args[0] ? args[0] : "",
                 RUN_TIMEOUT_MS);
   return r;
+}
+
+/* A port on TU_HOST that nothing listens on: bound, then closed. A call
+ * there that gets as far as connecting exits 3. */
+static inline uint16_t cli_closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET};
+  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
+  socklen_t sl = sizeof sa;
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
 }
 
 /* Asserts the exit status, showing stderr when it is not the expected one. */

@@ -47,19 +47,6 @@ static void stop_slave(void) {
   tu_temp_remove_all();
 }
 
-/* A port nothing listens on: bound, then closed. */
-static uint16_t closed_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET};
-  inet_pton(AF_INET, TU_HOST, &sa.sin_addr);
-  socklen_t sl = sizeof sa;
-  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
-
 /* ---- tests ---- */
 
 TestSuite(cli, .init = start_slave, .fini = stop_slave, .timeout = 60);
@@ -252,7 +239,7 @@ Test(cli, ping_works_while_a_master_is_attached_and_call_gets_501) {
 
 Test(cli, unreachable_port_exits_3) {
   char unreachable[64];
-  snprintf(unreachable, sizeof unreachable, "%s:%u", TU_HOST, (unsigned)closed_port());
+  snprintf(unreachable, sizeof unreachable, "%s:%u", TU_HOST, (unsigned)cli_closed_port());
   const char *args[] = {"ping", unreachable, "--channel", "7", "--timeout", "2000", NULL};
   run r = run_cli(args, NULL, 0);
   ASSERT_EXIT(r, 3);
