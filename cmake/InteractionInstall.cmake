@@ -13,6 +13,14 @@
 #                                           Interaction::protoc-gen-interaction) and
 #                                           InteractionGenerate.cmake (interaction_generate())
 #   lib/pkgconfig/interaction.pc
+#   share/interaction/proto/interaction.proto   the wire protocol, for other implementations
+#
+# The protocol file keeps the name it has in this tree and in libinteraction's
+# own descriptors ("interaction.proto", package interaction.v1), and its
+# folder holds nothing else, so `protoc -I <that folder>` can shadow no other
+# import. It lies under share/ as architecture-independent data; CMake users
+# find it as ${Interaction_PROTO_FILE}, pkg-config users as
+# `pkg-config --variable=protofile interaction` (and protodir, the -I root).
 #
 # Everything installed is relocatable: the config files find the prefix from
 # their own location and interaction.pc from ${pcfiledir}, so a tree installed
@@ -26,6 +34,8 @@ set(IA_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Interaction
     CACHE STRING "Where InteractionConfig.cmake is installed, relative to the prefix")
 set(IA_INSTALL_PKGCONFIGDIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig
     CACHE STRING "Where interaction.pc is installed, relative to the prefix")
+set(IA_INSTALL_PROTODIR ${CMAKE_INSTALL_DATADIR}/interaction/proto
+    CACHE STRING "Where interaction.proto is installed, relative to the prefix")
 
 get_target_property(IA_LIBRARY_TYPE interaction TYPE)
 if(IA_LIBRARY_TYPE STREQUAL "SHARED_LIBRARY")
@@ -55,6 +65,7 @@ install(TARGETS interaction protoc-gen-interaction
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/interaction
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
+install(FILES ${PROJECT_SOURCE_DIR}/proto/interaction.proto DESTINATION ${IA_INSTALL_PROTODIR})
 
 # The exported targets name the imported targets the library was linked with
 # here (PkgConfig::PROTOBUFC, PkgConfig::LIBEVENT for a static library,
@@ -65,7 +76,8 @@ install(EXPORT InteractionTargets
 configure_package_config_file(
   ${PROJECT_SOURCE_DIR}/cmake/InteractionConfig.cmake.in
   ${PROJECT_BINARY_DIR}/cmake/InteractionConfig.cmake
-  INSTALL_DESTINATION ${IA_INSTALL_CMAKEDIR})
+  INSTALL_DESTINATION ${IA_INSTALL_CMAKEDIR}
+  PATH_VARS IA_INSTALL_PROTODIR)
 # 0.x: a minor version may break the API, so only the same minor matches.
 write_basic_package_version_file(
   ${PROJECT_BINARY_DIR}/cmake/InteractionConfigVersion.cmake
@@ -94,12 +106,17 @@ else()
   string(REGEX REPLACE "/$" "" IA_PC_UP "${IA_PC_UP}")
   set(IA_PC_PREFIX "\${pcfiledir}/${IA_PC_UP}")
 endif()
-foreach(kind LIBDIR INCLUDEDIR BINDIR)
-  if(IS_ABSOLUTE "${CMAKE_INSTALL_${kind}}")
-    set(IA_PC_${kind} "${CMAKE_INSTALL_${kind}}")
+# Sets <out_var> to `dir` for interaction.pc: as is if absolute, else under ${prefix}.
+function(ia_pc_dir out_var dir)
+  if(IS_ABSOLUTE "${dir}")
+    set(${out_var} "${dir}" PARENT_SCOPE)
   else()
-    set(IA_PC_${kind} "\${prefix}/${CMAKE_INSTALL_${kind}}")
+    set(${out_var} "\${prefix}/${dir}" PARENT_SCOPE)
   endif()
+endfunction()
+foreach(kind LIBDIR INCLUDEDIR BINDIR)
+  ia_pc_dir(IA_PC_${kind} "${CMAKE_INSTALL_${kind}}")
 endforeach()
+ia_pc_dir(IA_PC_PROTODIR "${IA_INSTALL_PROTODIR}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/interaction.pc.in ${PROJECT_BINARY_DIR}/cmake/interaction.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/cmake/interaction.pc DESTINATION ${IA_INSTALL_PKGCONFIGDIR})

@@ -17,6 +17,17 @@
 # OUT_DIR defaults to ${CMAKE_CURRENT_BINARY_DIR}/<lib>; generated files are
 # build products, never sources.
 #
+# Protobuf's well-known types need nothing listed: the folder holding
+# google/protobuf/*.proto is always protoc's last -I root, so
+# `import "google/protobuf/timestamp.proto";` just works, and <lib> links
+# `interaction_well_known_types`, a STATIC library of their protoc-c codecs
+# (any, api, duration, empty, field_mask, source_context, struct, timestamp,
+# type, wrappers, descriptor) made once per build by the first call. Every
+# stub library shares that one copy, so two of them that import empty.proto
+# link into one program without duplicate symbols; a program pulls in only
+# the codecs it uses. Link it yourself for codecs made outside
+# interaction_generate().
+#
 # Tools, each overridable by setting the variable before the call:
 #   INTERACTION_PROTOC_EXECUTABLE     protoc (package protobuf-compiler): it runs
 #                                     the plugin, which protoc-c cannot do
@@ -28,6 +39,71 @@
 #                                     of an installed package.
 #   INTERACTION_LIBRARY_TARGET        what <lib> links: `interaction` in-tree,
 #                                     else `Interaction::interaction`.
+#   INTERACTION_PROTOBUF_INCLUDE_DIR  the folder holding google/protobuf/empty.proto
+#                                     (Debian: /usr/include, from libprotobuf-dev).
+#                                     Unset: looked for beside protoc (<bin>/../include),
+#                                     then in the system's include folders. Not found:
+#                                     no well-known types, everything else works.
+
+# Sets <out_var> to the target of the well-known types' codecs, creating it
+# on the first call (its rule lives in the caller's directory, its files in
+# ${CMAKE_BINARY_DIR}/interaction_well_known_types), or to "" when no protobuf
+# include folder is found. `runtime` is what the codecs link for
+# libprotobuf-c.
+function(_interaction_well_known_types out_var runtime)
+  set(target interaction_well_known_types)
+  set(${out_var} "" PARENT_SCOPE)
+  if(NOT INTERACTION_PROTOBUF_INCLUDE_DIR)
+    get_filename_component(protoc_bin ${INTERACTION_PROTOC_EXECUTABLE} DIRECTORY)
+    find_path(INTERACTION_PROTOBUF_INCLUDE_DIR google/protobuf/empty.proto
+      HINTS ${protoc_bin}/../include
+      DOC "The folder holding google/protobuf/*.proto, protobuf's well-known types (Debian: libprotobuf-dev)")
+  endif()
+  if(NOT INTERACTION_PROTOBUF_INCLUDE_DIR)
+    get_property(told GLOBAL PROPERTY _interaction_no_well_known_types)
+    if(NOT told)
+      message(STATUS "interaction_generate: google/protobuf/empty.proto not found (install libprotobuf-dev, "
+                     "or set INTERACTION_PROTOBUF_INCLUDE_DIR): no well-known types")
+      set_property(GLOBAL PROPERTY _interaction_no_well_known_types TRUE)
+    endif()
+    return()
+  endif()
+  if(NOT EXISTS ${INTERACTION_PROTOBUF_INCLUDE_DIR}/google/protobuf/empty.proto)
+    message(FATAL_ERROR "interaction_generate: INTERACTION_PROTOBUF_INCLUDE_DIR=${INTERACTION_PROTOBUF_INCLUDE_DIR} "
+                        "has no google/protobuf/empty.proto")
+  endif()
+  set(${out_var} ${target} PARENT_SCOPE)
+  if(TARGET ${target})
+    return()
+  endif()
+
+  set(inc ${INTERACTION_PROTOBUF_INCLUDE_DIR})
+  set(out ${CMAKE_BINARY_DIR}/${target})
+  # Those the protobuf include folder has of protobuf's own list.
+  set(names any api duration empty field_mask source_context struct timestamp type wrappers descriptor)
+  set(protos "")
+  set(depends "")
+  set(sources "")
+  foreach(name IN LISTS names)
+    if(EXISTS ${inc}/google/protobuf/${name}.proto)
+      list(APPEND protos google/protobuf/${name}.proto)
+      list(APPEND depends ${inc}/google/protobuf/${name}.proto)
+      list(APPEND sources ${out}/google/protobuf/${name}.pb-c.c ${out}/google/protobuf/${name}.pb-c.h)
+    endif()
+  endforeach()
+  file(MAKE_DIRECTORY ${out})
+  add_custom_command(
+    OUTPUT ${sources}
+    COMMAND ${INTERACTION_PROTOC_C_EXECUTABLE} -I${inc} --c_out=${out} ${protos}
+    DEPENDS ${depends}
+    WORKING_DIRECTORY ${out}
+    COMMENT "interaction_generate: protoc-c of the well-known types"
+    VERBATIM)
+  add_library(${target} STATIC ${sources})
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${out}>)
+  target_link_libraries(${target} PUBLIC ${runtime})
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endfunction()
 
 function(interaction_generate)
   cmake_parse_arguments(ARG "" "TARGET;OUT_DIR" "PROTOS;IMPORT_DIRS" ${ARGN})
@@ -120,6 +196,12 @@ function(interaction_generate)
     list(APPEND sources ${out}/${stem}.pb-c.c ${out}/${stem}.ia.c)
     list(APPEND headers ${out}/${stem}.pb-c.h ${out}/${stem}.ia.h)
   endforeach()
+  # The well-known types' folder is a root for protoc only, added after the
+  # names were derived, and last, so that IMPORT_DIRS keep precedence.
+  _interaction_well_known_types(well_known ${runtime})
+  if(well_known)
+    list(APPEND roots ${INTERACTION_PROTOBUF_INCLUDE_DIR})
+  endif()
   list(REMOVE_DUPLICATES roots)
   set(include_flags "")
   foreach(root IN LISTS roots)
@@ -149,6 +231,6 @@ function(interaction_generate)
 
   add_library(${ARG_TARGET} STATIC ${sources} ${headers})
   target_include_directories(${ARG_TARGET} PUBLIC $<BUILD_INTERFACE:${out}>)
-  target_link_libraries(${ARG_TARGET} PUBLIC ${runtime})
+  target_link_libraries(${ARG_TARGET} PUBLIC ${runtime} ${well_known})
   set_target_properties(${ARG_TARGET} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()

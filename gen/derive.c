@@ -70,20 +70,30 @@ static bool derive_type(const context *ctx, const char *type_name, char **name, 
   return true;
 }
 
-static const char *stream_kind(const Google__Protobuf__MethodDescriptorProto *m) {
+/* Which way a streaming method streams; NULL for a unary one. */
+static const char *stream_direction(const Google__Protobuf__MethodDescriptorProto *m) {
   bool client = m->has_client_streaming && m->client_streaming;
   bool server = m->has_server_streaming && m->server_streaming;
-  if (client && server) return "bidirectional-streaming";
-  if (client) return "client-streaming";
-  if (server) return "server-streaming";
+  if (client && server) return "both ways";
+  if (client) return "the request";
+  if (server) return "the reply";
   return NULL;
 }
 
 static bool derive_method(const context *ctx, const char *prefix, const char *service_full,
                           const Google__Protobuf__MethodDescriptorProto *m, method_names *out, char **error) {
   out->name = m->name;
-  out->kind = stream_kind(m);
   out->wire = gen_xasprintf("%s/%s", service_full, m->name);
+  /* An error rather than a method left out: a user would look in vain for
+   * its stub, and a slave would answer it 606. */
+  const char *streams = stream_direction(m);
+  if (streams != NULL) {
+    *error = gen_xasprintf("service %s method %s is a streaming rpc; Interaction has no streaming (a task "
+                           "carries one request and one reply, and %s streams %s): make it unary, e.g. with "
+                           "a repeated field, or one task per item",
+                           service_full, m->name, m->name, streams);
+    return false;
+  }
   if (m->input_type == NULL || m->output_type == NULL) {
     *error = gen_xasprintf("method %s has no input or output type", out->wire);
     return false;
@@ -124,7 +134,7 @@ static bool derive_method(const context *ctx, const char *prefix, const char *se
   return true;
 }
 
-/* Claims every C name a unary method declares at file scope. */
+/* Claims every C name a method declares at file scope. */
 static bool claim_method(claims *file_scope, claims *members, const method_names *m, char **error) {
   return claim(file_scope, m->macro, gen_xasprintf("the wire-name macro of %s", m->wire), error) &&
          claim(file_scope, m->call, gen_xasprintf("the blocking call of %s", m->wire), error) &&
@@ -161,12 +171,9 @@ static bool derive_service(const context *ctx, const Google__Protobuf__ServiceDe
     method_names *m = &out->methods[i];
     ok = derive_method(ctx, prefix, out->full, s->method[i], m, error);
     out->n_methods = i + 1;
-    if (ok && m->kind == NULL) {
-      out->n_unary++;
-      ok = claim_method(file_scope, &members, m, error);
-    }
+    ok = ok && claim_method(file_scope, &members, m, error);
   }
-  if (ok && out->n_unary > 0) {
+  if (ok && out->n_methods > 0) {
     ok = claim(file_scope, out->handlers, gen_xasprintf("the handler table of %s", out->full), error) &&
          claim(file_scope, out->serve, gen_xasprintf("the serve function of %s", out->full), error) &&
          claim(file_scope, out->binding, gen_xasprintf("the slave binding of %s", out->full), error);
@@ -205,7 +212,7 @@ void gen_file_names_free(file_names *f) {
 }
 
 bool gen_derive_file(gen_file_proto *const *files, size_t n_files, const gen_file_proto *file,
-                        file_names *out, char **error) {
+                     file_names *out, char **error) {
   memset(out, 0, sizeof *out);
   out->proto = file->name;
   if (!gen_is_plain_text(file->name)) {
@@ -236,4 +243,3 @@ bool gen_derive_file(gen_file_proto *const *files, size_t n_files, const gen_fil
   free(ctx.package_snake);
   return ok;
 }
-

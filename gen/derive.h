@@ -1,8 +1,8 @@
 /*
  * Deriving the C names of a .proto file's stubs (gen/derive.c): every name a
  * method, a service and the file get, derived in one place, and checked for
- * collisions before any text is written (emit.c writes the text). Names
- * never depend on the order of methods in the .proto.
+ * collisions and streaming methods before any text is written (emit.c writes
+ * the text). Names never depend on the order of methods in the .proto.
  */
 #ifndef IA__GEN_DERIVE_H
 #define IA__GEN_DERIVE_H
@@ -14,7 +14,6 @@
 
 typedef struct method_names {
   const char *name; /* the method's proto name, "DoIt" */
-  const char *kind; /* NULL for a unary method, else which kind of stream */
   char *wire;       /* "a.b.Svc/DoIt" */
   char *member;     /* handler table member, "do_it" */
   char *macro;      /* A_B_SVC_DO_IT_METHOD */
@@ -34,12 +33,11 @@ typedef struct method_names {
 } method_names;
 
 typedef struct service_names {
-  char *full;     /* "a.b.Svc" */
-  char *handlers; /* a_b_svc_handlers */
-  char *serve;    /* a_b_svc_serve */
-  char *binding;  /* a_b_svc_binding (source only) */
-  size_t n_methods;
-  size_t n_unary;
+  char *full;       /* "a.b.Svc" */
+  char *handlers;   /* a_b_svc_handlers */
+  char *serve;      /* a_b_svc_serve */
+  char *binding;    /* a_b_svc_binding (source only) */
+  size_t n_methods; /* all unary: derivation rejects streaming methods */
   method_names *methods;
 } service_names;
 
@@ -54,10 +52,10 @@ typedef struct file_names {
 
 /* Derives the names of `file`, one of `files` (where the messages its
  * methods name are looked up). False with *error (malloc'd) when names
- * collide or a type is unknown; *out is to be freed with gen_file_names_free()
- * either way. */
-bool gen_derive_file(gen_file_proto *const *files, size_t n_files, const gen_file_proto *file, file_names *out,
-                 char **error);
+ * collide, a method streams or a type is unknown; *out is to be freed with
+ * gen_file_names_free() either way. */
+bool gen_derive_file(gen_file_proto *const *files, size_t n_files, const gen_file_proto *file,
+                     file_names *out, char **error);
 void gen_file_names_free(file_names *f);
 
 #endif

@@ -8,10 +8,9 @@
  * as one-line wrappers of interaction/pb.h, so the logic lives once, in the
  * runtime, and not in every generated file.
  *
- * Streaming methods have no Interaction equivalent (a task is one request,
- * one reply): they get a comment and nothing callable, and the file still
- * compiles. Names come from derive.c, checked for collisions before any
- * text is written here.
+ * Every method is unary: derive.c rejects streaming ones (a task is one
+ * request, one reply), and checks names for collisions, before any text is
+ * written here.
  */
 #include "emit.h"
 
@@ -128,14 +127,6 @@ static void sig_serve(gen_text *t, const char *lead, const service_names *s) {
 /* ---- the header ---- */
 
 static void header_method(gen_text *t, const method_names *m) {
-  if (m->kind != NULL) {
-    comment(t, "",
-            "%s is %s: an Interaction task carries one request and one reply, so nothing is generated "
-            "for it, and a slave answers it with IA_UNKNOWN_METHOD (unless it has a catch-all handler).",
-            m->wire, m->kind);
-    gen_text_puts(t, "\n");
-    return;
-  }
   gen_text_printf(t, "/* ---- %s: %s -> %s ---- */\n\n", m->wire, m->req_name, m->rep_name);
   gen_text_printf(t, "#define %s \"%s\"\n\n", m->macro, m->wire);
 
@@ -184,8 +175,8 @@ static void header_service(gen_text *t, const service_names *s) {
   gen_text_printf(t, "/* ==== service %s ==== */\n\n", s->full);
   for (size_t i = 0; i < s->n_methods; i++)
     header_method(t, &s->methods[i]);
-  if (s->n_unary == 0) {
-    comment(t, "", "%s has no unary method: no handler table.", s->full);
+  if (s->n_methods == 0) {
+    comment(t, "", "%s has no method: no handler table.", s->full);
     gen_text_puts(t, "\n");
     return;
   }
@@ -199,7 +190,6 @@ static void header_service(gen_text *t, const service_names *s) {
   gen_text_printf(t, "typedef struct %s {\n", s->handlers);
   for (size_t i = 0; i < s->n_methods; i++) {
     const method_names *m = &s->methods[i];
-    if (m->kind != NULL) continue;
     gen_text_printf(t, "  /* %s */\n", m->wire);
     char *member = gen_xasprintf("(*%s)", m->member);
     char *req = gen_xasprintf("const %s *req", m->req_type);
@@ -324,8 +314,8 @@ static void source_method(gen_text *t, const service_names *s, const method_name
 
 static void source_service(gen_text *t, const service_names *s) {
   gen_text_printf(t, "/* ==== service %s ==== */\n\n", s->full);
-  if (s->n_unary == 0) {
-    gen_text_printf(t, "/* %s has no unary method. */\n\n", s->full);
+  if (s->n_methods == 0) {
+    gen_text_printf(t, "/* %s has no method. */\n\n", s->full);
     return;
   }
   gen_text_printf(t,
@@ -336,7 +326,7 @@ static void source_service(gen_text *t, const service_names *s) {
                   "} %s;\n\n",
                   s->serve, s->binding, s->handlers, s->binding);
   for (size_t i = 0; i < s->n_methods; i++)
-    if (s->methods[i].kind == NULL) source_method(t, s, &s->methods[i]);
+    source_method(t, s, &s->methods[i]);
 
   sig_serve(t, "ia_code ", s);
   gen_text_printf(t,
@@ -350,7 +340,6 @@ static void source_service(gen_text *t, const service_names *s) {
                   s->binding);
   for (size_t i = 0; i < s->n_methods; i++) {
     const method_names *m = &s->methods[i];
-    if (m->kind != NULL) continue;
     gen_text_printf(t,
                     "  if (rc == IA_OK && b->handlers.%s != NULL)\n"
                     "    rc = ia_slave_register(slave, %s, %s, b);\n",

@@ -28,8 +28,8 @@ void gen_output_free(gen_output *out);
  * that only includes its codecs and a source with no functions, so that a
  * build system can name the outputs of every .proto before it runs protoc.
  * Returns false with *error (malloc'd, free it) when the file cannot yield
- * correct C: generated names that collide, a file name that cannot be
- * #included. Nothing is in `out` then.
+ * correct C: generated names that collide, a streaming method (Interaction
+ * has none), a file name that cannot be #included. Nothing is in `out` then.
  */
 bool gen_emit_file(gen_file_proto *const *files, size_t n_files, const gen_file_proto *file, bool always,
                    gen_output out[2], size_t *n_out, char **error);

@@ -21,8 +21,9 @@
  * renamed those methods (--prepare-for-protoc-c, see usage()).
  * interaction_generate() in InteractionGenerate.cmake runs all three steps.
  *
- * Errors in the .proto that would make incorrect C (names that collide) are
- * returned in the response's `error`, which protoc prints; problems of the
+ * Errors in the .proto that would make incorrect C (names that collide) or
+ * that Interaction cannot serve (a streaming method) are returned in the
+ * response's `error`, which protoc prints; problems of the
  * plugin itself (unreadable input, no memory, a failed write) go to stderr
  * with exit status 1, as the plugin protocol asks. As a plugin it writes no
  * files itself. It must never emit code whose meaning depends on the order of

@@ -185,6 +185,32 @@ Test(gen_emit, a_message_no_file_defines_is_an_error, .timeout = 10) {
   free(error);
 }
 
+/* Each kind of stream fails the file, naming the service, the method and
+ * the direction, whatever unary methods come before it. */
+Test(gen_emit, every_kind_of_streaming_method_is_an_error, .timeout = 10) {
+  const struct {
+    bool client, server;
+    const char *direction;
+  } kinds[] = {{true, false, "the request"}, {false, true, "the reply"}, {true, true, "both ways"}};
+  const char *const names[] = {"Do", "Chat"};
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    one_file f;
+    char *header;
+    build(&f, names, 2);
+    f.methods[1].has_client_streaming = kinds[i].client;
+    f.methods[1].client_streaming = kinds[i].client;
+    f.methods[1].has_server_streaming = kinds[i].server;
+    f.methods[1].server_streaming = kinds[i].server;
+    char *error = emit(&f, &header);
+    cr_assert_not_null(error, "a %s stream was accepted", kinds[i].direction);
+    cr_assert(strstr(error, "t.proto: service p.S method Chat is a streaming rpc; Interaction has no "
+                            "streaming") != NULL,
+              "error: %s", error);
+    cr_assert(strstr(error, kinds[i].direction) != NULL, "error: %s", error);
+    free(error);
+  }
+}
+
 Test(gen_emit, protoc_c_gets_keyword_methods_renamed_and_nothing_else, .timeout = 10) {
   const char *const names[] = {"Default", "Base", "Fine", "Default_"};
   one_file f;

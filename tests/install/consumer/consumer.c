@@ -1,16 +1,27 @@
 /*
  * consumer: a slave and a master in one program, built against an installed
  * Interaction only (find_package or pkg-config) with typed stubs generated from
- * greeter.proto. It starts a slave on 127.0.0.1 port 0 that serves
- * consumer.Greeter, connects a master to it, makes a blocking and an async
- * typed call and one that the handler fails on purpose, checks every reply,
- * and exits 0 only if all of them are right. Every wait is bounded.
+ * greeter.proto, clock.proto and alarm.proto (the last two made of protobuf's
+ * well-known types). It starts a slave on 127.0.0.1 port 0 that serves
+ * consumer.Greeter, consumer.Clock and consumer.Alarms, connects a master to
+ * it, makes a blocking and an async typed call and one that the handler fails
+ * on purpose, calls with google.protobuf.Empty, Timestamp and Duration in the
+ * requests and replies, checks every reply, and exits 0 only if all of them
+ * are right. Every wait is bounded.
+ *
+ *   consumer              the above
+ *   consumer --hello PORT only a master connecting to 127.0.0.1:PORT, for
+ *                         tests/install/hello_check.py to read its Hello
  */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "alarm.ia.h"
+#include "clock.ia.h"
 #include "greeter.ia.h"
 #include "interaction/interaction.h"
 
@@ -51,6 +62,47 @@ static void greet(ia_task_ctx *task, const Consumer__Greeting *req, void *user) 
 
 /* The slave's handler table: one handler per method of consumer.Greeter. */
 static const consumer_greeter_handlers handlers = {.greet = greet};
+
+/* Clock.Now: the slave's time, a google.protobuf.Timestamp. */
+static void now(ia_task_ctx *task, const Google__Protobuf__Empty *req, void *user) {
+  (void)req;
+  (void)user;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  Google__Protobuf__Timestamp out = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  out.seconds = ts.tv_sec;
+  out.nanos = (int32_t)ts.tv_nsec;
+  if (consumer_clock_now_reply_ok(task, &out) != IA_OK) printf("consumer: could not reply\n");
+}
+
+static const consumer_clock_handlers clock_handlers = {.now = now};
+
+/* The one alarm Alarms.Set keeps and Alarms.Next gives back. The master's
+ * calls are blocking and one at a time, so the two handlers never overlap. */
+typedef struct alarm_state {
+  Google__Protobuf__Duration after;
+  char label[32];
+} alarm_state;
+
+static void set_alarm(ia_task_ctx *task, const Consumer__Alarm *req, void *user) {
+  alarm_state *state = user;
+  Google__Protobuf__Duration none = GOOGLE__PROTOBUF__DURATION__INIT;
+  state->after = req->after != NULL ? *req->after : none;
+  snprintf(state->label, sizeof state->label, "%s", req->label != NULL ? req->label : "");
+  Google__Protobuf__Empty out = GOOGLE__PROTOBUF__EMPTY__INIT;
+  if (consumer_alarms_set_reply_ok(task, &out) != IA_OK) printf("consumer: could not reply\n");
+}
+
+static void next_alarm(ia_task_ctx *task, const Google__Protobuf__Empty *req, void *user) {
+  (void)req;
+  alarm_state *state = user;
+  Consumer__Alarm out = CONSUMER__ALARM__INIT;
+  out.after = &state->after;
+  out.label = state->label;
+  if (consumer_alarms_next_reply_ok(task, &out) != IA_OK) printf("consumer: could not reply\n");
+}
+
+static const consumer_alarms_handlers alarm_handlers = {.set = set_alarm, .next = next_alarm};
 
 static void print_error(const char *what, ia_code code, const ia_error *err) {
   printf("consumer: %s: %s (%s)\n", what, ia_strerror(code), err->message);
@@ -118,7 +170,87 @@ static void run_calls(ia_conn *conn) {
   ia_error_clear(&err);
 }
 
-int main(void) {
+/* Calls with well-known types in the requests and the replies. */
+static void run_well_known_calls(ia_conn *conn) {
+  const ia_call_opts opts = {.timeout_ms = WAIT_MS};
+  ia_error err = IA_ERROR_INIT;
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+
+  Google__Protobuf__Timestamp *stamp = NULL;
+  ia_code code = consumer_clock_now(conn, &empty, &stamp, &opts, &err);
+  if (code == IA_OK) {
+    long long skew = (long long)stamp->seconds - (long long)time(NULL);
+    printf("consumer: Clock.Now: %" PRId64 ".%09" PRId32 "\n", stamp->seconds, stamp->nanos);
+    check(skew >= -60 && skew <= 60, "Clock.Now's Timestamp is about now");
+    google__protobuf__timestamp__free_unpacked(stamp, NULL);
+  } else {
+    print_error("Clock.Now", code, &err);
+    check(false, "Clock.Now completed");
+  }
+  ia_error_clear(&err);
+
+  Google__Protobuf__Duration after = GOOGLE__PROTOBUF__DURATION__INIT;
+  after.seconds = 90;
+  after.nanos = 5;
+  Consumer__Alarm alarm = CONSUMER__ALARM__INIT;
+  alarm.after = &after;
+  alarm.label = "tea";
+  Google__Protobuf__Empty *done = NULL;
+  code = consumer_alarms_set(conn, &alarm, &done, &opts, &err);
+  check(code == IA_OK && done != NULL, "Alarms.Set replied with an Empty");
+  if (done != NULL) google__protobuf__empty__free_unpacked(done, NULL);
+  ia_error_clear(&err);
+
+  Consumer__Alarm *next = NULL;
+  code = consumer_alarms_next(conn, &empty, &next, &opts, &err);
+  if (code == IA_OK) {
+    bool same = next->after != NULL && next->after->seconds == 90 && next->after->nanos == 5 &&
+                next->label != NULL && strcmp(next->label, "tea") == 0;
+    printf("consumer: Alarms.Next: \"%s\" after %" PRId64 " s\n", next->label != NULL ? next->label : "",
+           next->after != NULL ? next->after->seconds : 0);
+    check(same, "Alarms.Next gives back the Duration and label set");
+    consumer__alarm__free_unpacked(next, NULL);
+  } else {
+    print_error("Alarms.Next", code, &err);
+    check(false, "Alarms.Next completed");
+  }
+  ia_error_clear(&err);
+}
+
+/* --hello PORT: a master's handshake with whatever listens on PORT, which is
+ * expected to hang up after reading the Hello; the outcome is printed, never
+ * failed on. */
+static int send_hello(const char *port_text) {
+  char *end;
+  unsigned long port = strtoul(port_text, &end, 10);
+  if (*end != '\0' || port == 0 || port > 65535) {
+    printf("consumer: --hello needs a port, not '%s'\n", port_text);
+    return 2;
+  }
+  ia_error err = IA_ERROR_INIT;
+  ia_master_config mc;
+  ia_master_config_init(&mc);
+  mc.name = "consumer-master";
+  mc.channel = CHANNEL;
+  ia_master *master = NULL;
+  ia_conn *conn = NULL;
+  ia_code code = ia_master_new(&mc, &master, &err);
+  if (code == IA_OK) code = ia_master_start(master, &err);
+  if (code == IA_OK)
+    code = ia_master_connect(master, "hello", "127.0.0.1", (uint16_t)port, NULL, 0, WAIT_MS, &conn, &err);
+  printf("consumer: --hello %lu: %s (%s)\n", port, ia_code_name(code), err.message);
+  ia_error_clear(&err);
+  ia_conn_free(conn);
+  ia_master_free(master);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--hello") == 0) return send_hello(argv[2]);
+  if (argc != 1) {
+    printf("usage: consumer [--hello PORT]\n");
+    return 2;
+  }
   ia_error err = IA_ERROR_INIT;
   ia_slave_config sc;
   ia_slave_config_init(&sc);
@@ -132,7 +264,10 @@ int main(void) {
 
   ia_code code = ia_slave_new(&sc, &slave, &err);
   if (code != IA_OK) goto fail;
+  alarm_state alarms = {.label = ""};
   code = consumer_greeter_serve(slave, &handlers, NULL);
+  if (code == IA_OK) code = consumer_clock_serve(slave, &clock_handlers, NULL);
+  if (code == IA_OK) code = consumer_alarms_serve(slave, &alarm_handlers, &alarms);
   if (code != IA_OK) goto fail;
   code = ia_slave_start(slave, &err);
   if (code != IA_OK) goto fail;
@@ -151,6 +286,7 @@ int main(void) {
   if (code != IA_OK) goto fail;
 
   run_calls(conn);
+  run_well_known_calls(conn);
 
   code = ia_conn_disconnect(conn, NULL, 0, WAIT_MS, &err);
   check(code == IA_OK, "the master disconnected gracefully");
