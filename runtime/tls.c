@@ -264,10 +264,13 @@ void ia__tls_free(ia__tls *t) {
 }
 
 /* Whether a call that did not succeed only waits for the socket. By the
- * SSL's own state, not the thread's error queue: the hot path never clears
+ * SSL's own state and the BIO's, not the thread's error queue: the hot path never clears
  * that queue (a clear costs more than the rest of a small read), and only
  * a failure, which clears it after, ever fills it. */
 static int want(const ia__tls *t) {
+  /* A socket call that failed for good leaves OpenSSL "writing" (or
+   * "reading") as if it only had to wait: it does not. */
+  if (t->sys_errno) return 0;
   int w = t->s->SSL_want(t->ssl);
   if (w == SSL_READING && !t->peer_closed) return SSL_ERROR_WANT_READ;
   return w == SSL_WRITING ? SSL_ERROR_WANT_WRITE : 0;

@@ -6,6 +6,7 @@
 #define IA_TESTS_TLS_FIXTURE_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fixture.h"
