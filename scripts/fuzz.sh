@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [--seconds N] [--target NAME]... [--allow KINDS] [--keep] [-- LIBFUZZER_FLAGS...]
 #
 #   --seconds N     time per target (default 60; CI: --seconds 20)
-#   --target NAME   fuzz_envelope, fuzz_inbuf, fuzz_flat, fuzz_slave or fuzz_auth (default: all)
+#   --target NAME   fuzz_envelope, fuzz_inbuf, fuzz_flat, fuzz_slave, fuzz_auth or fuzz_tls (default: all)
 #   --allow KINDS   comma-separated finding kinds that are counted instead of
 #                   stopping the run (IA_FUZZ_ALLOW; see tests/fuzz/README.md)
 #   --keep          keep the temporary directory (logs, grown corpus) even without findings
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
   *) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_envelope fuzz_inbuf fuzz_flat fuzz_slave fuzz_auth)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_envelope fuzz_inbuf fuzz_flat fuzz_slave fuzz_auth fuzz_tls)
 case "$seconds" in '' | *[!0-9]*) echo "fuzz.sh: --seconds needs a number" >&2; exit 2 ;; esac
 
 scripts/install-deps.sh

@@ -21,16 +21,11 @@
  * It must never wait without a bound, or connect anywhere but its own slave
  * on 127.0.0.1.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuzz_common.h"
@@ -99,72 +94,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A Hello on our channel, with a nonce or without. */
-static void put_hello(fz_buf *b, bool nonce) {
-  uint8_t n[32] = {0x5a};
-  Interaction__V1__Hello h = INTERACTION__V1__HELLO__INIT;
-  h.has_version = h.has_channel = 1;
-  h.version = 1;
-  h.channel = CHANNEL;
-  h.master_name = (char *)"fuzz";
-  h.has_auth_nonce = nonce;
-  h.auth_nonce = (ProtobufCBinaryData){sizeof n, n};
-  Interaction__V1__Frame f = INTERACTION__V1__FRAME__INIT;
-  f.has_id = 1;
-  f.id = 1;
-  f.body_case = INTERACTION__V1__FRAME__BODY_HELLO;
-  f.hello = &h;
-  fz_buf_frame(b, &f.base);
-}
-
-/* Writes all of b, reading meanwhile; false once the slave has closed. */
-static bool write_all(int fd, const fz_buf *b, fz_buf *in) {
-  size_t at = 0;
-  uint64_t until = now_ms() + 2000;
-  while (at < b->n) {
-    ssize_t w = send(fd, b->p + at, b->n - at, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) {
-      at += (size_t)w;
-      continue;
-    }
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
-    if (now_ms() > until) fz_fail("slave_not_reading", "the slave took nothing for 2 s");
-    struct pollfd p = {fd, POLLIN | POLLOUT, 0};
-    poll(&p, 1, 10);
-    uint8_t tmp[4096];
-    ssize_t r = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (r > 0) fz_buf_put(in, tmp, (size_t)r);
-    if (r == 0) return false;
-  }
-  return true;
-}
-
-/* Everything the slave sends until it closes. */
-static void read_to_eof(int fd, fz_buf *in) {
-  uint64_t until = now_ms() + EOF_WAIT_MS;
-  for (;;) {
-    struct pollfd p = {fd, POLLIN, 0};
-    int64_t left = (int64_t)(until - now_ms());
-    if (left <= 0)
-      fz_fail("slave_keeps_open", "the slave did not close within %d ms of our EOF", EOF_WAIT_MS);
-    if (poll(&p, 1, (int)left) <= 0) continue;
-    uint8_t tmp[16384];
-    ssize_t r = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (r > 0) {
-      fz_buf_put(in, tmp, (size_t)r);
-      if (in->n > MAX_REPLY) fz_fail("slave_flood", "the slave sent over %u bytes", MAX_REPLY);
-    } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      return;
-    }
-  }
-}
-
 /* What the slave sent, against what it may send an unproven peer. */
 static void check_sent(const fz_buf *in) {
   size_t at = 0;
@@ -199,23 +128,7 @@ static void check_sent(const fz_buf *in) {
 
 /* The master that holds the secret still gets in, and its Sum runs. */
 static void probe(void) {
-  ia_conn *c = NULL;
-  ia_error err = IA_ERROR_INIT;
-  ia_code rc = ia_master_connect(master, "probe", "127.0.0.1", port, NULL, 0, 3000, &c, &err);
-  for (int i = 0; i < 50 && rc == IA_ALREADY_CONNECTED; i++) { /* a seat freed a moment late */
-    struct timespec ts = {0, 10000000};
-    nanosleep(&ts, NULL);
-    ia_error_clear(&err);
-    rc = ia_master_connect(master, "probe", "127.0.0.1", port, NULL, 0, 3000, &c, &err);
-  }
-  if (rc != IA_OK) fz_fail("proven_refused", "the master with the secret: %s", err.message);
-  void *reply = NULL;
-  size_t n = 0;
-  rc = ia_call(c, "sum", "x", 1, &reply, &n, 3000, &err);
-  if (rc != IA_OK || n != 1) fz_fail("proven_refused", "the master's call: %s", ia_code_name(rc));
-  free(reply);
-  ia_error_clear(&err);
-  ia_conn_free(c);
+  fz_probe(master, port, "sum", 1, "proven_refused");
   probes++;
 }
 
@@ -224,11 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   uint8_t mode = data[0] % 3;
   fz_buf out = {0}, in = {0};
-  if (mode) put_hello(&out, mode == 1);
+  if (mode) fz_buf_hello(&out, 1, CHANNEL, mode == 1);
   fz_buf_put(&out, data + 1, size - 1);
   int fd = fz_dial(port);
-  if (write_all(fd, &out, &in)) shutdown(fd, SHUT_WR);
-  read_to_eof(fd, &in);
+  if (fz_send_all(fd, out.p, out.n, &in)) shutdown(fd, SHUT_WR);
+  fz_read_to_eof(fd, &in, EOF_WAIT_MS, MAX_REPLY);
   close(fd);
   check_sent(&in);
   if (atomic_load(&handled) != probes) fz_fail("task_ran", "a task ran for a peer without the secret");

@@ -1,7 +1,8 @@
 /*
  * The fuzz targets' shared harness (see fuzz_common.h). It must never call
- * the library's internals, write files or touch the network; findings go to
- * stderr, where libFuzzer's log keeps them.
+ * the library's internals, write files, or connect anywhere but to the
+ * target's slave on 127.0.0.1; findings go to stderr, where libFuzzer's log
+ * keeps them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 #include "fuzz_common.h"
-#include "interaction/status.h"
+#include "interaction.pb-c.h"
 
 /* ---- reading the input ---- */
 
@@ -97,9 +98,44 @@ void fz_buf_frame(fz_buf *b, const ProtobufCMessage *frame) {
   free(tmp);
 }
 
+void fz_buf_hello(fz_buf *b, uint64_t id, uint32_t channel, bool nonce) {
+  uint8_t n[32] = {0x5a};
+  Interaction__V1__Hello h = INTERACTION__V1__HELLO__INIT;
+  h.has_version = h.has_channel = 1;
+  h.version = 1;
+  h.channel = channel;
+  h.master_name = (char *)"fuzz";
+  h.has_auth_nonce = nonce;
+  h.auth_nonce = (ProtobufCBinaryData){sizeof n, n};
+  Interaction__V1__Frame f = INTERACTION__V1__FRAME__INIT;
+  f.has_id = 1;
+  f.id = id;
+  f.body_case = INTERACTION__V1__FRAME__BODY_HELLO;
+  f.hello = &h;
+  fz_buf_frame(b, &f.base);
+}
+
+size_t fz_chunk_size(uint8_t e) {
+  unsigned code = e & 0x3f;
+  return code < 48 ? code + 1 : (code - 47) * 256u;
+}
+
 void fz_buf_free(fz_buf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);
+}
+
+/* ---- time ---- */
+
+uint64_t fz_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void fz_sleep_us(uint64_t us) {
+  struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
+  nanosleep(&ts, NULL);
 }
 
 /* ---- the reference framing ---- */
@@ -326,4 +362,73 @@ int fz_dial(uint16_t port) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
+}
+
+bool fz_send_all(int fd, const uint8_t *p, size_t n, fz_buf *in) {
+  size_t at = 0;
+  uint64_t until = fz_now_us() + 2000000u;
+  while (at < n) {
+    ssize_t w = send(fd, p + at, n - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      at += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+    if (fz_now_us() > until) fz_fail("slave_not_reading", "the slave took nothing for 2 s");
+    struct pollfd pf = {fd, POLLIN | POLLOUT, 0};
+    poll(&pf, 1, 10);
+    uint8_t tmp[4096];
+    ssize_t r = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (r > 0) fz_buf_put(in, tmp, (size_t)r);
+    if (r == 0) return false;
+  }
+  return true;
+}
+
+void fz_read_to_eof(int fd, fz_buf *in, unsigned wait_ms, size_t max) {
+  uint64_t until = fz_now_us() + wait_ms * 1000ull;
+  for (;;) {
+    struct pollfd pf = {fd, POLLIN, 0};
+    int64_t left = (int64_t)(until - fz_now_us()) / 1000;
+    if (left <= 0) fz_fail("slave_keeps_open", "the slave did not close within %u ms of our EOF", wait_ms);
+    if (poll(&pf, 1, (int)left) <= 0) continue;
+    uint8_t tmp[16384];
+    ssize_t r = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (r > 0) {
+      fz_buf_put(in, tmp, (size_t)r);
+      if (in->n > max) fz_fail("slave_flood", "the slave sent over %zu bytes", max);
+    } else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      return;
+    }
+  }
+}
+
+/* ---- the probe ---- */
+
+void fz_probe(ia_master *m, uint16_t port, const char *method, size_t reply_len, const char *kind) {
+  ia_conn *c = NULL;
+  ia_error err = IA_ERROR_INIT;
+  uint64_t until = fz_now_us() + 3000000u;
+  ia_code rc;
+  while ((rc = ia_master_connect(m, "probe", "127.0.0.1", port, NULL, 0, 3000, &c, &err)) != IA_OK &&
+         (rc == IA_ALREADY_CONNECTED || rc == IA_TIMEOUT) && fz_now_us() < until) {
+    ia_error_clear(&err);
+    fz_sleep_us(10000);
+  }
+  if (rc != IA_OK) {
+    fz_fail(kind, "the probe's connect: %s", err.message);
+    ia_error_clear(&err);
+    return; /* allowed (IA_FUZZ_ALLOW): nothing to call */
+  }
+  void *reply = NULL;
+  size_t n = 0;
+  rc = ia_call(c, method, "x", 1, &reply, &n, 3000, &err);
+  if (rc != IA_OK || n != reply_len)
+    fz_fail(kind, "the probe's call: %s, %zu bytes back", ia_code_name(rc), n);
+  free(reply);
+  ia_error_clear(&err);
+  rc = ia_conn_disconnect(c, NULL, 0, 3000, &err);
+  if (rc != IA_OK) fz_fail(kind, "the probe's disconnect: %s", err.message);
+  ia_error_clear(&err);
+  ia_conn_free(c);
 }

@@ -7,7 +7,8 @@
  *
  * Nothing here may call into the library's internals: the targets do that,
  * each in one place, so that a moved internal header touches one file per
- * target. It must never write outside the process (no files, no network).
+ * target. It must never write files, or connect anywhere but to the
+ * target's own slave on 127.0.0.1.
  */
 #ifndef IA_FUZZ_COMMON_H
 #define IA_FUZZ_COMMON_H
@@ -17,6 +18,8 @@
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+
+#include "interaction/interaction.h"
 
 /* ---- reading the input ---- */
 
@@ -47,7 +50,19 @@ void fz_buf_varint(fz_buf *b, uint64_t v);
 void fz_buf_be32(fz_buf *b, uint32_t v);
 /* The 4-byte big-endian length of DESIGN.md and the packed message. */
 void fz_buf_frame(fz_buf *b, const ProtobufCMessage *frame);
+/* A framed valid Hello (version 1, `channel`, master "fuzz") with frame id
+ * `id`; with a fixed 32-byte auth nonce when `nonce`. */
+void fz_buf_hello(fz_buf *b, uint64_t id, uint32_t channel, bool nonce);
 void fz_buf_free(fz_buf *b);
+
+/* A write size from a schedule entry's low 6 bits: 1..48 bytes, or 256..4096
+ * in steps of 256 (the targets that cut a stream into chosen pieces). */
+size_t fz_chunk_size(uint8_t e);
+
+/* ---- time ---- */
+
+uint64_t fz_now_us(void); /* CLOCK_MONOTONIC */
+void fz_sleep_us(uint64_t us);
 
 /* ---- the reference framing ---- */
 
@@ -107,6 +122,24 @@ void fz_summary(void);
  * connect() fails with EINTR when libFuzzer's timer signal (-timeout) comes
  * in. A failure is the finding slave_not_listening. */
 int fz_dial(uint16_t port);
+
+/* Writes p[0..n) to fd (non-blocking), reading what comes back into `in`
+ * meanwhile; false once the peer has closed. Taking nothing for 2 s is the
+ * finding slave_not_reading. */
+bool fz_send_all(int fd, const uint8_t *p, size_t n, fz_buf *in);
+/* Everything the peer sends until it closes: within wait_ms (else the
+ * finding slave_keeps_open) and at most `max` bytes (else slave_flood). */
+void fz_read_to_eof(int fd, fz_buf *in, unsigned wait_ms, size_t max);
+
+/*
+ * The probe after an input: `m` connects to the slave on 127.0.0.1:port,
+ * calls `method` with the payload "x", wants a reply of reply_len bytes,
+ * and disconnects (the slave frees its seat before it answers, so the next
+ * connection is never ALREADY_CONNECTED). ALREADY_CONNECTED (a seat freed
+ * a moment late) and TIMEOUT (a hello timeout under load) are retried for
+ * up to 3 s; any other failure is the finding `kind`.
+ */
+void fz_probe(ia_master *m, uint16_t port, const char *method, size_t reply_len, const char *kind);
 
 /* Log level and the at-exit summary; call once from LLVMFuzzerInitialize. */
 void fz_init(void);

@@ -44,11 +44,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static size_t chunk_size(uint8_t e) {
-  unsigned code = e & 0x3f;
-  return code < 48 ? code + 1 : (code - 47) * 256u; /* 1..48 bytes, or 256..4096 */
-}
-
 typedef struct run {
   const uint8_t *stream;
   size_t n;        /* stream bytes */
@@ -157,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * and reading makes room: a few turns a byte at most. */
   for (size_t guard = 0; r.sent < r.n && !r.oversize && guard < 4 * r.n + 16; guard++) {
     uint8_t e = n_sched ? sched[turn++ % n_sched] : 0x3f;
-    size_t want = chunk_size(e);
+    size_t want = fz_chunk_size(e);
     if (want > r.n - r.sent) want = r.n - r.sent;
     ssize_t w = write(sv[1], r.stream + r.sent, want);
     if (w < 0 && errno != EAGAIN) abort();

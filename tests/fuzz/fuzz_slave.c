@@ -5,8 +5,8 @@
  * ia_slave_new, ia_slave_register, ia_slave_start; freed at exit so that
  * LeakSanitizer sees what it leaks). Each input is a script
  * (fuzz_slave_script.h) played on a fresh TCP connection to it: Hellos,
- * Tasks for handlers that reply, fail, return nothing or sleep while
- * polling for cancellation, Cancel, Ping, Disconnect, Goodbye, garbage,
+ * Tasks for handlers (fuzz_slave_handlers.c) that reply, fail, return
+ * nothing or sleep while polling for cancellation, Cancel, Ping, Disconnect, Goodbye, garbage,
  * oversize prefixes, writes cut at chosen points, pauses. The script then
  * half-closes the connection and reads everything the slave sends until it
  * closes too (bounded), and a probe connection checks that the slave still
@@ -26,8 +26,7 @@
  *
  * Internal functions called: none (public headers and the generated
  * interaction.pb-c.h only). It must never wait without a bound, connect
- * anywhere but its own slave on 127.0.0.1, or call harness code from the
- * handlers (they run on the slave's worker thread).
+ * anywhere but its own slave on 127.0.0.1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuzz_slave.h"
@@ -55,73 +53,6 @@
 static ia_slave *slave;
 static uint16_t port;
 static bool trace; /* IA_FUZZ_TRACE set: every frame from the slave on stderr, to read a finding */
-
-static uint64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void sleep_us(uint64_t us) {
-  struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
-  nanosleep(&ts, NULL);
-}
-
-/* ---- the slave's handlers (worker thread: no harness state here) ---- */
-
-/* A handler ends a fresh task exactly once: that cannot fail. */
-static void ended(ia_code rc) {
-  if (rc != IA_OK) fz_fail("handler_end", "ending a task failed: %s", ia_code_name(rc));
-}
-
-static void h_sum(ia_task_ctx *t, void *u) {
-  (void)u;
-  size_t n;
-  const uint8_t *p = ia_task_ctx_payload(t, &n);
-  uint64_t sum = 0;
-  for (size_t i = 0; i < n; i++)
-    sum += p[i];
-  uint8_t out[8];
-  for (int i = 0; i < 8; i++)
-    out[i] = (uint8_t)(sum >> (8 * i));
-  ended(ia_task_ctx_reply(t, out, sizeof out));
-}
-
-static void h_fail(ia_task_ctx *t, void *u) {
-  (void)u;
-  size_t n;
-  const uint8_t *p = ia_task_ctx_payload(t, &n);
-  ended(ia_task_ctx_fail(t, IA_TASK_FAILED, "failed on purpose", p, n));
-}
-
-static void h_nothing(ia_task_ctx *t, void *u) {
-  (void)t;
-  (void)u;
-}
-
-/* Sleep: 0-3 ms, Long: 10-30 ms (the payload's first byte picks), polling
- * for cancellation; `u` is the method's index. */
-static void h_sleep(ia_task_ctx *t, void *u) {
-  size_t n;
-  const uint8_t *p = ia_task_ctx_payload(t, &n);
-  unsigned b = n ? p[0] : 0;
-  uint64_t ms = (uintptr_t)u == FZ_M_LONG ? 10u + b % 21u : b % 4u;
-  uint64_t until = now_us() + ms * 1000u;
-  while (now_us() < until) {
-    if (ia_task_ctx_cancelled(t)) {
-      ended(ia_task_ctx_fail(t, IA_CANCELLED, "cancelled", NULL, 0));
-      return;
-    }
-    sleep_us(100);
-  }
-  ended(ia_task_ctx_reply(t, p, n));
-}
-
-static void h_meta(ia_task_ctx *t, void *u) {
-  (void)u;
-  const char *v = ia_task_ctx_metadata(t, "k");
-  ended(ia_task_ctx_reply(t, v ? v : "", v ? strlen(v) : 0));
-}
 
 static void stop_slave(void) {
   ia_slave_free(slave);
@@ -140,13 +71,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   c.hello_timeout_ms = HELLO_TIMEOUT_MS;
   c.grace_ms = 100;
   ia_error err = IA_ERROR_INIT;
-  if (ia_slave_new(&c, &slave, &err) != IA_OK ||
-      ia_slave_register(slave, fz_methods[FZ_M_SUM], h_sum, NULL) ||
-      ia_slave_register(slave, fz_methods[FZ_M_FAIL], h_fail, NULL) ||
-      ia_slave_register(slave, fz_methods[FZ_M_NOTHING], h_nothing, NULL) ||
-      ia_slave_register(slave, fz_methods[FZ_M_SLEEP], h_sleep, (void *)(uintptr_t)FZ_M_SLEEP) ||
-      ia_slave_register(slave, fz_methods[FZ_M_LONG], h_sleep, (void *)(uintptr_t)FZ_M_LONG) ||
-      ia_slave_register(slave, fz_methods[FZ_M_META], h_meta, NULL) || ia_slave_start(slave, &err) != IA_OK) {
+  if (ia_slave_new(&c, &slave, &err) != IA_OK || fzs_register(slave) != IA_OK ||
+      ia_slave_start(slave, &err) != IA_OK) {
     fprintf(stderr, "fuzz_slave: cannot start the slave: %s\n", err.message);
     exit(1);
   }
@@ -182,12 +108,12 @@ static void wait_in(conn *c, int ms) {
 /* Writes stream[written, upto) with reads in between, so that neither side
  * can block the other; gives up (dead) when the slave has closed. */
 static void write_upto(conn *c, size_t upto) {
-  uint64_t deadline = now_us() + 2000000u;
+  uint64_t deadline = fz_now_us() + 2000000u;
   while (!c->dead && c->written < upto) {
     ssize_t w = send(c->fd, c->stream.p + c->written, upto - c->written, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w > 0) {
       c->written += (size_t)w;
-      uint64_t mark[2] = {c->written, now_us()};
+      uint64_t mark[2] = {c->written, fz_now_us()};
       fz_buf_put(&c->times, mark, sizeof mark);
       continue;
     }
@@ -195,7 +121,7 @@ static void write_upto(conn *c, size_t upto) {
       c->dead = true; /* EPIPE, ECONNRESET: the slave closed */
       break;
     }
-    if (now_us() > deadline) fz_fail("slave_not_reading", "the slave took nothing for 2 s");
+    if (fz_now_us() > deadline) fz_fail("slave_not_reading", "the slave took nothing for 2 s");
     struct pollfd p = {c->fd, POLLOUT | POLLIN, 0};
     poll(&p, 1, 10);
     pull(c);
@@ -235,7 +161,7 @@ static void pause_us(plan *pl, uint64_t us) {
   if (pl->slept >= (uint64_t)PAUSE_BUDGET_MS * 1000u) return;
   if (pl->slept + us > (uint64_t)PAUSE_BUDGET_MS * 1000u) us = (uint64_t)PAUSE_BUDGET_MS * 1000u - pl->slept;
   pl->slept += us;
-  if (us) sleep_us(us);
+  if (us) fz_sleep_us(us);
 }
 
 static uint64_t pause_of(uint8_t t) {
@@ -375,11 +301,11 @@ static void play(conn *c, fz_reader *r) {
       flush(c, &pl);
       size_t had = c->in.n;
       uint64_t budget = PAUSE_BUDGET_MS * 1000u, left = pl.slept < budget ? budget - pl.slept : 0;
-      uint64_t start = now_us(), want = (fz_u8(r) % 20) * 1000u;
+      uint64_t start = fz_now_us(), want = (fz_u8(r) % 20) * 1000u;
       uint64_t until = start + (want < left ? want : left);
-      while (c->in.n == had && !c->eof && now_us() < until)
+      while (c->in.n == had && !c->eof && fz_now_us() < until)
         wait_in(c, 1);
-      pl.slept += now_us() - start;
+      pl.slept += fz_now_us() - start;
       break;
     }
     }
@@ -392,17 +318,17 @@ static void play(conn *c, fz_reader *r) {
 
 /* The first frame from fd within ms (NULL if none). */
 static Interaction__V1__Frame *read_frame(conn *c, int ms) {
-  uint64_t until = now_us() + (uint64_t)ms * 1000u;
+  uint64_t until = fz_now_us() + (uint64_t)ms * 1000u;
   uint32_t len;
   while (fz_split_next(c->in.p, c->in.n, 0, FZ_MAX_FRAME, &len) != FZ_SPLIT_READY && !c->eof &&
-         now_us() < until)
+         fz_now_us() < until)
     wait_in(c, 5);
   if (fz_split_next(c->in.p, c->in.n, 0, FZ_MAX_FRAME, &len) != FZ_SPLIT_READY) return NULL;
   return interaction__v1__frame__unpack(NULL, len, c->in.p + 4);
 }
 
 static void probe(void) {
-  uint64_t until = now_us() + (uint64_t)PROBE_WAIT_MS * 1000u;
+  uint64_t until = fz_now_us() + (uint64_t)PROBE_WAIT_MS * 1000u;
   for (int tries = 0;; tries++) {
     conn c = {.fd = fz_dial(port)};
     Interaction__V1__Hello h = INTERACTION__V1__HELLO__INIT;
@@ -424,8 +350,8 @@ static void probe(void) {
       Interaction__V1__Disconnect d = INTERACTION__V1__DISCONNECT__INIT;
       put_frame(&c, 2, INTERACTION__V1__FRAME__BODY_DISCONNECT, &d.base);
       write_upto(&c, c.stream.n);
-      uint64_t end = now_us() + (uint64_t)EOF_WAIT_MS * 1000u;
-      while (!c.eof && now_us() < end)
+      uint64_t end = fz_now_us() + (uint64_t)EOF_WAIT_MS * 1000u;
+      while (!c.eof && fz_now_us() < end)
         wait_in(&c, 10);
       if (!c.eof) fz_fail("slave_keeps_probe", "the slave did not close after a Disconnect");
     }
@@ -435,27 +361,27 @@ static void probe(void) {
     fz_buf_free(&c.times);
     if (welcome) return;
     /* 501 while the slave notices the close; a hello timeout under load. */
-    if ((code != IA_ALREADY_CONNECTED && code != IA_TIMEOUT) || now_us() > until)
+    if ((code != IA_ALREADY_CONNECTED && code != IA_TIMEOUT) || fz_now_us() > until)
       fz_fail("slave_wedged", "a fresh Hello got %d after %d tries instead of a Welcome", code, tries + 1);
-    sleep_us(1000);
+    fz_sleep_us(1000);
   }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_input(data, size);
   fz_reader r = {data, size};
-  conn c = {.fd = fz_dial(port)};
-  c.t0 = now_us();
+  conn c = {.fd = fz_dial(port), .hello_timeout_ms = HELLO_TIMEOUT_MS};
+  c.t0 = fz_now_us();
   play(&c, &r);
   /* Our EOF: the slave must finish what it does, send it, and close. */
   shutdown(c.fd, SHUT_WR);
-  uint64_t until = now_us() + (uint64_t)EOF_WAIT_MS * 1000u;
-  while (!c.eof && now_us() < until)
+  uint64_t until = fz_now_us() + (uint64_t)EOF_WAIT_MS * 1000u;
+  while (!c.eof && fz_now_us() < until)
     wait_in(&c, 10);
   if (!c.eof) fz_fail("slave_keeps_connection", "the slave did not close %d ms after our EOF", EOF_WAIT_MS);
   if (trace)
     fprintf(stderr, "fuzz_slave: -> %zu of %zu bytes written in %llu us\n", c.written, c.stream.n,
-            (unsigned long long)(now_us() - c.t0));
+            (unsigned long long)(fz_now_us() - c.t0));
   close(c.fd);
   fzs_check(&c, trace);
   fz_buf_free(&c.in);

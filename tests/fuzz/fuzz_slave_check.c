@@ -44,7 +44,8 @@ static bool lenient_env(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind
       p += wt == 1 ? 8 : 4;
     } else if (wt == 2) {
       if (v > (uint64_t)(end - p)) return false;
-      if ((key >> 3) >= INTERACTION__V1__FRAME__BODY_HELLO && (key >> 3) <= INTERACTION__V1__FRAME__BODY_AUTH_PROOF) {
+      if ((key >> 3) >= INTERACTION__V1__FRAME__BODY_HELLO &&
+          (key >> 3) <= INTERACTION__V1__FRAME__BODY_AUTH_PROOF) {
         *kind = (unsigned)(key >> 3);
         *body = p;
         *blen = (size_t)v;
@@ -226,9 +227,9 @@ static void check_replies(const conn *c, ledger *l, bool trace) {
       /* A Hello finished well after the hello timeout must not be welcomed
        * (the timeout runs from the accept, not from the last byte read). */
       uint64_t done = written_at(c, l->first_end);
-      if (done && done > c->t0 + (HELLO_TIMEOUT_MS + HELLO_SLACK_MS) * 1000u)
-        fz_fail("hello_idle_timer", "Hello finished %llu ms after connect was welcomed (timeout %d ms)",
-                (unsigned long long)(done - c->t0) / 1000u, HELLO_TIMEOUT_MS);
+      if (done && done > c->t0 + (c->hello_timeout_ms + HELLO_SLACK_MS) * 1000ull)
+        fz_fail("hello_idle_timer", "Hello finished %llu ms after connect was welcomed (timeout %u ms)",
+                (unsigned long long)(done - c->t0) / 1000u, c->hello_timeout_ms);
       break;
     case INTERACTION__V1__FRAME__BODY_REFUSAL:
       if (!s || !(s->tasks || s->hellos || s->disconnects || s->stats_requests))

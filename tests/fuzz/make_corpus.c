@@ -2,7 +2,8 @@
  * make_corpus: writes the seed corpus of every fuzz target into
  * <dir>/<target>/<name> (`cmake --build build-fuzz --target fuzz-corpus`
  * passes tests/fuzz/corpus). Frames and flat messages are packed with
- * protobuf-c, scripts for fuzz_slave follow fuzz_slave_script.h. The seeds
+ * protobuf-c, scripts for fuzz_slave follow fuzz_slave_script.h, fuzz_tls's
+ * plaintext is frames for fuzz_slave's methods. The seeds
  * are small (a few KB per target) and deterministic.
  *
  * It must never write anywhere but under <dir>, and never seed a known
@@ -352,6 +353,108 @@ static void auth_seeds(void) {
   auth_one("own_hello", 0, INTERACTION__V1__FRAME__BODY_HELLO, &hello.base);
 }
 
+/* ---- fuzz_tls ---- */
+
+/* Frame{id, body} with its length prefix, appended to b. */
+static void framed(fz_buf *b, uint64_t id, Interaction__V1__Frame__BodyCase kind, ProtobufCMessage *body) {
+  fz_buf f = {0};
+  frame(&f, id, kind, body);
+  fz_buf_be32(b, (uint32_t)f.n);
+  fz_buf_put(b, f.p, f.n);
+  fz_buf_free(&f);
+}
+
+static void task(fz_buf *b, uint64_t id, unsigned method, const char *payload) {
+  Interaction__V1__Task t = INTERACTION__V1__TASK__INIT;
+  t.method = (char *)fz_methods[method];
+  t.has_payload = 1;
+  t.payload = (ProtobufCBinaryData){strlen(payload), (uint8_t *)payload};
+  framed(b, id, INTERACTION__V1__FRAME__BODY_TASK, &t.base);
+}
+
+/* A TLS 1.3 ClientHello record as OpenSSL's client sends one, cut down
+ * (fixed random, session id and X25519 share; TLS_AES_128_GCM_SHA256 only):
+ * the slave answers it with its ServerHello and first flight. */
+static void client_hello(fz_buf *b) {
+  static const uint8_t head[] = {0x16, 0x03, 0x01, 0x00, 0x00, /* record; length patched below */
+                                 0x01, 0x00, 0x00, 0x00,       /* ClientHello; length patched below */
+                                 0x03, 0x03};                  /* legacy_version */
+  size_t at = b->n;
+  fz_buf_put(b, head, sizeof head);
+  for (int i = 0; i < 32; i++)
+    fz_buf_byte(b, (uint8_t)(0xa0 + i)); /* random */
+  fz_buf_byte(b, 32);
+  for (int i = 0; i < 32; i++)
+    fz_buf_byte(b, (uint8_t)i); /* legacy_session_id */
+  static const uint8_t rest[] = {
+      0x00, 0x02, 0x13, 0x01,                         /* cipher_suites */
+      0x01, 0x00,                                     /* legacy_compression_methods */
+      0x00, 0x41,                                     /* extensions: 65 bytes */
+      0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04,       /* supported_versions: TLS 1.3 */
+      0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d, /* supported_groups: x25519 */
+      0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03, /* signature_algorithms: ecdsa_secp256r1_sha256 */
+      0x00, 0x33, 0x00, 0x26, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20}; /* key_share: x25519, 32 bytes */
+  fz_buf_put(b, rest, sizeof rest);
+  for (int i = 0; i < 32; i++)
+    fz_buf_byte(b, (uint8_t)(9 + 7 * i));
+  size_t rec = b->n - at - 5, hs = rec - 4;
+  b->p[at + 3] = (uint8_t)(rec >> 8), b->p[at + 4] = (uint8_t)rec;
+  b->p[at + 7] = (uint8_t)(hs >> 8), b->p[at + 8] = (uint8_t)hs;
+}
+
+static void tls_seeds(void) {
+  fz_buf b = {0};
+  /* (a) raw: a plain master's Hello, a plain Task, a ClientHello whole, cut
+   * short, and followed by plain frames, a lone handshake byte. */
+  fz_buf_byte(&b, 0);
+  fz_buf_hello(&b, 1, FZ_CHANNEL, false);
+  save("fuzz_tls", "raw_plain_hello", b.p, b.n);
+  b.n = 1;
+  task(&b, 2, FZ_M_SUM, "abc");
+  save("fuzz_tls", "raw_plain_task", b.p, b.n);
+  b.n = 1;
+  client_hello(&b);
+  save("fuzz_tls", "raw_client_hello", b.p, b.n);
+  size_t whole = b.n;
+  fz_buf_hello(&b, 1, FZ_CHANNEL, false);
+  save("fuzz_tls", "raw_client_hello_then_plain", b.p, b.n);
+  save("fuzz_tls", "raw_client_hello_cut", b.p, whole / 2);
+  save("fuzz_tls", "raw_handshake_byte", b.p, 2);
+  /* (b) TLS: a Hello, two Sums, a Ping, a Disconnect -- in one record;
+   * in records of 3, 5 (held back) and 2 bytes, the last sent a byte at a
+   * time; and byte by byte in pieces of one. */
+  static const uint8_t modes[][6] = {{1, 0}, {1, 4, 0x02, 0x44, 0x81, 0x3f}, {5, 1, 0x80}};
+  static const char *names[] = {"tls_session", "tls_session_split", "tls_session_bytes"};
+  for (int m = 0; m < 3; m++) {
+    b.n = 0;
+    fz_buf_put(&b, modes[m], 2 + modes[m][1]);
+    fz_buf_hello(&b, 1, FZ_CHANNEL, false);
+    task(&b, 2, FZ_M_SUM, "\x01\x02\x03");
+    task(&b, 3, FZ_M_SUM, "xyz");
+    Interaction__V1__Ping ping = INTERACTION__V1__PING__INIT;
+    framed(&b, 4, INTERACTION__V1__FRAME__BODY_PING, &ping.base);
+    Interaction__V1__Disconnect d = INTERACTION__V1__DISCONNECT__INIT;
+    framed(&b, 5, INTERACTION__V1__FRAME__BODY_DISCONNECT, &d.base);
+    save("fuzz_tls", names[m], b.p, b.n);
+  }
+  /* The Hello put in front (bit 1) and close_notify (bit 2): a long task
+   * cancelled, every other method; a frame over max_frame. */
+  b.n = 0;
+  fz_buf_put(&b, (const uint8_t[]){7, 0}, 2);
+  task(&b, 2, FZ_M_LONG, "\x05");
+  Interaction__V1__Cancel cancel = INTERACTION__V1__CANCEL__INIT;
+  framed(&b, 2, INTERACTION__V1__FRAME__BODY_CANCEL, &cancel.base);
+  task(&b, 3, FZ_M_FAIL, "f");
+  task(&b, 4, FZ_M_META, "");
+  task(&b, 5, FZ_M_UNKNOWN, "u");
+  save("fuzz_tls", "tls_prefix_methods", b.p, b.n);
+  b.n = 2;
+  fz_buf_be32(&b, FZ_MAX_FRAME + 1);
+  fz_buf_put(&b, "over", 4);
+  save("fuzz_tls", "tls_prefix_oversize", b.p, b.n);
+  fz_buf_free(&b);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_corpus DIR\n");
@@ -363,5 +466,6 @@ int main(int argc, char **argv) {
   flat_seeds();
   slave_seeds();
   auth_seeds();
+  tls_seeds();
   return 0;
 }
