@@ -1,8 +1,7 @@
 /*
  * Waiting on several tasks at once (ia_task_join_all, ia_task_wait_any),
- * and connecting by one "HOST:PORT" string (ia_hostport_parse,
- * ia_master_connect_addr): what a fan-out program would otherwise write
- * around ia_task_join() and ia_master_connect() itself.
+ * and connecting by one "HOST:PORT" string (ia_master_connect_addr): what a fan-out program would otherwise
+ * write around ia_task_join() and ia_master_connect() itself.
  *
  * wait_any sleeps on the master's any_cond, which a task's end broadcasts
  * only while somebody waits (any_waiters, read after the task's `done` is
@@ -63,32 +62,6 @@ ia_code ia_task_wait_any(ia_task *const *tasks, size_t n, uint32_t timeout_ms, s
   if (at == n) return IA_TIMEOUT;
   *index = at;
   return IA_OK;
-}
-
-bool ia_hostport_parse(const char *addr, char *host, size_t host_cap, uint16_t *port) {
-  if (!addr || !host || !port || host_cap == 0) return false;
-  const char *colon = strrchr(addr, ':');
-  if (!colon || colon == addr) return false;
-  const char *h = addr, *h_end = colon;
-  if (*addr == '[') { /* [v6]:port */
-    if (colon[-1] != ']') return false;
-    h = addr + 1;
-    h_end = colon - 1;
-  } else if (memchr(addr, ':', (size_t)(colon - addr))) {
-    return false; /* a bare v6 address is ambiguous: brackets */
-  }
-  size_t hn = (size_t)(h_end - h);
-  if (hn == 0 || hn >= host_cap) return false;
-  const char *p = colon + 1;
-  if (*p < '0' || *p > '9') return false;
-  char *end = NULL;
-  errno = 0;
-  unsigned long v = strtoul(p, &end, 10);
-  if (errno || *end || v == 0 || v > UINT16_MAX) return false;
-  memcpy(host, h, hn);
-  host[hn] = '\0';
-  *port = (uint16_t)v;
-  return true;
 }
 
 ia_code ia_master_connect_addr(ia_master *m, const char *name, const char *addr, const void *data, size_t len,

@@ -8,7 +8,6 @@
  * Never: exit() or print anything but its usage, that one line (and the
  * metrics line) and its errors; it returns the exit status instead.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,17 +17,6 @@
 #include <string.h>
 
 #include "interaction/slave.h"
-
-/* A whole decimal number in [0, max]: no sign, nothing after it. */
-static bool parse_uint(const char *text, unsigned long max, unsigned long *out) {
-  if (text == NULL || *text == '\0' || *text == '-' || *text == '+') return false;
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max) return false;
-  *out = v;
-  return true;
-}
 
 static void slave_usage(FILE *out, const ia_slave_main_spec *spec) {
   fprintf(out,
@@ -113,26 +101,26 @@ static int slave_parse_args(int argc, char **argv, const ia_slave_main_spec *spe
       config->host = optarg;
       break;
     case 'p':
-      if (!parse_uint(optarg, UINT16_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT16_MAX, &v)) goto bad_value;
       config->port = (uint16_t)v;
       break;
     case 'c':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->channel = (uint32_t)v;
       break;
     case 'g':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->grace_ms = (uint32_t)v;
       break;
     case 'n':
       config->name = optarg;
       break;
     case 'b':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->heartbeat_ms = (uint32_t)v;
       break;
     case 't':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->heartbeat_tolerance_ms = (uint32_t)v;
       break;
     case 'm': {
@@ -150,11 +138,11 @@ static int slave_parse_args(int argc, char **argv, const ia_slave_main_spec *spe
       break;
     }
     case 'w':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->workers = (uint32_t)v;
       break;
     case 'q':
-      if (!parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       config->queue = (uint32_t)v;
       break;
     case 'M':

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "learner.ia.h"
 
@@ -270,15 +269,15 @@ static int parse_args(int argc, char **argv, options *opt) {
   while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
     switch (c) {
     case 'c':
-      if (!example_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
+      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
       opt->channel = (uint32_t)v;
       break;
     case 'r':
-      if (!example_parse_uint(optarg, 100000, &v) || v == 0) goto bad_value;
+      if (!ia_parse_uint(optarg, 100000, &v) || v == 0) goto bad_value;
       opt->rounds = (uint32_t)v;
       break;
     case 'b':
-      if (!example_parse_uint(optarg, 65536, &v) || v == 0) goto bad_value;
+      if (!ia_parse_uint(optarg, 65536, &v) || v == 0) goto bad_value;
       opt->batch_size = (uint32_t)v;
       break;
     case 'l':

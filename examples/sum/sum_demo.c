@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "example_cli.h"
 #include "interaction/interaction.h"
 #include "sum.ia.h"
 
@@ -486,7 +485,7 @@ int main(int argc, char **argv) {
       continue;
     }
     unsigned long *into = opt == 'c' ? &channel : opt == 'b' ? &beat_ms : opt == 't' ? &beat_tol : NULL;
-    if (into == NULL || !example_parse_uint(optarg, UINT32_MAX, into)) {
+    if (into == NULL || !ia_parse_uint(optarg, UINT32_MAX, into)) {
       if (into != NULL) fprintf(stderr, "sum-demo: invalid value '%s'\n", optarg);
       usage(stderr);
       return 2;

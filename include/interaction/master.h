@@ -107,11 +107,6 @@ IA_MUST_CHECK ia_code ia_master_connect(ia_master *master, const char *name, con
                                         const void *data, size_t len, uint32_t timeout_ms, ia_conn **out,
                                         ia_error *err);
 
-/* Parses "HOST:PORT" ("[v6 address]:PORT" for IPv6; PORT 1..65535) into
- * host (NUL-terminated, at most host_cap bytes with the NUL) and *port.
- * False if it is not that form. */
-bool ia_hostport_parse(const char *addr, char *host, size_t host_cap, uint16_t *port);
-
 /* ia_master_connect() to "HOST:PORT" (as ia_hostport_parse() reads it; not
  * that form: IA_INVALID_ARGUMENT). */
 IA_MUST_CHECK ia_code ia_master_connect_addr(ia_master *master, const char *name, const char *addr,

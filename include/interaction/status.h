@@ -8,6 +8,7 @@
 #ifndef INTERACTION_STATUS_H
 #define INTERACTION_STATUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,9 +66,9 @@ const char *ia_code_name(int code);
 #define IA_ERROR_MESSAGE_MAX 256
 
 /* The default heartbeat of both ends (ia_master_config, ia_slave_config):
- * a Ping a second, and a peer silent for 5 s is lost. Five missed beats ride out a loaded machine's scheduling and a few
- * lost packets (TCP's retransmissions start at 200 ms), and a dead peer is
- * still noticed within seconds, not the kernel's minutes. */
+ * a Ping a second, and a peer silent for 5 s is lost. Five missed beats ride out a loaded machine's
+ * scheduling and a few lost packets (TCP's retransmissions start at 200 ms), and a dead peer is still noticed
+ * within seconds, not the kernel's minutes. */
 #define IA_HEARTBEAT_DEFAULT_MS 1000u
 #define IA_HEARTBEAT_TOLERANCE_DEFAULT_MS 5000u
 
@@ -114,6 +115,16 @@ void ia_log_set_handler(ia_log_fn fn, void *user);
 /* Sets the lowest level that is logged; overrides IA_LOG. Thread-safe. */
 void ia_log_set_level(ia_log_level level);
 ia_log_level ia_log_get_level(void);
+
+/* ---- command-line text, as every Interaction program reads it ---- */
+
+/* Parses a whole decimal number in [0, max] into *out: no sign, no space,
+ * nothing after it. False (and *out left alone) otherwise. */
+bool ia_parse_uint(const char *text, unsigned long max, unsigned long *out);
+/* Parses "HOST:PORT" ("[v6 address]:PORT" for IPv6; PORT 1..65535) into
+ * host (NUL-terminated, at most host_cap bytes with the NUL) and *port.
+ * False (and both left alone) if it is not that form. */
+bool ia_hostport_parse(const char *addr, char *host, size_t host_cap, uint16_t *port);
 
 #ifdef __cplusplus
 }
