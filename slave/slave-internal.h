@@ -200,6 +200,7 @@ struct ia_slave {
   ia__beat beat;           /* the config's heartbeat setting */
   ia__secret secret;       /* masters must prove they hold it (auth.c); none if n == 0 */
   struct ia__tls_ctx *tls; /* every connection is TLS with it (tls.c); NULL: plain */
+  bool tls_mutual;         /* masters must present a client certificate (tls_ca) */
   ia__method *methods;     /* fixed once started: read without a lock */
   size_t n_methods;
   void **allocs; /* ia_slave_alloc() blocks */

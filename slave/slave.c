@@ -227,7 +227,7 @@ static ia_code listen_on(ia_slave *s, ia_error *err) {
                                         128, ai->ai_addr, (int)ai->ai_addrlen);
   bool loopback = is_loopback(ai->ai_addr);
   freeaddrinfo(ai);
-  if (s->listener && !loopback && !s->secret.n && !s->cfg.tls_ca)
+  if (s->listener && !loopback && !s->secret.n && !s->tls_mutual)
     IA__WARN(
         "slave: listening on %s beyond loopback without a secret%s: any host that reaches it can run its "
         "tasks (give it one with a secret file or IA_SECRET, or ask for client certificates with tls_ca)",

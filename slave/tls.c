@@ -18,8 +18,8 @@
 
 ia_code ia__slave_tls_init(ia_slave *s, const ia_slave_config *config, ia_error *err) {
   s->cfg.tls_cert = s->cfg.tls_key = NULL; /* read now, not kept */
-  bool mutual = config->tls_ca != NULL;
-  s->cfg.tls_ca = mutual ? "" : NULL; /* only whether there is one */
+  s->cfg.tls_ca = NULL;
+  s->tls_mutual = config->tls_ca != NULL;
   if (!config->tls_cert && !config->tls_key && !config->tls_ca) return IA_OK;
   return ia__tls_ctx_server(config->tls_cert, config->tls_key, config->tls_ca, &s->tls, err);
 }

@@ -64,11 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   fz_init();
-  const char *dir = getenv("TMPDIR");
-  snprintf(secret_path, sizeof secret_path, "%s/fuzz-auth-secret-XXXXXX", dir && *dir ? dir : "/tmp");
-  int fd = mkstemp(secret_path);
-  if (fd < 0 || write(fd, "fuzz_auth's secret\n", 19) != 19) abort();
-  close(fd);
+  fz_temp_file(secret_path, sizeof secret_path, "fuzz-auth-secret", "fuzz_auth's secret\n");
   ia_slave_config c;
   ia_slave_config_init(&c);
   c.channel = CHANNEL;

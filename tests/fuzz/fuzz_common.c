@@ -432,3 +432,15 @@ void fz_probe(ia_master *m, uint16_t port, const char *method, size_t reply_len,
   ia_error_clear(&err);
   ia_conn_free(c);
 }
+
+void fz_temp_file(char *path, size_t cap, const char *tag, const char *text) {
+  const char *dir = getenv("TMPDIR");
+  snprintf(path, cap, "%s/%s-XXXXXX", dir && *dir ? dir : "/tmp", tag);
+  int fd = mkstemp(path);
+  size_t n = strlen(text);
+  if (fd < 0 || write(fd, text, n) != (ssize_t)n) {
+    fprintf(stderr, "fuzz: cannot write %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+  close(fd);
+}

@@ -144,4 +144,8 @@ void fz_probe(ia_master *m, uint16_t port, const char *method, size_t reply_len,
 /* Log level and the at-exit summary; call once from LLVMFuzzerInitialize. */
 void fz_init(void);
 
+/* Writes `text` into a fresh file TAG-XXXXXX in $TMPDIR (else /tmp), its
+ * path into path; exits the fuzzer if it cannot (nothing could be fuzzed). */
+void fz_temp_file(char *path, size_t cap, const char *tag, const char *text);
+
 #endif

@@ -102,27 +102,14 @@ static void stop_all(void) {
   SSL_CTX_free(client);
 }
 
-/* Writes `text` into a fresh temporary file, its name into path. */
-static void temp_pem(char *path, size_t cap, const char *what, const char *text) {
-  const char *dir = getenv("TMPDIR");
-  snprintf(path, cap, "%s/fuzz-tls-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
-  int fd = mkstemp(path);
-  size_t n = strlen(text);
-  if (fd < 0 || write(fd, text, n) != (ssize_t)n) {
-    fprintf(stderr, "fuzz_tls: cannot write %s: %s\n", path, strerror(errno));
-    exit(1);
-  }
-  close(fd);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   fz_init();
   trace = getenv("IA_FUZZ_TRACE") != NULL;
   char cert[256], key[256];
-  temp_pem(cert, sizeof cert, "cert", cert_pem);
-  temp_pem(key, sizeof key, "key", key_pem);
+  fz_temp_file(cert, sizeof cert, "fuzz-tls-cert", cert_pem);
+  fz_temp_file(key, sizeof key, "fuzz-tls-key", key_pem);
   /* The client first: OpenSSL registers its cleanup at exit now, and
    * stop_all, registered after it, runs before it. */
   client = SSL_CTX_new(TLS_client_method());
