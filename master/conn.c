@@ -33,6 +33,7 @@ void ia__conn_ref(ia_conn *c) {
 }
 
 void ia__conn_destroy(ia_conn *c) {
+  (void)ia__epset_forget(&c->m->ep, c->fd, &c->ep); /* a connection that was never torn down */
   ia__tls_free(c->tls);
   if (c->fd >= 0) close(c->fd);
   ia__inbuf_free(&c->in);
@@ -62,13 +63,16 @@ void ia__conn_unref(ia_conn *c) {
 /* ---- the loop's epoll set ---- */
 
 void ia__conn_watch_locked(ia_conn *c) {
-  uint32_t want = 0;
-  if (!c->torn_down) {
+  bool ok;
+  if (c->torn_down) {
+    ok = ia__epset_forget(&c->m->ep, c->fd, &c->ep); /* before its close(): the key is c itself */
+  } else {
+    uint32_t want = 0;
     if (c->reader == IA__RD_LOOP) want |= IA__EPSET_IN;
     if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
+    ok = ia__epset_watch(&c->m->ep, c->fd, &c->ep, want, (uint64_t)(uintptr_t)c);
   }
-  if (!ia__epset_watch(&c->m->ep, c->fd, &c->ep, want, (uint64_t)(uintptr_t)c))
-    IA__WARN("master: cannot watch the socket of %s: %s", c->name, strerror(errno));
+  if (!ok) IA__WARN("master: cannot watch the socket of %s: %s", c->name, strerror(errno));
 }
 
 /* ---- the end of a connection ---- */

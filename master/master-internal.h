@@ -78,6 +78,7 @@ struct ia_task {
   uint8_t kind;  /* ia__task_kind */
   bool blocking; /* (mu) a caller blocks on it and may read for it */
   bool offered;  /* (mu) the previous reader passed the read side to this caller */
+  bool reads;    /* (mu) its submit took the read side for its caller, before the send */
   char *method;  /* method_small, or malloc'd when longer */
   size_t method_len;
   uint8_t *payload; /* payload_small, or malloc'd when larger */

@@ -15,11 +15,11 @@
  *
  * The states: PARKED -> CALLER (a caller takes it), LOOP -> TRANSFER ->
  * CALLER (a caller takes it from the loop, waiting until the loop is out of
- * its read), CALLER -> another blocked caller (offered), LOOP (async tasks
- * wait) or PARKED. The loop reads each ready socket until a short read, at
- * most LOOP_READS times a turn, then comes back: libevent watches the set
- * edge-triggered, and a frame that landed whole while the loop was busy has
- * no edge to come.
+ * its read), PARKED or LOOP -> CALLER (a blocking call with a small request
+ * takes it before it sends, when the loop is not in a read), CALLER -> another blocked caller (offered), LOOP
+ * (async tasks wait) or PARKED. The loop reads each ready socket until a short read, at most LOOP_READS times
+ * a turn, then comes back: libevent watches the set edge-triggered, and a frame that landed whole while the
+ * loop was busy has no edge to come.
  *
  * Never: block the loop in a read, or let a caller wait past its deadline.
  */
@@ -30,7 +30,8 @@
 #include "master/master-internal.h"
 #include "runtime/sock.h"
 
-#define LOOP_READS 8 /* full reads of one socket per turn of the loop */
+#define LOOP_READS 8          /* full reads of one socket per turn of the loop */
+#define CLAIM_MAX (16 * 1024) /* a blocking call's request up to this size takes the read side first */
 
 static bool retry(ssize_t n) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
@@ -158,25 +159,63 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   atomic_fetch_add(&t->refs, 1); /* the pending list's */
   t->next = c->pending;
   c->pending = t;
-  if (!blocking && c->reader == IA__RD_PARKED) {
+  /* A blocking call takes the read side before its request goes out, when
+   * it is free or the loop's and the loop is not in a read: taken after
+   * the send, the reply could come first and the loop read it (on one CPU
+   * it nearly always did), to hand it over with a wake-up. Only a small
+   * request that nothing is queued before: it is sent without blocking,
+   * the loop flushing any rest, so the caller is soon reading -- a caller
+   * blocked in a send would read nothing while the slave, its replies
+   * unread, might stop reading too. */
+  t->reads = blocking && ia__wframe_len(w) <= CLAIM_MAX && ia__ws_queued(&c->out) == 0 &&
+             (c->reader == IA__RD_PARKED || (c->reader == IA__RD_LOOP && !c->loop_reading));
+  if (t->reads) {
+    c->reader = IA__RD_CALLER;
+    ia__conn_watch_locked(c);
+  } else if (!blocking && c->reader == IA__RD_PARKED) {
     c->reader = IA__RD_LOOP;
     ia__conn_watch_locked(c);
   }
+  bool wait = blocking && !t->reads;
   pthread_mutex_unlock(&m->mu);
   /* Registered before it is sent: a fast reply must find it. A send that
    * fails ends the connection, and the task with it, as LOST; one that
    * times out leaves the rest queued, and the caller's wait ends at the
    * same deadline. */
-  if (blocking)
+  if (wait)
     (void)ia__conn_send(c, w, deadline_ms);
   else
     (void)ia__conn_send_nb(c, w);
   return IA_OK;
 }
 
+/* The caller holds c's read side: reads until t's reply is in, the
+ * connection ends, or time is up, then lets go of it. Called and returns
+ * with mu held. */
+static void read_for(ia_conn *c, ia_task *t, uint64_t deadline) {
+  ia_master *m = c->m;
+  t->offered = false;
+  t->reads = false;
+  pthread_mutex_unlock(&m->mu);
+  bool open = ia__master_dispatch(c);
+  for (;;) {
+    pthread_mutex_lock(&m->mu);
+    bool stop = atomic_load(&t->done) || !open || c->teardown_pending;
+    pthread_mutex_unlock(&m->mu);
+    uint64_t now = ia__now_ms();
+    if (stop || now >= deadline) break;
+    open = caller_read(c, deadline - now) && ia__master_dispatch(c);
+  }
+  release_reader(c);
+  pthread_mutex_lock(&m->mu);
+}
+
 ia_code ia__conn_await(ia_conn *c, ia_task *t, uint64_t deadline) {
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
+  /* Taken at submit (even if the reply or the connection's end came
+   * meanwhile: a teardown waits for the caller to let go). */
+  if (t->reads) read_for(c, t, deadline);
   while (!atomic_load(&t->done)) {
     bool take = false, steal = false;
     if (c->up && !c->torn_down && !c->teardown_pending) {
@@ -193,20 +232,7 @@ ia_code ia__conn_await(ia_conn *c, ia_task *t, uint64_t deadline) {
           pthread_cond_wait(&m->reader_cond, &m->mu);
       }
       c->reader = IA__RD_CALLER;
-      t->offered = false;
-      pthread_mutex_unlock(&m->mu);
-      /* Read until our reply is in, the connection ends, or time is up. */
-      bool open = ia__master_dispatch(c);
-      for (;;) {
-        pthread_mutex_lock(&m->mu);
-        bool stop = atomic_load(&t->done) || !open || c->teardown_pending;
-        pthread_mutex_unlock(&m->mu);
-        uint64_t now = ia__now_ms();
-        if (stop || now >= deadline) break;
-        open = caller_read(c, deadline - now) && ia__master_dispatch(c);
-      }
-      release_reader(c);
-      pthread_mutex_lock(&m->mu);
+      read_for(c, t, deadline);
       if (!atomic_load(&t->done) && ia__now_ms() >= deadline) break;
       continue;
     }

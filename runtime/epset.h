@@ -56,12 +56,16 @@ IA_MUST_CHECK bool ia__epset_start(ia__epset *e);
 void ia__epset_free(ia__epset *e);
 
 /*
- * Makes the set watch `want` (EPOLLIN, EPOLLOUT, both, or 0 to remove) for
- * fd, reported with `key`. *cur is the caller's record of what the set
- * watches for fd, kept under the caller's own lock; the call does nothing
- * when it is already `want`. False if epoll_ctl failed (*cur unchanged).
+ * Makes the set watch `want` (EPOLLIN, EPOLLOUT, both, or 0 for nothing:
+ * the socket stays registered, turned off) for fd, reported with `key`. *cur is the caller's record of what
+ * the set watches for fd, kept under the caller's own lock; the call does nothing when it is already `want`.
+ * False if epoll_ctl failed (*cur unchanged).
  */
 bool ia__epset_watch(ia__epset *e, int fd, uint32_t *cur, uint32_t want, uint64_t key);
+/* Takes fd out of the set, before it is closed: a registration outlives
+ * close() while another process holds the socket too (a fork), and would
+ * go on reporting a key that is gone. */
+bool ia__epset_forget(ia__epset *e, int fd, uint32_t *cur);
 
 /* The batch callback stopped at its bound: the drain comes back after
  * libevent's other events. Loop thread. */

@@ -52,13 +52,16 @@ void ia__sconn_label(ia__sconn *c, bool observer, const char *name) {
 /* ---- the epoll set's view of a connection ---- */
 
 void ia__sconn_watch_locked(ia__sconn *c) {
-  uint32_t want = 0;
-  if (!atomic_load(&c->closing)) {
+  bool ok;
+  if (atomic_load(&c->closing)) {
+    ok = ia__epset_forget(&c->slave->ep, c->fd, &c->ep); /* before its close() */
+  } else {
+    uint32_t want = 0;
     if (c->reader == IA__RD_LOOP) want |= IA__EPSET_IN;
     if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
+    ok = ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen);
   }
-  if (!ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen))
-    IA__WARN("slave: cannot watch the socket of %s: %s", name_of(c), strerror(errno));
+  if (!ok) IA__WARN("slave: cannot watch the socket of %s: %s", name_of(c), strerror(errno));
 }
 
 /* ---- sending ---- */

@@ -6,11 +6,16 @@
  *    runs the handler itself, frees the slot and sends the reply, with no
  *    thread hand-off at all.
  *  - Once the watchdog has seen the same handler running at two of its
- *    looks, the loop takes the read side over (slot.c, ia__slot_long_cb):
- *    from then on the loop answers pings, refuses new tasks with
- *    TASK_ALREADY_EXIST, sees Cancel and notices a lost master while the
- *    handler runs. When the loop later reads a task into a free slot, it
- *    hands task and read side back together. A short task pays nothing.
+ *    looks, the read side goes to the relief worker, a second worker
+ *    thread the loop starts at the first long task (slot.c,
+ *    ia__slot_long_cb): from then on it answers pings, refuses new tasks
+ *    with TASK_ALREADY_EXIST, sees Cancel and notices a lost master while
+ *    the handler runs, reading with blocking recv() as the first worker
+ *    did -- no epoll and no turn of the loop per frame. The first task it
+ *    reads into a free slot it runs itself, and the first worker is the
+ *    relief for that one. A short task pays nothing. (Without the relief
+ *    thread, the loop reads instead, as in the other modes, and hands task
+ *    and read side back together once it reads a task into a free slot.)
  *  - The other modes (pool.c) work the same way: one worker at a time
  *    holds the read side and runs the tasks it reads in turn; when one of
  *    them runs long, the loop takes over and admits the tasks behind it to
@@ -50,13 +55,23 @@ void ia__slave_to_loop_locked(ia_slave *s, ia__sconn *c) {
   ia__sconn_watch_locked(c);
 }
 
-bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx) {
+bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx, ia__reader to) {
   ia__inbuf rest;
   if (!ia__inbuf_split(&c->in, ctx->frame_len, &rest)) return false;
   ctx->hold = c->in.buf;
+  ctx->taken = true;
   c->in = rest;
-  ia__slave_to_loop_locked(c->slave, c);
+  c->reading = false; /* the worker running ctx reads it no more */
+  if (to == IA__RD_WORKER)
+    ia__slave_to_worker_locked(c->slave, c);
+  else
+    ia__slave_to_loop_locked(c->slave, c);
   return true;
+}
+
+bool ia__slave_relief_start(ia_slave *s) {
+  if (!s->relief_on) s->relief_on = ia__thread_create(&s->relief, ia__slave_worker_main, s) == 0;
+  return s->relief_on;
 }
 
 /* What a failed recv() means for c; reader's thread. */

@@ -150,6 +150,7 @@ struct ia_task_ctx {
   size_t frame_len;          /* bytes of the frame at the head of that buffer */
   uint8_t *hold;             /* that buffer's storage, if the loop took the socket over */
   bool started;              /* marked running (ia__slot_starts_locked) */
+  bool taken;                /* (mu) its worker lost the read side while it ran (ia__slot_long_cb) */
   const ia__method *handler; /* the method's entry in the slave's table, or NULL */
   char *method;
   ia__md_copy *md;
@@ -214,6 +215,8 @@ struct ia_slave {
   ia__epset ep;                    /* sockets the loop reads or flushes */
   pthread_t loop_thread;
   pthread_t worker;
+  pthread_t relief; /* non-blocking single: a second worker, started by the loop at the first long task */
+  bool relief_on;   /* loop; read by ia_slave_join once the loop is gone */
   bool started;
   bool joined;
   _Atomic uint16_t port;
@@ -464,9 +467,14 @@ void ia__slave_to_worker_locked(ia_slave *s, ia__sconn *c);
 /* The read side is the loop's again: its worker is done with it, or none
  * came to it yet. (mu) */
 void ia__slave_to_loop_locked(ia_slave *s, ia__sconn *c);
-/* The loop takes c's read side while ctx's handler runs: the task's frame
- * stays where the handler reads it, the rest moves to a new buffer. (mu) */
-IA_MUST_CHECK bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx);
+/* Takes c's read side from the worker that runs ctx's handler, for `to`:
+ * the loop, or (IA__RD_WORKER) another worker. The task's frame stays
+ * where the handler reads it, the rest moves to a new buffer. (mu) */
+IA_MUST_CHECK bool ia__slave_take_over_locked(ia__sconn *c, ia_task_ctx *ctx, ia__reader to);
+/* Non-blocking single mode: starts the relief worker, which reads the
+ * master while the first worker runs a long handler, unless it runs
+ * already; false if it cannot (the loop reads then). Loop. */
+bool ia__slave_relief_start(ia_slave *s);
 /* The loop reads c until a short read -- until the end itself when the
  * epoll set reported the peer's end (`ended`) -- bounded, and handles its
  * frames. */

@@ -303,6 +303,8 @@ void ia_slave_join(ia_slave *s) {
   for (ia__sconn *c = s->conns; c; c = c->next)
     shutdown(c->fd, SHUT_RDWR);
   pthread_join(s->worker, NULL);
+  if (s->relief_on) pthread_join(s->relief, NULL);
+  s->relief_on = false;
   ia__pool_join_extra(s);
   ia__pool_free(s); /* tasks still queued: their connections go next */
   if (s->in_watchdog) ia__watchdog_remove(&s->watch);

@@ -208,7 +208,7 @@ bool ia__slot_run(ia_slave *s, ia__sconn *c, ia_task_ctx *ctx) {
   pthread_mutex_lock(&s->mu);
   s->in_handler = false;
   s->slot = NULL; /* freed before the outcome goes out: see the top comment */
-  bool mine = c->reader == IA__RD_WORKER;
+  bool mine = c->reader == IA__RD_WORKER && !ctx->taken; /* else the loop's or another worker's */
   bool open = !atomic_load(&c->closing);
   /* While the worker reads c the loop cannot free it: the task lets go of
    * it now. Else it holds c until the outcome is out. */
@@ -246,11 +246,16 @@ void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   ia_slave *s = arg;
+  /* The default mode's read side goes to the relief worker, which reads
+   * with blocking recv() as the first one did; the other modes', or
+   * without that thread, to the loop. */
+  bool relief = !s->pool.on && ia__slave_relief_start(s);
+  ia__reader to = relief ? IA__RD_WORKER : IA__RD_LOOP;
   pthread_mutex_lock(&s->mu);
   ia_task_ctx *ctx = inline_task_locked(s);
   ia__sconn *c = ctx ? ctx->conn : NULL;
   bool take =
-      c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx);
+      c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx, to);
   bool sent = true;
   uint64_t id = take ? ctx->id : 0;
   if (take && s->pool.on) {
@@ -267,7 +272,9 @@ void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
     ia__sconn_close(c, true, IA_CONNECTION_LOST);
     return;
   }
-  IA__DEBUG("slave: task %llu runs long: the loop reads the socket", (unsigned long long)id);
-  /* Frames the master sent behind the task are already buffered. */
-  ia__slave_dispatch(c, IA__RD_LOOP);
+  IA__DEBUG("slave: task %llu runs long: the %s reads the socket", (unsigned long long)id,
+            relief ? "relief worker" : "loop");
+  /* Frames the master sent behind the task are already buffered: the
+   * relief worker dispatches them first; the loop does now. */
+  if (!relief) ia__slave_dispatch(c, IA__RD_LOOP);
 }

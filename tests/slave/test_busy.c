@@ -84,3 +84,80 @@ Test(busy, sequential_sums_never_meet_a_busy_slot, .timeout = 60) {
   }
   fixture_free(&f);
 }
+
+/* A Sum while the slot is held: refused with 601, without reaching the handler. */
+static void assert_refused_busy(ia_conn *conn) {
+  ia_task *sum = tu_sum_task_new(conn, 5, 6);
+  cr_assert_not_null(sum);
+  cr_assert_eq(ia_task_start(sum), IA_OK);
+  cr_assert_eq(ia_task_join(sum, TU_WAIT_MS), IA_OK, "the refused task never ended");
+  TU_ASSERT_STATUS(sum, IA_STATUS_START_FAILED);
+  cr_assert_eq(ia_task_error(sum)->code, IA_TASK_ALREADY_EXIST, "error %s",
+               ia_code_name(ia_task_error(sum)->code));
+  ia_task_free(sum);
+}
+
+/* While a long task runs, its master's socket is read by another thread
+ * than the handler's (the relief worker, or the loop). Each long task
+ * below is read by the thread that read for the one before, so the two
+ * workers trade places every round: each round must still refuse, answer
+ * a ping and see a Cancel, and no task may run twice or be lost. */
+Test(busy, long_tasks_in_a_row_are_each_guarded_while_they_run, .timeout = 60) {
+  fixture f = fixture_default(CHANNEL);
+  const int rounds = 4;
+  for (int r = 0; r < rounds; r++) {
+    bool cancel = r % 2 == 1;
+    ia_task *sleep = tu_sleep_task_new(f.conn, cancel ? 20000 : 400);
+    cr_assert_not_null(sleep);
+    cr_assert_eq(ia_task_start(sleep), IA_OK);
+    ia_status s = tu_wait_status(sleep, IA_STATUS_STARTED, TU_WAIT_MS);
+    cr_assert_eq(s, IA_STATUS_STARTED, "round %d: the Sleep task is %s", r, ia_status_name(s));
+    assert_refused_busy(f.conn);
+    ia_error err = IA_ERROR_INIT;
+    TU_ASSERT_OK(ia_conn_ping(f.conn, TU_WAIT_MS, NULL, &err), &err);
+    assert_refused_busy(f.conn);
+    if (cancel) {
+      uint64_t t0 = tu_now_ms();
+      cr_assert_eq(ia_task_cancel(sleep), IA_OK);
+      cr_assert_eq(ia_task_join(sleep, TU_WAIT_MS), IA_OK, "round %d: the cancelled Sleep never ended", r);
+      cr_assert_lt(tu_now_ms() - t0, 5000, "round %d: the Cancel was not seen while the task ran", r);
+      TU_ASSERT_STATUS(sleep, IA_STATUS_CANCELLED);
+    } else {
+      cr_assert_eq(ia_task_join(sleep, TU_WAIT_MS), IA_OK, "round %d: the Sleep never ended", r);
+      TU_ASSERT_STATUS(sleep, IA_STATUS_COMPLETED);
+    }
+    ia_task_free(sleep);
+    cr_assert_eq(tu_handler_calls(), r + 1, "round %d: %d handler calls", r, tu_handler_calls());
+  }
+  assert_sum_works(f.conn, 7, 8);
+  cr_assert_eq(tu_handler_calls(), rounds + 1);
+  fixture_free(&f);
+}
+
+/* The master goes while a long task runs and another thread reads for it:
+ * the handler is cancelled, and the next master finds the slot free. */
+Test(busy, a_master_lost_during_a_long_task_frees_the_slot_for_the_next, .timeout = 60) {
+  fixture f = fixture_default(CHANNEL);
+  ia_task *sleep = tu_sleep_task_new(f.conn, 20000);
+  cr_assert_not_null(sleep);
+  cr_assert_eq(ia_task_start(sleep), IA_OK);
+  cr_assert_eq(tu_wait_status(sleep, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED);
+  assert_refused_busy(f.conn); /* read by the other thread: the hand-over is done */
+  ia_conn_free(f.conn);
+  ia_task_free(sleep);
+  ia_error err = IA_ERROR_INIT;
+  uint64_t t0 = tu_now_ms();
+  f.conn = NULL;
+  TU_ASSERT_OK(tu_connect(f.master, "next", ia_slave_port(f.slave), &f.conn, &err), &err);
+  /* The cancelled Sleep lets go of the slot within its handler's poll. */
+  int64_t sum = 0;
+  ia_code rc;
+  do {
+    ia_error_clear(&err);
+    rc = tu_call_sum(f.conn, 2, 3, &sum, &err);
+  } while (rc == IA_TASK_ALREADY_EXIST && tu_now_ms() - t0 < 5000);
+  cr_assert_eq(rc, IA_OK, "%s %s", ia_code_name(rc), err.message);
+  cr_assert_eq(sum, 5);
+  ia_error_clear(&err);
+  fixture_free(&f);
+}
