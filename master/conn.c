@@ -117,7 +117,7 @@ void ia__conn_teardown(ia_conn *c) {
   }
   if (c->reader == IA__RD_CALLER || c->reader == IA__RD_TRANSFER) {
     /* The caller tears it down when it lets go; the shutdown wakes it. */
-    c->teardown_pending = true;
+    atomic_store(&c->teardown_pending, true);
     pthread_mutex_unlock(&m->mu);
     shutdown(c->fd, SHUT_RDWR);
     return;

@@ -78,7 +78,7 @@ struct ia_task {
   uint8_t kind;  /* ia__task_kind */
   bool blocking; /* (mu) a caller blocks on it and may read for it */
   bool offered;  /* (mu) the previous reader passed the read side to this caller */
-  bool reads;    /* (mu) its submit took the read side for its caller, before the send */
+  bool reads;    /* its submit took the read side for its caller, before the send (that thread's alone) */
   char *method;  /* method_small, or malloc'd when longer */
   size_t method_len;
   uint8_t *payload; /* payload_small, or malloc'd when larger */
@@ -128,15 +128,15 @@ typedef struct ia__cstats {
 struct ia_conn {
   ia_master *m;
   char *name;
-  _Atomic int refs;      /* the user's, each task's, the socket's while open, a batch's */
-  bool up;               /* (mu) handshaken and not yet closed */
-  int fd;                /* closed when the last reference goes */
-  uint32_t ep;           /* (mu) what the loop's epoll set watches for it */
-  bool loop_reading;     /* (mu) the loop is inside a read of it right now */
-  ia__reader reader;     /* (mu) */
-  bool teardown_pending; /* (mu) tear down once the reader lets go */
-  bool torn_down;        /* (mu) the socket is shut down and out of the epoll set */
-  ia__inbuf in;          /* the reader's */
+  _Atomic int refs;             /* the user's, each task's, the socket's while open, a batch's */
+  bool up;                      /* (mu) handshaken and not yet closed */
+  int fd;                       /* closed when the last reference goes */
+  uint32_t ep;                  /* (mu) what the loop's epoll set watches for it */
+  bool loop_reading;            /* (mu) the loop is inside a read of it right now */
+  ia__reader reader;            /* (mu) */
+  atomic_bool teardown_pending; /* (written under mu) tear down once the reader lets go */
+  bool torn_down;               /* (mu) the socket is shut down and out of the epoll set */
+  ia__inbuf in;                 /* the reader's */
   ia__ws out;
   struct ia__tls *tls; /* TLS on fd, or NULL; set before the Hello, freed with c */
   uint32_t peer_max_frame;

@@ -114,17 +114,17 @@ void ia__master_ep_batch(void *arg, struct epoll_event *evs, int n) {
 }
 
 /* The caller lets go of the read side: to a caller blocked on another
- * task, to the loop if async tasks wait, else parked. */
-static void release_reader(ia_conn *c) {
+ * task, to the loop if async tasks wait, else parked. Called and returns
+ * with mu held (let go of around a teardown). */
+static void release_reader_locked(ia_conn *c) {
   ia_master *m = c->m;
-  pthread_mutex_lock(&m->mu);
   ia_task *next = NULL;
   bool any = false;
   for (ia_task *p = c->pending; p; p = p->next) {
     any = true;
     if (p->blocking && !next) next = p;
   }
-  bool teardown = c->teardown_pending;
+  bool teardown = atomic_load(&c->teardown_pending);
   if (teardown || !c->up) {
     c->reader = IA__RD_PARKED;
   } else if (next) {
@@ -135,8 +135,10 @@ static void release_reader(ia_conn *c) {
     c->reader = any ? IA__RD_LOOP : IA__RD_PARKED; /* async tasks wait: the loop reads for them */
   }
   ia__conn_watch_locked(c);
+  if (!teardown) return;
   pthread_mutex_unlock(&m->mu);
-  if (teardown) ia__conn_request_teardown(c);
+  ia__conn_request_teardown(c);
+  pthread_mutex_lock(&m->mu);
 }
 
 ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocking, uint64_t deadline_ms) {
@@ -190,35 +192,34 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
 }
 
 /* The caller holds c's read side: reads until t's reply is in, the
- * connection ends, or time is up, then lets go of it. Called and returns
- * with mu held. */
+ * connection ends, or time is up, then lets go of it. Called without mu;
+ * returns with it held. */
 static void read_for(ia_conn *c, ia_task *t, uint64_t deadline) {
   ia_master *m = c->m;
-  t->offered = false;
   t->reads = false;
-  pthread_mutex_unlock(&m->mu);
   bool open = ia__master_dispatch(c);
-  for (;;) {
-    pthread_mutex_lock(&m->mu);
-    bool stop = atomic_load(&t->done) || !open || c->teardown_pending;
-    pthread_mutex_unlock(&m->mu);
+  /* The reply ends t (done) and a teardown waits for this reader
+   * (teardown_pending): both atomics, looked at without the lock. */
+  while (open && !atomic_load(&t->done) && !atomic_load(&c->teardown_pending)) {
     uint64_t now = ia__now_ms();
-    if (stop || now >= deadline) break;
+    if (now >= deadline) break;
     open = caller_read(c, deadline - now) && ia__master_dispatch(c);
   }
-  release_reader(c);
   pthread_mutex_lock(&m->mu);
+  release_reader_locked(c);
 }
 
 ia_code ia__conn_await(ia_conn *c, ia_task *t, uint64_t deadline) {
   ia_master *m = c->m;
-  pthread_mutex_lock(&m->mu);
   /* Taken at submit (even if the reply or the connection's end came
    * meanwhile: a teardown waits for the caller to let go). */
-  if (t->reads) read_for(c, t, deadline);
+  if (t->reads)
+    read_for(c, t, deadline);
+  else
+    pthread_mutex_lock(&m->mu);
   while (!atomic_load(&t->done)) {
     bool take = false, steal = false;
-    if (c->up && !c->torn_down && !c->teardown_pending) {
+    if (c->up && !c->torn_down && !atomic_load(&c->teardown_pending)) {
       take = c->reader == IA__RD_PARKED;
       /* The loop reads: take the socket from it (one epoll_ctl), and read
        * for any async task on the way. */
@@ -232,6 +233,8 @@ ia_code ia__conn_await(ia_conn *c, ia_task *t, uint64_t deadline) {
           pthread_cond_wait(&m->reader_cond, &m->mu);
       }
       c->reader = IA__RD_CALLER;
+      t->offered = false;
+      pthread_mutex_unlock(&m->mu);
       read_for(c, t, deadline);
       if (!atomic_load(&t->done) && ia__now_ms() >= deadline) break;
       continue;

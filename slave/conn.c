@@ -52,15 +52,17 @@ void ia__sconn_label(ia__sconn *c, bool observer, const char *name) {
 /* ---- the epoll set's view of a connection ---- */
 
 void ia__sconn_watch_locked(ia__sconn *c) {
-  bool ok;
-  if (atomic_load(&c->closing)) {
-    ok = ia__epset_forget(&c->slave->ep, c->fd, &c->ep); /* before its close() */
-  } else {
-    uint32_t want = 0;
+  uint32_t want = 0;
+  if (!atomic_load(&c->closing)) {
     if (c->reader == IA__RD_LOOP) want |= IA__EPSET_IN;
     if (ia__ws_queued(&c->out) > 0) want |= EPOLLOUT;
-    ok = ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen);
   }
+  /* Out of the set rather than turned off while a worker reads it: the
+   * read side changes hands only around long tasks here, and a socket in
+   * the set costs every packet that reaches it a look by epoll. And out
+   * before its close() in any case. */
+  bool ok = want ? ia__epset_watch(&c->slave->ep, c->fd, &c->ep, want, c->gen)
+                 : ia__epset_forget(&c->slave->ep, c->fd, &c->ep);
   if (!ok) IA__WARN("slave: cannot watch the socket of %s: %s", name_of(c), strerror(errno));
 }
 
