@@ -44,13 +44,17 @@ void ia__slot_cancel_locked(ia_slave *s, const ia__sconn *c, uint64_t id, bool a
   pthread_cond_broadcast(&s->cancel_cond);
 }
 
-/* The hot path calls these four within this file, where they inline;
- * pool.c through the ia__slot_ names below. */
+/* The hot path calls these within this file, where they inline; pool.c
+ * through the ia__slot_ names below. */
+
+/* The checks before a task is admitted, in their order: a malformed Task
+ * closes the connection, then shutdown and an unknown method refuse it.
+ * IA__TAKE_SLOT, with *v and *e (NULL: the catch-all handler), if it may
+ * run. */
 static inline __attribute__((always_inline)) ia__take
-admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+admit_view(ia__sconn *c, const ia__env *env, ia__reader who, ia__task_view *v, const ia__method **e) {
   ia_slave *s = c->slave;
-  ia__task_view v;
-  if (!ia__task_parse(env->body, &v)) {
+  if (!ia__task_parse(env->body, v)) {
     ia__sconn_fail(c, IA_PROTOCOL_ERROR, "malformed Task", who);
     return IA__TAKE_CLOSED;
   }
@@ -60,23 +64,43 @@ admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, 
     ia__sconn_status(c, env->id, refusal, IA_SHUTTING_DOWN, "the slave is shutting down", NULL, who);
     return IA__TAKE_DONE;
   }
-  const ia__method *e = ia__slave_method(s, v.method.p, v.method.n);
-  if (!s->cfg.handler && !e) {
+  *e = ia__slave_method(s, v->method.p, v->method.n);
+  if (!s->cfg.handler && !*e) {
     char msg[160];
-    snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v.method.n > 100 ? 100 : v.method.n),
-             (const char *)v.method.p);
+    snprintf(msg, sizeof msg, "no handler for method '%.*s'", (int)(v->method.n > 100 ? 100 : v->method.n),
+             (const char *)v->method.p);
     ia__stats_refused(c, env->id, IA_STATS_REFUSED_UNKNOWN_METHOD);
     ia__sconn_status(c, env->id, refusal, IA_UNKNOWN_METHOD, msg, NULL, who);
     return IA__TAKE_DONE;
   }
-  ia_task_ctx *ctx = ia__task_ctx_new(s, env->id, &v, env->body, frame_len);
-  if (!ctx) {
-    ia__sconn_status(c, env->id, refusal, IA_TASK_ERROR, "the slave is out of memory", NULL, who);
-    return IA__TAKE_DONE;
-  }
+  return IA__TAKE_SLOT;
+}
+
+/* The task's context, or NULL if there is no memory (any lock held). */
+static inline __attribute__((always_inline)) ia_task_ctx *
+new_ctx(ia__sconn *c, const ia__env *env, const ia__task_view *v, const ia__method *e, size_t frame_len) {
+  ia_task_ctx *ctx = ia__task_ctx_new(c->slave, env->id, v, env->body, frame_len);
+  if (!ctx) return NULL;
   ctx->conn = c;
   ctx->handler = e;
-  *out = ctx;
+  return ctx;
+}
+
+static void out_of_memory(ia__sconn *c, uint64_t id, ia__reader who) {
+  ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_ERROR, "the slave is out of memory",
+                   NULL, who);
+}
+
+static inline __attribute__((always_inline)) ia__take
+admit_check(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who, ia_task_ctx **out) {
+  ia__task_view v;
+  const ia__method *e;
+  ia__take t = admit_view(c, env, who, &v, &e);
+  if (t != IA__TAKE_SLOT) return t;
+  if (!(*out = new_ctx(c, env, &v, e, frame_len))) {
+    out_of_memory(c, env->id, who);
+    return IA__TAKE_DONE;
+  }
   return IA__TAKE_SLOT;
 }
 
@@ -96,15 +120,19 @@ static inline bool hook(ia__sconn *c, ia_task_ctx *ctx, ia__reader who) {
 ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__reader who,
                         ia_task_ctx **out) {
   ia_slave *s = c->slave;
-  ia_task_ctx *ctx = NULL;
-  ia__take t = admit_check(c, env, frame_len, who, &ctx);
+  ia__task_view v;
+  const ia__method *e;
+  ia__take t = admit_view(c, env, who, &v, &e);
   if (t != IA__TAKE_SLOT) return t;
   /* Without a before_task hook the handler starts at once: the slot is
-   * taken and the handler marked running in one go (see ia__slot_run). */
+   * taken and the handler marked running in one go (see ia__slot_run).
+   * The context is made only for a free slot, under the lock that takes
+   * it: a refusal makes none. */
   bool now = !s->cfg.before_task;
+  ia_task_ctx *ctx = NULL;
   pthread_mutex_lock(&s->mu);
   bool busy = s->slot != NULL;
-  if (!busy) {
+  if (!busy && (ctx = new_ctx(c, env, &v, e, frame_len))) {
     s->slot = ctx;
     c->tasks++;
     if (now) starts_locked(s, ctx);
@@ -114,7 +142,10 @@ ia__take ia__slot_admit(ia__sconn *c, const ia__env *env, size_t frame_len, ia__
     ia__stats_refused(c, env->id, IA_STATS_REFUSED_BUSY);
     ia__sconn_status(c, env->id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_ALREADY_EXIST,
                      "the slave's task slot is busy", NULL, who);
-    ia__task_ctx_free(ctx);
+    return IA__TAKE_DONE;
+  }
+  if (!ctx) {
+    out_of_memory(c, env->id, who);
     return IA__TAKE_DONE;
   }
   /* The hook runs with the slot taken: it sees the task as the one running. */
