@@ -161,12 +161,13 @@ struct ia_conn {
 struct ia_master {
   ia_master_config cfg; /* name points at an owned copy */
   uint32_t max_frame;
-  ia__beat beat;           /* what Hello proposes */
-  ia__secret secret;       /* proven to every slave, and asked of it (auth.c); none if n == 0 */
-  struct ia__tls_ctx *tls; /* every connection is TLS with it; NULL: plain */
-  atomic_int any_waiters;  /* threads in ia_task_wait_any(): a task's end wakes any_cond (wait.c) */
-  pthread_cond_t any_cond; /* with mu */
-  void *tick_conns;        /* loop: the heartbeat tick's scratch list (beat.c) */
+  ia__beat beat;                 /* what Hello proposes */
+  ia__secret secret;             /* proven to every slave, and asked of it (auth.c); none if n == 0 */
+  struct ia__tls_ctx *tls;       /* every connection is TLS with it; NULL: plain */
+  atomic_int any_waiters;        /* threads in ia_task_wait_any(): a task's end wakes any_cond (wait.c) */
+  pthread_cond_t any_cond;       /* with mu */
+  _Atomic(ia_task *) spare_task; /* a freed task kept for the next (task.c) */
+  void *tick_conns;              /* loop: the heartbeat tick's scratch list (beat.c) */
   size_t tick_cap;
   struct event_base *base;
   ia__epset ep;               /* the sockets the loop reads or flushes */

@@ -221,5 +221,6 @@ void ia_master_free(ia_master *m) {
   ia__secret_free(&m->secret);
   ia__tls_ctx_free(m->tls);
   free((char *)m->cfg.tls_server_name);
+  free(atomic_exchange(&m->spare_task, NULL));
   free(m);
 }

@@ -31,10 +31,10 @@ bool ia_status_is_terminal(ia_status s) {
 }
 
 ia_task *ia__task_new(ia_conn *c, const char *method, const void *payload, size_t len) {
-  /* malloc, not calloc: calloc skips glibc's per-thread cache, and only the
-   * head of a task needs clearing. */
-  ia_task *t = malloc(sizeof *t);
-  if (!t) return NULL;
+  /* The last task freed, or malloc, not calloc: calloc skips glibc's
+   * per-thread cache, and only the head of a task needs clearing. */
+  ia_task *t = atomic_exchange_explicit(&c->m->spare_task, NULL, memory_order_acquire);
+  if (!t && !(t = malloc(sizeof *t))) return NULL;
   memset(t, 0, IA__TASK_CLEAR);
   t->error.code = IA_OK;
   t->error.message[0] = '\0';
@@ -354,7 +354,13 @@ static void task_destroy(ia_task *t) {
   if (t->decoded) t->dec.release(t->decoded);
   ia_error_clear(&t->error);
   if (atomic_load(&t->has_cond)) pthread_cond_destroy(&t->cond);
-  free(t);
+  /* Kept for the next task unless one is kept already: a call or a
+   * fan-out round frees one task and makes the next. The master outlives
+   * its tasks (the connection's reference below needs it too). */
+  ia_task *none = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&c->m->spare_task, &none, t, memory_order_release,
+                                               memory_order_relaxed))
+    free(t);
   ia__conn_unref(c);
 }
 
