@@ -7,7 +7,6 @@
 
 #include "runtime/wire.h"
 
-
 static size_t varint_size(uint64_t v) {
   return 1 + (size_t)(63 - __builtin_clzll(v | 1)) / 7;
 }
@@ -33,6 +32,26 @@ static size_t field_len(const ia__field *f) {
   return n;
 }
 
+/* Copies n bytes; the short pieces of a small frame (a method name, a
+ * small payload) without a call into libc's memcpy. */
+static inline uint8_t *put_bytes(uint8_t *p, const void *src, size_t n) {
+  const uint8_t *s = src;
+  if (n > 16) {
+    memcpy(p, s, n);
+  } else if (n >= 8) { /* two fixed-size moves that may overlap */
+    memcpy(p, s, 8);
+    memcpy(p + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(p, s, 4);
+    memcpy(p + n - 4, s + n - 4, 4);
+  } else if (n > 0) {
+    p[0] = s[0];
+    p[n / 2] = s[n / 2];
+    p[n - 1] = s[n - 1];
+  }
+  return p + n;
+}
+
 #define WFRAME_MAX_FIELDS 8
 #define SMALL_HEAD 18 /* the most a small frame's head takes: prefix, id, key, a 2-byte body length */
 
@@ -46,8 +65,7 @@ static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__fie
     const ia__field *f = &fields[i];
     if (f->raw) {
       if (f->n > (size_t)(limit - p)) return false;
-      memcpy(p, f->p, f->n);
-      p += f->n;
+      p = put_bytes(p, f->p, f->n);
       continue;
     }
     if (f->no >= 16 || limit - p < 11) return false; /* one-byte keys; room for key and a varint */
@@ -61,21 +79,18 @@ static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__fie
     *p++ = (uint8_t)(f->no << 3 | 2);
     p = ia__put_varint(p, len);
     if (f->niov > 0) {
-      for (int k = 0; k < f->niov; k++) {
-        memcpy(p, f->iov[k].iov_base, f->iov[k].iov_len);
-        p += f->iov[k].iov_len;
-      }
-    } else if (len) {
-      memcpy(p, f->p, len);
-      p += len;
+      for (int k = 0; k < f->niov; k++)
+        p = put_bytes(p, f->iov[k].iov_base, f->iov[k].iov_len);
+    } else {
+      p = put_bytes(p, f->p, len);
     }
   }
   size_t blen = (size_t)(p - body);
-  uint8_t tmp[SMALL_HEAD];
-  size_t env = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(blen) + blen;
-  size_t hlen = (size_t)(put_env_head(tmp, env, id, kind, blen) - tmp);
+  /* The head goes right in front of the body: its length is known now. */
+  size_t inner = 1 + varint_size(id) + varint_size((uint64_t)kind << 3) + varint_size(blen);
+  size_t hlen = IA__FRAME_HEADER + inner;
   w->head = body - hlen;
-  memcpy(w->head, tmp, hlen);
+  put_env_head(w->head, inner + blen, id, kind, blen);
   w->head_len = hlen + blen;
   w->ntail = 0;
   w->tail_len = 0;
