@@ -22,14 +22,21 @@ Test(busy, a_long_task_reports_started, .timeout = 30) {
   fixture_free(&f);
 }
 
+/* Starts a Sleep of `ms` and waits until it is STARTED: the slave then
+ * holds the slot with it. */
+static ia_task *start_holding(ia_conn *conn, uint32_t ms) {
+  ia_task *t = tu_sleep_task_new(conn, ms);
+  cr_assert_not_null(t);
+  cr_assert_eq(ia_task_start(t), IA_OK);
+  ia_status s = tu_wait_status(t, IA_STATUS_STARTED, TU_WAIT_MS);
+  cr_assert_eq(s, IA_STATUS_STARTED, "the Sleep task is %s", ia_status_name(s));
+  return t;
+}
+
 Test(busy, a_second_task_while_one_runs_is_601, .timeout = 30) {
   fixture f = fixture_default(CHANNEL);
-  ia_task *sleep = tu_sleep_task_new(f.conn, 800);
-  cr_assert_not_null(sleep);
-  cr_assert_eq(ia_task_start(sleep), IA_OK);
   /* STARTED means the slave holds the slot: the Sum below must meet it busy. */
-  ia_status s = tu_wait_status(sleep, IA_STATUS_STARTED, TU_WAIT_MS);
-  cr_assert_eq(s, IA_STATUS_STARTED, "the Sleep task is %s", ia_status_name(s));
+  ia_task *sleep = start_holding(f.conn, 800);
 
   ia_task *sum = tu_sum_task_new(f.conn, 1, 2);
   cr_assert_not_null(sum);
@@ -107,11 +114,7 @@ Test(busy, long_tasks_in_a_row_are_each_guarded_while_they_run, .timeout = 60) {
   const int rounds = 4;
   for (int r = 0; r < rounds; r++) {
     bool cancel = r % 2 == 1;
-    ia_task *sleep = tu_sleep_task_new(f.conn, cancel ? 20000 : 400);
-    cr_assert_not_null(sleep);
-    cr_assert_eq(ia_task_start(sleep), IA_OK);
-    ia_status s = tu_wait_status(sleep, IA_STATUS_STARTED, TU_WAIT_MS);
-    cr_assert_eq(s, IA_STATUS_STARTED, "round %d: the Sleep task is %s", r, ia_status_name(s));
+    ia_task *sleep = start_holding(f.conn, cancel ? 20000 : 400);
     assert_refused_busy(f.conn);
     ia_error err = IA_ERROR_INIT;
     TU_ASSERT_OK(ia_conn_ping(f.conn, TU_WAIT_MS, NULL, &err), &err);
@@ -138,10 +141,7 @@ Test(busy, long_tasks_in_a_row_are_each_guarded_while_they_run, .timeout = 60) {
  * the handler is cancelled, and the next master finds the slot free. */
 Test(busy, a_master_lost_during_a_long_task_frees_the_slot_for_the_next, .timeout = 60) {
   fixture f = fixture_default(CHANNEL);
-  ia_task *sleep = tu_sleep_task_new(f.conn, 20000);
-  cr_assert_not_null(sleep);
-  cr_assert_eq(ia_task_start(sleep), IA_OK);
-  cr_assert_eq(tu_wait_status(sleep, IA_STATUS_STARTED, TU_WAIT_MS), IA_STATUS_STARTED);
+  ia_task *sleep = start_holding(f.conn, 20000);
   assert_refused_busy(f.conn); /* read by the other thread: the hand-over is done */
   ia_conn_free(f.conn);
   ia_task_free(sleep);
