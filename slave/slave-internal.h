@@ -27,10 +27,11 @@
  *
  * Threads. One libevent loop thread owns the listener, the timers, the
  * connections still in their handshake, and the freeing of connections. One
- * worker thread runs handlers (`workers` of them in the multi modes). The
- * master's socket is read by the loop or by one worker, whichever holds its
- * read side (`reader` and `reading`, under the slave's mutex); see
- * reader.c. Tasks never run on the loop.
+ * worker thread runs handlers (`workers` of them in the multi modes; in the
+ * default mode a second, the relief, is started at the first long task to
+ * read while it runs). The master's socket is read by the loop or by one
+ * worker, whichever holds its read side (`reader` and `reading`, under the
+ * slave's mutex); see reader.c. Tasks never run on the loop.
  *
  * Locks. The slave's mutex `mu` guards everything marked (mu). A
  * connection's write stream has its own lock, always taken after `mu` and
@@ -438,7 +439,8 @@ bool ia__pool_watch_locked(ia_slave *s);
 void ia__pool_free(ia_slave *s);
 /* The watchdog's look at this slave (its ia__watch check). */
 int ia__slot_watch_check(void *slave);
-/* A handler runs long: the loop takes the read side (long_ev). Loop. */
+/* A handler runs long: the read side goes to the relief worker, or to the
+ * loop in the other modes (long_ev). Loop. */
 void ia__slot_long_cb(int fd, short what, void *arg);
 
 /* ---- auth.c ---- */
