@@ -15,11 +15,13 @@
  *
  * The states: PARKED -> CALLER (a caller takes it), LOOP -> TRANSFER ->
  * CALLER (a caller takes it from the loop, waiting until the loop is out of
- * its read), PARKED or LOOP -> CALLER (a blocking call with a small request
- * takes it before it sends, when the loop is not in a read), CALLER -> another blocked caller (offered), LOOP
- * (async tasks wait) or PARKED. The loop reads each ready socket until a short read, at most LOOP_READS times
- * a turn, then comes back: libevent watches the set edge-triggered, and a frame that landed whole while the
- * loop was busy has no edge to come.
+ * its read), PARKED or LOOP -> CALLER (a blocking call with a small
+ * request takes it before it sends, when the loop is not in a read),
+ * CALLER -> another blocked caller (offered), LOOP (async tasks wait) or
+ * PARKED. The loop reads each ready socket until a short read, at most
+ * LOOP_READS times a turn, then comes back: libevent watches the set
+ * edge-triggered, and a frame that landed whole while the loop was busy has
+ * no edge to come.
  *
  * Never: block the loop in a read, or let a caller wait past its deadline.
  */
@@ -172,8 +174,9 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   t->reads = blocking && ia__wframe_len(w) <= CLAIM_MAX && ia__ws_queued(&c->out) == 0 &&
              (c->reader == IA__RD_PARKED || (c->reader == IA__RD_LOOP && !c->loop_reading));
   if (t->reads) {
+    bool was_loop = c->reader == IA__RD_LOOP;
     c->reader = IA__RD_CALLER;
-    ia__conn_watch_locked(c);
+    if (was_loop) ia__conn_watch_locked(c); /* parked, it watched nothing already: nothing is queued */
   } else if (!blocking && c->reader == IA__RD_PARKED) {
     c->reader = IA__RD_LOOP;
     ia__conn_watch_locked(c);

@@ -57,8 +57,9 @@ void ia__epset_free(ia__epset *e);
 
 /*
  * Makes the set watch `want` (EPOLLIN, EPOLLOUT, both, or 0 for nothing:
- * the socket stays registered, turned off) for fd, reported with `key`. *cur is the caller's record of what
- * the set watches for fd, kept under the caller's own lock; the call does nothing when it is already `want`.
+ * the socket stays registered, turned off) for fd, reported with `key`.
+ * *cur is the caller's record of what the set watches for fd, kept under
+ * the caller's own lock; the call does nothing when it is already `want`.
  * False if epoll_ctl failed (*cur unchanged).
  */
 bool ia__epset_watch(ia__epset *e, int fd, uint32_t *cur, uint32_t want, uint64_t key);

@@ -70,6 +70,14 @@ static int slave_fail(const ia_slave_main_spec *spec, const char *what, ia_code 
   return 1;
 }
 
+/* A number argument into a 32-bit field; false if it is not one. */
+static bool u32_arg(const char *arg, uint32_t *out) {
+  unsigned long v;
+  if (!ia_parse_uint(arg, UINT32_MAX, &v)) return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
 /* Fills `config` from the command line. Returns -1 to go on, or the exit
  * status (0 after --help, 2 after a usage error). */
 static int slave_parse_args(int argc, char **argv, const ia_slave_main_spec *spec, ia_slave_config *config) {
@@ -105,23 +113,19 @@ static int slave_parse_args(int argc, char **argv, const ia_slave_main_spec *spe
       config->port = (uint16_t)v;
       break;
     case 'c':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->channel = (uint32_t)v;
+      if (!u32_arg(optarg, &config->channel)) goto bad_value;
       break;
     case 'g':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->grace_ms = (uint32_t)v;
+      if (!u32_arg(optarg, &config->grace_ms)) goto bad_value;
       break;
     case 'n':
       config->name = optarg;
       break;
     case 'b':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->heartbeat_ms = (uint32_t)v;
+      if (!u32_arg(optarg, &config->heartbeat_ms)) goto bad_value;
       break;
     case 't':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->heartbeat_tolerance_ms = (uint32_t)v;
+      if (!u32_arg(optarg, &config->heartbeat_tolerance_ms)) goto bad_value;
       break;
     case 'm': {
       bool known = false;
@@ -138,12 +142,10 @@ static int slave_parse_args(int argc, char **argv, const ia_slave_main_spec *spe
       break;
     }
     case 'w':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->workers = (uint32_t)v;
+      if (!u32_arg(optarg, &config->workers)) goto bad_value;
       break;
     case 'q':
-      if (!ia_parse_uint(optarg, UINT32_MAX, &v)) goto bad_value;
-      config->queue = (uint32_t)v;
+      if (!u32_arg(optarg, &config->queue)) goto bad_value;
       break;
     case 'M':
       if (!strchr(optarg, ':')) {
