@@ -285,8 +285,12 @@ void ia__slot_long_cb(evutil_socket_t fd, short what, void *arg) {
   pthread_mutex_lock(&s->mu);
   ia_task_ctx *ctx = inline_task_locked(s);
   ia__sconn *c = ctx ? ctx->conn : NULL;
-  bool take =
-      c && c->reader == IA__RD_WORKER && !atomic_load(&c->closing) && ia__slave_take_over_locked(c, ctx, to);
+  /* A task taken over already is not its reader's any more: another
+   * worker may hold the read side (and its buffer) now. The watchdog can
+   * find it long again when this callback took a task that started just
+   * after the one it had found. */
+  bool take = c && c->reader == IA__RD_WORKER && !ctx->taken && !atomic_load(&c->closing) &&
+              ia__slave_take_over_locked(c, ctx, to);
   bool sent = true;
   uint64_t id = take ? ctx->id : 0;
   if (take && s->pool.on) {
