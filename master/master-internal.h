@@ -86,7 +86,7 @@ struct ia_task {
   const struct iovec *piov; /* a borrowed payload (the vectored call), only while it is sent */
   int pniov;
   uint32_t deadline_ms; /* what the task may take from its start; 0: no deadline */
-  uint64_t start_ns;    /* when a user task was handed to the connection (stats.c) */
+  uint64_t start_ticks; /* when a user task was handed to the connection (stats.c), in ia__ticks */
   uint64_t deadline_at; /* (mu) the monotonic ms it ends TIMED_OUT at, once started; 0: never */
   uint8_t *md;          /* the metadata entries, encoded as Task fields (malloc'd) */
   size_t md_len, md_cap;
@@ -220,10 +220,10 @@ void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message);
 /* The Disconnect answered: c is down, the socket goes. */
 void ia__conn_disconnected(ia_conn *c);
 /* Asks the loop to tear c's socket down (from any thread). */
-void ia__conn_request_teardown(ia_conn *c);
+IA__COLD void ia__conn_request_teardown(ia_conn *c);
 /* Tears c's socket down if no caller reads it (else leaves that to the
  * caller, woken by a shutdown). Loop thread. */
-void ia__conn_teardown(ia_conn *c);
+IA__COLD void ia__conn_teardown(ia_conn *c);
 /* Makes the loop's epoll set watch what c needs now: input while the loop
  * reads it, output while its stream has bytes waiting. (mu) */
 void ia__conn_watch_locked(ia_conn *c);

@@ -40,7 +40,7 @@ static bool retry(ssize_t n) {
 }
 
 /* What a failed recv() means: the connection is over. */
-static void read_failed(ia_conn *c, ssize_t n) {
+IA__COLD static void read_failed(ia_conn *c, ssize_t n) {
   if (n < 0 && errno == ENOMEM) {
     ia__conn_protocol_error(c, IA_NO_MEMORY, "out of memory for a frame");
     return;
@@ -156,7 +156,7 @@ ia_code ia__conn_submit(ia_conn *c, ia_task *t, const ia__wframe *w, bool blocki
   }
   atomic_store(&t->status, IA_STATUS_STARTING);
   t->blocking = blocking;
-  t->start_ns = t->kind == IA__TASK_USER ? ia__now_ns() : 0;
+  t->start_ticks = t->kind == IA__TASK_USER ? ia__ticks() : 0;
   /* A blocking call's caller keeps its own deadline: only an async task's
    * is the loop's to watch (and worth a clock read). */
   t->deadline_at = t->deadline_ms && !blocking ? ia__now_ms() + t->deadline_ms : 0;

@@ -102,8 +102,8 @@ void ia__stats_task_end(ia_task *t, ia_status status) {
   if (outcome != IA_OUTCOME_COMPLETED)
     IA__INFO("master: task %llu (%s) on %s at %s ended %s: %s (%s)", (unsigned long long)t->id, t->method,
              t->conn->name, t->conn->addr, outcome_names[outcome], t->error.message, ia_code_name(t->error.code));
-  if (!t->start_ns || status == IA_STATUS_START_FAILED) return;
-  uint64_t ns = ia__now_ns() - t->start_ns;
+  if (!t->start_ticks || status == IA_STATUS_START_FAILED) return;
+  uint64_t ns = ia__ticks_ns(t->start_ticks, ia__ticks());
   ia__histo_add(st->lat, &st->lat_sum_ns, ns);
   uint64_t max = ia__load(&st->lat_max_ns);
   while (ns > max && !atomic_compare_exchange_weak_explicit(&st->lat_max_ns, &max, ns, memory_order_relaxed,

@@ -172,6 +172,18 @@ static bool task_frame(const ia_task *t, ia__wframe *w) {
     ia__field f = {.no = 1, .p = t->payload, .n = t->len};
     return ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_DISCONNECT, &f, t->len ? 1 : 0);
   }
+  /* The usual task: a method, perhaps a deadline, and a small payload in
+   * one piece (or none). The fields in the order below. */
+  ia__small_body b = {.no1 = 1,
+                      .d1 = t->method,
+                      .n1 = t->method_len,
+                      .vno = t->deadline_ms ? 3 : 0,
+                      .v = t->deadline_ms,
+                      .no2 = 2,
+                      .d2 = t->pniov ? t->piov[0].iov_base : t->payload,
+                      .n2 = t->pniov ? t->piov[0].iov_len : t->len};
+  if (!t->md_len && t->pniov <= 1 && ia__wframe_small(w, t->id, INTERACTION__V1__FRAME__BODY_TASK, &b))
+    return true;
   /* Field order does not matter to a protobuf reader: the payload goes
    * last, so that a large one is referenced, not copied. */
   ia__field f[4];

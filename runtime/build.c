@@ -97,6 +97,35 @@ static bool build_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__fie
   return true;
 }
 
+bool ia__wframe_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__small_body *f) {
+  /* One-byte keys and lengths: a body under 128 bytes. */
+  size_t blen = 2 + f->n1 + (f->vno ? 1 + varint_size(f->v) : 0) + (f->no2 ? 2 + f->n2 : 0);
+  if (f->n1 > 125 || f->n2 > 125 || blen > 127 || f->no1 >= 16 || f->vno >= 16 || f->no2 >= 16 || kind >= 16)
+    return false;
+  uint8_t *const body = w->small + SMALL_HEAD;
+  uint8_t *p = body;
+  *p++ = (uint8_t)(f->no1 << 3 | 2);
+  *p++ = (uint8_t)f->n1;
+  memcpy(p, f->d1, f->n1); /* libc's, whose lines the task touches anyway */
+  p += f->n1;
+  if (f->vno) {
+    *p++ = (uint8_t)(f->vno << 3);
+    p = ia__put_varint(p, f->v);
+  }
+  if (f->no2) {
+    *p++ = (uint8_t)(f->no2 << 3 | 2);
+    *p++ = (uint8_t)f->n2;
+    memcpy(p, f->d2, f->n2);
+  }
+  size_t inner = 1 + varint_size(id) + 2;
+  w->head = body - IA__FRAME_HEADER - inner;
+  put_env_head(w->head, inner + blen, id, kind, blen);
+  w->head_len = IA__FRAME_HEADER + inner + blen;
+  w->ntail = 0;
+  w->tail_len = 0;
+  return true;
+}
+
 bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields, size_t n) {
   if (build_small(w, id, kind, fields, n)) return true;
   size_t lens[WFRAME_MAX_FIELDS];

@@ -21,6 +21,7 @@ static void libevent_log(int severity, const char *msg) {
 }
 
 static void threads_init_once(void) {
+  ia__clock_init();
   evthread_use_pthreads();
   event_set_log_callback(libevent_log);
 }

@@ -173,6 +173,23 @@ typedef struct ia__wframe {
  * ia__wframe_release(). */
 IA_MUST_CHECK bool ia__wframe_build(ia__wframe *w, uint64_t id, unsigned kind, const ia__field *fields,
                                     size_t n);
+/* The body of a usual small frame, in its field order: a bytes field, a
+ * varint field unless vno is 0, a bytes field unless no2 is 0. */
+typedef struct ia__small_body {
+  unsigned no1;
+  const void *d1;
+  size_t n1;
+  unsigned vno;
+  uint64_t v;
+  unsigned no2;
+  const void *d2;
+  size_t n2;
+} ia__small_body;
+
+/* That frame in a few lines of code (a result, a task): the same bytes as
+ * ia__wframe_build gives for those fields. False, with nothing to undo, if
+ * it needs more than one-byte keys and lengths (then build it). */
+IA_MUST_CHECK bool ia__wframe_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__small_body *f);
 void ia__wframe_release(ia__wframe *w);
 /* Total bytes on the wire, and the frame's length as its prefix says it
  * (what a receiver compares with its max_frame). */

@@ -75,7 +75,7 @@ bool ia__slave_relief_start(ia_slave *s) {
 }
 
 /* What a failed recv() means for c; reader's thread. */
-static void read_failed(ia__sconn *c, ssize_t n, ia__reader who) {
+IA__COLD static void read_failed(ia__sconn *c, ssize_t n, ia__reader who) {
   if (n < 0 && errno == ENOMEM) {
     ia__sconn_fail(c, IA_NO_MEMORY, "out of memory for a frame", who);
     return;

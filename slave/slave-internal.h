@@ -298,15 +298,16 @@ IA_MUST_CHECK bool ia__sconn_send_nb_locked(ia__sconn *c, const ia__wframe *w);
 void ia__sconn_status(ia__sconn *c, uint64_t id, unsigned kind, ia_code code, const char *message,
                       const ia_hook_reply *r, ia__reader who);
 /* The peer broke the protocol or sent too much: Goodbye with the code, then close. */
-void ia__sconn_fail(ia__sconn *c, ia_code code, const char *message, ia__reader who);
+IA__COLD void ia__sconn_fail(ia__sconn *c, ia_code code, const char *message, ia__reader who);
 /* Refuses c's handshake with `code` (the hook's reply, if any, rides along),
  * says so in the log, and closes c. Loop. */
-void ia__sconn_refuse(ia__sconn *c, uint64_t id, ia_code code, const char *message, const ia_hook_reply *r);
+IA__COLD void ia__sconn_refuse(ia__sconn *c, uint64_t id, ia_code code, const char *message,
+                               const ia_hook_reply *r);
 /* Starts closing c, from any thread: it stops being the master, its task
  * is cancelled, its socket shut down (which wakes a reader), and the loop
  * frees it once nobody reads it and no task holds it. `lost` fires
  * lost_connection then. */
-void ia__sconn_close(ia__sconn *c, bool lost, ia_code code);
+IA__COLD void ia__sconn_close(ia__sconn *c, bool lost, ia_code code);
 /* Writes what c's stream queued, once its socket takes it (EPOLLOUT). Loop. */
 void ia__sconn_flush(ia__sconn *c);
 /* Makes the loop's epoll set watch what c needs now: input while the loop

@@ -86,7 +86,7 @@ new_ctx(ia__sconn *c, const ia__env *env, const ia__task_view *v, const ia__meth
   return ctx;
 }
 
-static void out_of_memory(ia__sconn *c, uint64_t id, ia__reader who) {
+IA__COLD static void out_of_memory(ia__sconn *c, uint64_t id, ia__reader who) {
   ia__sconn_status(c, id, INTERACTION__V1__FRAME__BODY_REFUSAL, IA_TASK_ERROR, "the slave is out of memory",
                    NULL, who);
 }
@@ -178,9 +178,9 @@ static inline void run_handler(ia_slave *s, ia_task_ctx *ctx) {
 /* Runs the task's handler (timed, counted) and builds its outcome frame. */
 static inline __attribute__((always_inline)) bool execute(ia_slave *s, ia_task_ctx *ctx, ia__wframe *w) {
   ia__watchdog_poke();
-  uint64_t t0 = ia__now_ns();
+  uint64_t t0 = ia__ticks();
   run_handler(s, ctx);
-  uint64_t ran = ia__now_ns() - t0;
+  uint64_t ran = ia__ticks_ns(t0, ia__ticks());
   if (ctx->outcome == IA__OUTCOME_NONE || ctx->outcome == IA__OUTCOME_INVALID)
     IA__WARN("slave: task %llu (%s) of %s: the handler gave no valid result: reported as TASK_ERROR",
              (unsigned long long)ctx->id, ctx->method, ctx->conn->label);

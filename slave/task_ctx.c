@@ -60,9 +60,10 @@ void ia__task_ctx_free(ia_task_ctx *ctx) {
     ctx->blocks = b->next;
     free(b);
   }
-  free(ctx->hold);
-  free(ctx->message);
-  if (ctx->out_owned) free(ctx->out);
+  /* Each free() a call into libc, and its lines, even for NULL. */
+  if (ctx->hold) free(ctx->hold);
+  if (ctx->message) free(ctx->message);
+  if (ctx->out_owned && ctx->out) free(ctx->out);
   if (!ia__slave_keep_spare(ctx->slave, ctx)) free(ctx);
 }
 
@@ -260,7 +261,7 @@ ia_code ia__task_ctx_reply_vec(ia_task_ctx *t, uint8_t *scratch, const struct io
 }
 
 /* The frame of a TASK_ERROR outcome. */
-static bool error_frame(const ia_task_ctx *t, const char *message, ia__wframe *w) {
+IA__COLD static bool error_frame(const ia_task_ctx *t, const char *message, ia__wframe *w) {
   return ia__wframe_status(w, t->id, INTERACTION__V1__FRAME__BODY_FAIL, IA_TASK_ERROR, message, NULL, 0);
 }
 
@@ -287,6 +288,14 @@ bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wf
                              NULL, 0);
   switch (t->outcome) {
   case IA__OUTCOME_RESULT: {
+    /* The usual result: small, in one piece (or none). */
+    ia__small_body b = {.no1 = 1,
+                        .d1 = t->out_niov ? t->out_iov[0].iov_base : t->out,
+                        .n1 = t->out_niov ? t->out_iov[0].iov_len : t->out_len};
+    if (t->out_niov <= 1 && ia__wframe_small(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &b)) {
+      built = true;
+      break;
+    }
     ia__field f = {.no = 1, .p = t->out, .n = t->out_len, .iov = t->out_iov, .niov = t->out_niov};
     built = ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
     break;
