@@ -89,7 +89,7 @@ static void finish_from_status(ia_task *t, ia_status st, const ia__status_view *
 
 /* A reply for a task that is not pending: an abandoned call's late answer
  * (dropped) or a protocol error. True if the connection goes on. */
-static bool not_pending(ia_conn *c, uint64_t id, bool forget) {
+IA__COLD static bool not_pending(ia_conn *c, uint64_t id, bool forget) {
   if (abandoned(c, id, forget)) return true;
   pthread_mutex_lock(&c->m->mu);
   bool up = c->up;
@@ -103,7 +103,7 @@ static bool not_pending(ia_conn *c, uint64_t id, bool forget) {
 
 /* A pending task answered with the wrong kind of frame: the task is lost
  * with the connection, which the slave broke. */
-static bool answered_wrong(ia_conn *c, ia_task *t, const char *why) {
+IA__COLD static bool answered_wrong(ia_conn *c, ia_task *t, const char *why) {
   ia__task_finish(t, IA_STATUS_LOST, IA_PROTOCOL_ERROR, why, NULL, 0, true);
   ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, why);
   return false;
@@ -132,7 +132,7 @@ static bool on_result(ia_conn *c, const ia__env *env) {
   return true;
 }
 
-static bool on_goodbye(ia_conn *c, const ia__env *env, const ia__status_view *v) {
+IA__COLD static bool on_goodbye(ia_conn *c, const ia__env *env, const ia__status_view *v) {
   /* A Goodbye answering our Disconnect (code 0) completes it. */
   ia_task *t = env->id ? take_pending(c, env->id) : NULL;
   if (t && t->kind == IA__TASK_DISCONNECT && v->has_code && v->code == IA_OK) {
@@ -150,7 +150,8 @@ static bool on_goodbye(ia_conn *c, const ia__env *env, const ia__status_view *v)
 }
 
 /* TaskFail, Refusal and Goodbye share a body. */
-static bool on_status(ia_conn *c, const ia__env *env) {
+/* Out of line, as the rarer frames below: see on_frame. */
+static __attribute__((noinline)) bool on_status(ia_conn *c, const ia__env *env) {
   ia__status_view v;
   if (!ia__status_parse(env->body, env->kind != INTERACTION__V1__FRAME__BODY_GOODBYE, &v)) {
     ia__conn_protocol_error(c, IA_PROTOCOL_ERROR, "malformed frame from the slave");
@@ -178,7 +179,7 @@ static bool on_status(ia_conn *c, const ia__env *env) {
   return true;
 }
 
-static bool on_accepted(ia_conn *c, const ia__env *env) {
+static __attribute__((noinline)) bool on_accepted(ia_conn *c, const ia__env *env) {
   ia_master *m = c->m;
   pthread_mutex_lock(&m->mu);
   ia_task *t = c->pending;
@@ -194,7 +195,7 @@ static bool on_accepted(ia_conn *c, const ia__env *env) {
   return false;
 }
 
-static bool on_pong(ia_conn *c, const ia__env *env) {
+static __attribute__((noinline)) bool on_pong(ia_conn *c, const ia__env *env) {
   ia_task *t = env->id ? take_pending(c, env->id) : NULL;
   if (!t) {
     (void)abandoned(c, env->id, true); /* a timed-out ping's, or unsolicited: a sign of life */
@@ -207,7 +208,7 @@ static bool on_pong(ia_conn *c, const ia__env *env) {
   return answered_wrong(c, t, "a Pong answered a task");
 }
 
-static bool on_stats(ia_conn *c, const ia__env *env) {
+static __attribute__((noinline)) bool on_stats(ia_conn *c, const ia__env *env) {
   ia_task *t = take_pending(c, env->id);
   if (!t) return not_pending(c, env->id, true);
   if (t->kind != IA__TASK_STATS) return answered_wrong(c, t, "Stats answered a task");
@@ -216,6 +217,8 @@ static bool on_stats(ia_conn *c, const ia__env *env) {
 }
 
 /* Handles one frame; false if the connection is over. */
+/* A Result, the usual frame, is handled inline; the others out of line, so
+ * that their code does not spread this one's over more cache lines. */
 static bool on_frame(ia_conn *c, const ia__env *env) {
   switch (env->kind) {
   case INTERACTION__V1__FRAME__BODY_ACCEPTED:

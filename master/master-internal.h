@@ -216,7 +216,7 @@ void ia__conn_end(ia_conn *c, ia_conn_state state, ia_status status, ia_code cod
 #define IA__GOODBYE_WAIT_MS 100u
 void ia__conn_goodbye(ia_conn *c, ia_code code, const char *message, uint32_t wait_ms);
 /* A protocol violation by the slave: Goodbye with the code, then lost. */
-void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message);
+IA__COLD void ia__conn_protocol_error(ia_conn *c, ia_code code, const char *message);
 /* The Disconnect answered: c is down, the socket goes. */
 void ia__conn_disconnected(ia_conn *c);
 /* Asks the loop to tear c's socket down (from any thread). */

@@ -358,11 +358,12 @@ ia_code ia_task_cancel(ia_task *t) {
 
 static void task_destroy(ia_task *t) {
   ia_conn *c = t->conn;
-  free(t->md);
+  /* Each free() a call into libc, and its lines, even for NULL. */
+  if (t->md) free(t->md);
   if (t->method != t->method_small) free(t->method);
   if (t->payload != t->payload_small) free(t->payload);
-  if (t->result != t->result_small) free(t->result);
-  if (t->cbs != t->cbs_inline) free(t->cbs);
+  if (t->result && t->result != t->result_small) free(t->result);
+  if (t->cbs && t->cbs != t->cbs_inline) free(t->cbs);
   if (t->decoded) t->dec.release(t->decoded);
   ia_error_clear(&t->error);
   if (atomic_load(&t->has_cond)) pthread_cond_destroy(&t->cond);

@@ -86,8 +86,10 @@ static bool env_parse_fast(const uint8_t *p, size_t n, ia__env *env) {
   return true;
 }
 
-bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
-  if (env_parse_fast(p, n, env)) return true;
+/* The general parsers below are kept out of line: inlined, their code
+ * would sit between the fast path's blocks and spread it over more cache
+ * lines (bench/ANALYSIS.md). */
+static __attribute__((noinline)) bool env_parse_general(const uint8_t *p, size_t n, ia__env *env) {
   const uint8_t *end = p + n;
   env->id = 0;
   env->kind = 0;
@@ -104,6 +106,10 @@ bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
     }
   }
   return r == 0 && env->kind != 0;
+}
+
+bool ia__env_parse(const uint8_t *p, size_t n, ia__env *env) {
+  return env_parse_fast(p, n, env) || env_parse_general(p, n, env);
 }
 
 /* A field of wire type 2 with a one-byte key at *pp: its slice. */
@@ -147,10 +153,8 @@ static bool task_parse_fast(const uint8_t *p, const uint8_t *end, ia__task_view 
   return p == end || (take_bytes(&p, end, 0x12, &t->payload) && p == end);
 }
 
-bool ia__task_parse(ia__slice body, ia__task_view *t) {
-  const uint8_t *p = body.p, *end = body.p + body.n;
-  memset(t, 0, sizeof *t);
-  if (task_parse_fast(p, end, t)) return true;
+static __attribute__((noinline)) bool task_parse_general(const uint8_t *p, const uint8_t *end,
+                                                         ia__task_view *t) {
   memset(t, 0, sizeof *t);
   field f = {0};
   int r;
@@ -170,6 +174,12 @@ bool ia__task_parse(ia__slice body, ia__task_view *t) {
     }
   }
   return r == 0;
+}
+
+bool ia__task_parse(ia__slice body, ia__task_view *t) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  memset(t, 0, sizeof *t);
+  return task_parse_fast(p, end, t) || task_parse_general(p, end, t);
 }
 
 bool ia__status_parse(ia__slice body, bool data, ia__status_view *s) {
@@ -193,10 +203,8 @@ bool ia__status_parse(ia__slice body, bool data, ia__status_view *s) {
   return r == 0;
 }
 
-bool ia__result_parse(ia__slice body, ia__slice *payload) {
+static __attribute__((noinline)) bool result_parse_general(ia__slice body, ia__slice *payload) {
   const uint8_t *p = body.p, *end = body.p + body.n;
-  if (take_bytes(&p, end, 0x0a, payload) && p == end) return true;
-  p = body.p;
   payload->p = NULL;
   payload->n = 0;
   field f = {0};
@@ -207,6 +215,11 @@ bool ia__result_parse(ia__slice body, ia__slice *payload) {
       *payload = f.s;
     }
   return r == 0;
+}
+
+bool ia__result_parse(ia__slice body, ia__slice *payload) {
+  const uint8_t *p = body.p, *end = body.p + body.n;
+  return (take_bytes(&p, end, 0x0a, payload) && p == end) || result_parse_general(body, payload);
 }
 
 bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user), void *user) {

@@ -62,7 +62,7 @@ const char *ia_code_name(int code) {
 
 void ia_error_clear(ia_error *err) {
   if (!err) return;
-  free(err->data);
+  if (err->data) free(err->data); /* cleared with every task: no call for nothing */
   err->code = IA_OK;
   err->message[0] = '\0';
   err->data = NULL;
