@@ -106,7 +106,9 @@ bool ia__wframe_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__small
   uint8_t *p = body;
   *p++ = (uint8_t)(f->no1 << 3 | 2);
   *p++ = (uint8_t)f->n1;
-  memcpy(p, f->d1, f->n1); /* libc's, whose lines the task touches anyway */
+  /* libc's memcpy, whose lines the task touches anyway; an empty field may
+   * come with no pointer at all (a handler's empty result). */
+  if (f->n1) memcpy(p, f->d1, f->n1);
   p += f->n1;
   if (f->vno) {
     *p++ = (uint8_t)(f->vno << 3);
@@ -115,7 +117,7 @@ bool ia__wframe_small(ia__wframe *w, uint64_t id, unsigned kind, const ia__small
   if (f->no2) {
     *p++ = (uint8_t)(f->no2 << 3 | 2);
     *p++ = (uint8_t)f->n2;
-    memcpy(p, f->d2, f->n2);
+    if (f->n2) memcpy(p, f->d2, f->n2);
   }
   size_t inner = 1 + varint_size(id) + 2;
   w->head = body - IA__FRAME_HEADER - inner;

@@ -86,6 +86,20 @@ Test(build, the_short_writer_declines_a_body_of_128_bytes_or_more) {
   cr_assert_not(ia__wframe_small(&w, 1, 16, &(ia__small_body){.no1 = 1, .d1 = d, .n1 = 1}));
 }
 
+Test(build, an_empty_field_may_come_without_a_pointer) {
+  /* A handler's empty result has no bytes and no pointer: UBSan holds
+   * memcpy(p, NULL, 0) undefined. */
+  ia__wframe w;
+  cr_assert(ia__wframe_small(&w, 7, INTERACTION__V1__FRAME__BODY_RESULT, &(ia__small_body){.no1 = 1}));
+  const uint8_t want[] = {0, 0, 0, 6, 0x08, 7, INTERACTION__V1__FRAME__BODY_RESULT << 3 | 2, 2, 0x0a, 0};
+  cr_assert_eq(w.head_len, sizeof want);
+  cr_assert(memcmp(w.head, want, sizeof want) == 0);
+  ia__wframe_release(&w);
+  ia__small_body two = {.no1 = 1, .d1 = "m", .n1 = 1, .no2 = 2};
+  cr_assert(ia__wframe_small(&w, 7, INTERACTION__V1__FRAME__BODY_TASK, &two));
+  ia__wframe_release(&w);
+}
+
 Test(build, a_short_frame_reads_back_as_protobuf_c_reads_it) {
   const char method[] = "bench.Bench/Sum";
   const uint8_t payload[] = {0x08, 0x96, 0x01, 0x10, 0x2a};
