@@ -87,7 +87,8 @@ Test(parse, metadata_entries_with_unknown_fields_are_read) {
 Test(parse, a_goodbye_skips_an_unknown_field_3_of_any_type) {
   static const uint8_t body[] = {0x08, 0x13, 0x18, 0x32};
   ia__status_view v;
-  cr_assert(ia__status_parse(slice(body, sizeof body), false, &v), "a Goodbye with a varint field 3 was refused");
+  cr_assert(ia__status_parse(slice(body, sizeof body), false, &v),
+            "a Goodbye with a varint field 3 was refused");
   cr_assert(v.has_code);
   cr_assert_eq(v.code, 19);
   Interaction__V1__Goodbye *g = interaction__v1__goodbye__unpack(NULL, sizeof body, body);
@@ -102,7 +103,8 @@ Test(parse, a_goodbye_skips_an_unknown_field_3_of_any_type) {
  * unknown field, skipped. (Rejecting it, as a first version of the 5-byte
  * rule did, refused frames protobuf-c accepts: found by fuzz_envelope.) */
 Test(parse, a_five_byte_key_with_high_bits_is_an_unknown_field) {
-  static const uint8_t frame[] = {0x08, 0x31, 0x4a, 0x00, 0xed, 0xfe, 0xf8, 0xf2, 0x3b, 0x00, 0x00, 0x08, 0x31};
+  static const uint8_t frame[] = {0x08, 0x31, 0x4a, 0x00, 0xed, 0xfe, 0xf8,
+                                  0xf2, 0x3b, 0x00, 0x00, 0x08, 0x31};
   ia__env env;
   cr_assert(protobuf_c_accepts_frame(frame, sizeof frame), "the test's input is not what it means to be");
   cr_assert(ia__env_parse(frame, sizeof frame, &env), "a 5-byte key with high bits was refused");
@@ -139,7 +141,8 @@ Test(parse, a_task_with_a_deadline_reads_as_protobuf_c_reads_it) {
     cr_assert_eq(t.deadline_ms, pc->deadline_ms, "case %zu: deadline %llu, protobuf-c %llu", i,
                  (unsigned long long)t.deadline_ms, (unsigned long long)pc->deadline_ms);
     cr_assert_eq(t.method.n, strlen(pc->method));
-    cr_assert_eq(t.payload.n, pc->has_payload ? pc->payload.len : 0, "case %zu: payload %zu bytes", i, t.payload.n);
+    cr_assert_eq(t.payload.n, pc->has_payload ? pc->payload.len : 0, "case %zu: payload %zu bytes", i,
+                 t.payload.n);
     cr_assert_not(t.has_metadata);
     interaction__v1__task__free_unpacked(pc, NULL);
   }
@@ -163,4 +166,46 @@ Test(parse, a_two_byte_key_is_never_read_as_one_byte) {
   cr_assert_eq(env.id, 5);
   cr_assert_eq(env.kind, INTERACTION__V1__FRAME__BODY_AUTH_PROOF);
   cr_assert_eq(env.body.n, 2);
+}
+
+/* The reference: protobuf's varint, at most ten bytes, bits past 64 dropped. */
+static bool ref_varint(const uint8_t *p, size_t n, uint64_t *v, size_t *used) {
+  uint64_t r = 0;
+  for (size_t i = 0; i < n && i < 10; i++) {
+    r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    if (p[i] < 0x80) {
+      *v = r;
+      *used = i + 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+Test(parse, varints_of_every_length_read_as_protobuf_reads_them) {
+  /* Every length from 1 to 11 bytes, each cut short at every point, with
+   * bytes of every shape (0x00, 0x7f, 0x80, 0xff in the continuation bits). */
+  static const uint8_t fill[] = {0x80, 0xff, 0x81, 0xfe};
+  static const uint8_t last[] = {0x00, 0x01, 0x7f, 0x40};
+  for (size_t len = 1; len <= 11; len++)
+    for (size_t f = 0; f < sizeof fill; f++)
+      for (size_t l = 0; l < sizeof last; l++) {
+        uint8_t buf[16];
+        for (size_t i = 0; i + 1 < len; i++)
+          buf[i] = (uint8_t)(fill[f] ^ (i * 0x15 & 0x7f));
+        buf[len - 1] = last[l];
+        for (size_t avail = 0; avail <= len; avail++) {
+          uint64_t want = 0, got = 0;
+          size_t used = 0;
+          bool ok = ref_varint(buf, avail, &want, &used);
+          const uint8_t *p = buf;
+          bool r = ia__get_varint(&p, buf + avail, &got);
+          cr_assert_eq(r, ok, "%zu bytes, %zu there: read %d, protobuf %d", len, avail, r, ok);
+          if (ok) {
+            cr_assert_eq(got, want, "%zu bytes: %llx, protobuf %llx", len, (unsigned long long)got,
+                         (unsigned long long)want);
+            cr_assert_eq((size_t)(p - buf), used);
+          }
+        }
+      }
 }
