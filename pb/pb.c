@@ -188,16 +188,13 @@ ia_code ia_pb_decode(const ProtobufCMessageDescriptor *desc, const void *data, s
   return *out != NULL ? IA_OK : IA_PROTOCOL_ERROR;
 }
 
-ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *req,
-                   const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-                   const ia_call_opts *opts, ia_error *err) {
-  if (reply != NULL) *reply = NULL;
-  if (conn == NULL || method == NULL || req == NULL || reply_desc == NULL || reply == NULL)
-    return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, req, reply_desc and reply are required");
-
-  /* The request's large bytes fields go out from where they lie (the call
-   * blocks until they are sent), and the reply is decoded where it lies in
-   * the receive buffer: a blob is copied by the kernel only. */
+/* ia_pb_call() of a request the flat codec does not pack: its large bytes
+ * fields go out from where they lie (the call blocks until they are sent),
+ * so a blob is copied by the kernel only. Out of line, so that the usual
+ * call's stack frame stays small. */
+static __attribute__((noinline)) ia_code call_vec(ia_conn *conn, const char *method,
+                                                  const ProtobufCMessage *req, const ia_call_opts *opts,
+                                                  const ia__decoder *dec, void **msg, ia_error *err) {
   pb_vec v;
   uint8_t first[PB_STACK_BYTES];
   if (!vec_pack(&v, req, true, NULL, 0, first, sizeof first)) {
@@ -206,10 +203,30 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
   }
   struct iovec iov[IA__REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
+  ia_code rc = ia__call_vec(conn, method, iov, n, opts, dec, msg, err);
+  vec_release(&v);
+  return rc;
+}
+
+ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+                   const ia_call_opts *opts, ia_error *err) {
+  if (reply != NULL) *reply = NULL;
+  if (conn == NULL || method == NULL || req == NULL || reply_desc == NULL || reply == NULL)
+    return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, req, reply_desc and reply are required");
+
+  /* The reply is decoded where it lies in the receive buffer. */
   const ia__decoder dec = {decode_message, release_message, reply_desc};
   void *msg = NULL;
-  ia_code rc = ia__call_vec(conn, method, iov, n, opts, &dec, &msg, err);
-  vec_release(&v);
+  uint8_t first[PB_STACK_BYTES];
+  size_t len;
+  ia_code rc;
+  if (ia__pb_flat_pack(req, first, sizeof first, &len)) { /* the usual request: one piece */
+    struct iovec one = {first, len};
+    rc = ia__call_vec(conn, method, &one, len > 0, opts, &dec, &msg, err);
+  } else {
+    rc = call_vec(conn, method, req, opts, &dec, &msg, err);
+  }
   if (rc == IA_PROTOCOL_ERROR && err && strstr(err->message, "does not decode"))
     ia__error_set(err, IA_PROTOCOL_ERROR, "the reply to %s is not a %s", method, reply_desc->name);
   if (rc != IA_OK) return rc;
@@ -308,7 +325,9 @@ static bool find_aliases(const ProtobufCMessageDescriptor *desc, const uint8_t *
 
 ia_code ia_pb_request_view(const ia_task_ctx *task, const ProtobufCMessageDescriptor *desc,
                            ia_pb_view *view) {
-  if (view != NULL) memset(view, 0, sizeof *view);
+  /* aliased[] is read only below n: its lines are left alone (a cold
+   * stack line each on the fan-out path). */
+  if (view != NULL) view->msg = NULL, view->alloc = NULL, view->flat = false, view->n = 0;
   if (task == NULL || desc == NULL || view == NULL) return IA_INVALID_ARGUMENT;
   size_t len = 0;
   const uint8_t *data = ia_task_ctx_payload(task, &len);
@@ -366,13 +385,10 @@ void ia_pb_view_release(ia_pb_view *view) {
   view->n = 0;
 }
 
-ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
-  if (task == NULL || reply == NULL) return IA_INVALID_ARGUMENT;
-  /* Large bytes fields that point into the request (an echo, a slice of
-   * the input) are sent from there: the request outlives the reply's send.
-   * Anything else is copied now, since the handler may free it on return. */
-  size_t cap = 0;
-  uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
+/* ia_pb_reply() of a message the flat codec does not pack into the task's
+ * buffer; out of line, so that the usual reply's stack frame stays small. */
+static __attribute__((noinline)) ia_code reply_vec(ia_task_ctx *task, const ProtobufCMessage *reply,
+                                                   uint8_t *first, size_t cap) {
   size_t plen = 0;
   const uint8_t *payload = ia_task_ctx_payload(task, &plen);
   pb_vec v;
@@ -385,6 +401,19 @@ ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
   struct iovec iov[IA__REPLY_MAX_IOV];
   int n = vec_iov(&v, iov);
   return ia__task_ctx_reply_vec(task, v.heap ? v.scratch : NULL, iov, n);
+}
+
+ia_code ia_pb_reply(ia_task_ctx *task, const ProtobufCMessage *reply) {
+  if (task == NULL || reply == NULL) return IA_INVALID_ARGUMENT;
+  /* Large bytes fields that point into the request (an echo, a slice of
+   * the input) are sent from there: the request outlives the reply's send.
+   * Anything else is copied now, since the handler may free it on return. */
+  size_t cap = 0, len;
+  uint8_t *first = ia__task_ctx_reply_buf(task, &cap);
+  if (!ia__pb_flat_pack(reply, first, cap, &len)) return reply_vec(task, reply, first, cap);
+  /* A flat message: one piece in the task's buffer, or none. */
+  struct iovec one = {first, len};
+  return ia__task_ctx_reply_vec(task, NULL, &one, len > 0);
 }
 
 ia_code ia_pb_fail(ia_task_ctx *task, ia_code code, const char *message, const ProtobufCMessage *result) {
