@@ -140,7 +140,10 @@ static bool on_hello(ia__sconn *c, uint64_t id, ia__slice body) {
   return ok;
 }
 
-static void on_cancel(ia__sconn *c, uint64_t id) {
+/* The frames other than Task, and the handshake, are handled out of line:
+ * inlined into ia__slave_dispatch, their code would spread the Task's path
+ * over more cache lines. */
+static __attribute__((noinline)) void on_cancel(ia__sconn *c, uint64_t id) {
   ia_slave *s = c->slave;
   if (s->pool.on) {
     ia__pool_cancel(c, id);
@@ -151,7 +154,8 @@ static void on_cancel(ia__sconn *c, uint64_t id) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body, ia__reader who) {
+static __attribute__((noinline)) void on_disconnect(ia__sconn *c, uint64_t id, ia__slice body,
+                                                    ia__reader who) {
   ia_slave *s = c->slave;
   Interaction__V1__Disconnect *d = interaction__v1__disconnect__unpack(NULL, body.n, body.p);
   if (!d) {
@@ -250,7 +254,7 @@ static bool observes(const ia__env *env) {
 /* The first frame of a connection, which must be a Hello: once a master's
  * is accepted, the read side goes to the worker; an observer's stays with
  * the loop. */
-static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) {
+static __attribute__((noinline)) ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) {
   ia_slave *s = c->slave;
   /* With a secret, the Hello to go on with is the one whose master proved
    * it (auth.c); the frame now at the head is then its AuthProof. */
@@ -273,6 +277,12 @@ static ia__dispatch_rc handshake(ia__sconn *c, const ia__env *env, size_t flen) 
   if (mine) ia__slave_to_worker_locked(s, c);
   pthread_mutex_unlock(&s->mu);
   return mine ? IA__DISPATCH_HANDED : IA__DISPATCH_CLOSED;
+}
+
+static __attribute__((noinline)) void pong(ia__sconn *c, uint64_t id, ia__reader who) {
+  ia__wframe w;
+  ia__wframe_empty(&w, id, INTERACTION__V1__FRAME__BODY_PONG);
+  (void)ia__sconn_send(c, &w, who);
 }
 
 ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
@@ -318,12 +328,9 @@ ia__dispatch_rc ia__slave_dispatch(ia__sconn *c, ia__reader who) {
       if (!ia__slot_run(s, c, ctx)) return IA__DISPATCH_HANDED; /* the loop took the socket over meanwhile */
       continue;                                                 /* ia__slot_run consumed the frame */
     }
-    case INTERACTION__V1__FRAME__BODY_PING: {
-      ia__wframe w;
-      ia__wframe_empty(&w, env.id, INTERACTION__V1__FRAME__BODY_PONG);
-      (void)ia__sconn_send(c, &w, who);
+    case INTERACTION__V1__FRAME__BODY_PING:
+      pong(c, env.id, who);
       break;
-    }
     case INTERACTION__V1__FRAME__BODY_PONG:
       break; /* a sign of life, nothing more */
     case INTERACTION__V1__FRAME__BODY_STATS_REQUEST:

@@ -278,7 +278,8 @@ static ia_code stopped_for(const ia_task_ctx *t) {
   return gave_up ? why : IA_OK;
 }
 
-bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wframe *w) {
+/* The outcome frame of any task (see ia__task_ctx_outcome_frame). */
+static __attribute__((noinline)) bool outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wframe *w) {
   bool built;
   ia_code stopped = stopped_for(t);
   if (stopped != IA_OK)
@@ -288,14 +289,6 @@ bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wf
                              NULL, 0);
   switch (t->outcome) {
   case IA__OUTCOME_RESULT: {
-    /* The usual result: small, in one piece (or none). */
-    ia__small_body b = {.no1 = 1,
-                        .d1 = t->out_niov ? t->out_iov[0].iov_base : t->out,
-                        .n1 = t->out_niov ? t->out_iov[0].iov_len : t->out_len};
-    if (t->out_niov <= 1 && ia__wframe_small(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &b)) {
-      built = true;
-      break;
-    }
     ia__field f = {.no = 1, .p = t->out, .n = t->out_len, .iov = t->out_iov, .niov = t->out_niov};
     built = ia__wframe_build(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &f, 1);
     break;
@@ -317,6 +310,21 @@ bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wf
            len, (unsigned)max_frame);
   IA__WARN("slave: task %llu: %s", (unsigned long long)t->id, msg);
   return error_frame(t, msg, w);
+}
+
+bool ia__task_ctx_outcome_frame(const ia_task_ctx *t, uint32_t max_frame, ia__wframe *w) {
+  /* The usual outcome: a small result in one piece (or none). A result is
+   * heard as it is even when the task was cancelled (stopped_for). */
+  if (t->outcome == IA__OUTCOME_RESULT && t->out_niov <= 1) {
+    ia__small_body b = {.no1 = 1,
+                        .d1 = t->out_niov ? t->out_iov[0].iov_base : t->out,
+                        .n1 = t->out_niov ? t->out_iov[0].iov_len : t->out_len};
+    if (ia__wframe_small(w, t->id, INTERACTION__V1__FRAME__BODY_RESULT, &b)) {
+      if (ia__wframe_body_len(w) <= max_frame) return true;
+      ia__wframe_release(w); /* over a tiny max_frame: the general path says so */
+    }
+  }
+  return outcome_frame(t, max_frame, w);
 }
 
 void ia_hook_reply_set(ia_hook_reply *r, const char *message, const void *data, size_t len) {
