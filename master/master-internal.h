@@ -120,9 +120,10 @@ typedef enum ia__reader {
 
 /* A connection's counters (stats.c): relaxed atomics. */
 typedef struct ia__cstats {
+  /* What every task counts first (one cache line), then its bucket. */
   _Atomic uint64_t tasks[IA_OUTCOMES];
-  _Atomic uint64_t lat[IA_STATS_BUCKETS + 1];
   _Atomic uint64_t lat_sum_ns, lat_max_ns;
+  _Atomic uint64_t lat[IA_STATS_BUCKETS + 1];
 } ia__cstats;
 
 struct ia_conn {
@@ -136,26 +137,28 @@ struct ia_conn {
   ia__reader reader;            /* (mu) */
   atomic_bool teardown_pending; /* (written under mu) tear down once the reader lets go */
   bool torn_down;               /* (mu) the socket is shut down and out of the epoll set */
-  ia__inbuf in;                 /* the reader's */
+  /* What every call reads comes first, what only logs and state changes
+   * read last: a call touches fewer cache lines of c. */
+  uint32_t peer_max_frame;
+  ia_task *pending; /* (mu) started tasks awaiting an answer */
+  ia__live live;    /* its rx is bumped by the reader; the rest is the loop's */
+  ia__inbuf in;     /* the reader's */
   ia__ws out;
   struct ia__tls *tls; /* TLS on fd, or NULL; set before the Hello, freed with c */
-  uint32_t peer_max_frame;
   ia__cstats st;
-  char addr[300];   /* HOST:PORT as dialled, for log lines */
-  bool observer;    /* its Hello asked to observe: it pings and reads, never runs a task */
-  char *slave_name; /* what the Welcome said; fixed after the handshake */
-  uint32_t slave_mode, slave_capacity;
   ia__beat beat;             /* agreed in the handshake; off: {0, 0} */
-  ia__live live;             /* its rx is bumped by the reader; the rest is the loop's */
   ia_conn_state state;       /* (mu) */
   ia_conn_state_fn state_fn; /* (mu) */
   void *state_user;          /* (mu) */
   ia_code down_code;         /* (mu) why it left CONNECTED */
-  char down_message[IA_ERROR_MESSAGE_MAX];
-  ia_task *pending;    /* (mu) started tasks awaiting an answer */
-  uint64_t *abandoned; /* (mu) ids of timed-out calls whose late answers are dropped */
+  uint64_t *abandoned;       /* (mu) ids of timed-out calls whose late answers are dropped */
   size_t n_abandoned, cap_abandoned;
-  ia_conn *next; /* (mu) in m->conns */
+  ia_conn *next;    /* (mu) in m->conns */
+  bool observer;    /* its Hello asked to observe: it pings and reads, never runs a task */
+  char *slave_name; /* what the Welcome said; fixed after the handshake */
+  uint32_t slave_mode, slave_capacity;
+  char addr[300]; /* HOST:PORT as dialled, for log lines */
+  char down_message[IA_ERROR_MESSAGE_MAX];
 };
 
 struct ia_master {

@@ -70,15 +70,16 @@ static inline bool ia__beat_on(ia__beat b) {
 /* One connection's liveness. rx is bumped by whichever thread reads the
  * socket; the rest is the loop's. */
 typedef struct ia__live {
-  _Atomic uint64_t rx;       /* bytes received */
-  _Atomic uint64_t mid;      /* 0, or which frame the reader waits in the middle of */
+  _Atomic uint64_t rx;  /* bytes received */
+  _Atomic uint64_t mid; /* 0, or which frame the reader waits in the middle of */
+  uint64_t frames;      /* the reader's: whole frames it has seen */
+  bool mid_said;        /* the reader's: mid is not 0 */
+  /* The loop's, after the reader's: a frame read touches one cache line. */
   uint64_t seen_rx, seen_tx; /* rx and the stream's drained count at the last look */
   uint64_t heard_ms;         /* when the last sign of life was seen */
   uint64_t ping_ms;          /* when the next Ping is due */
   uint64_t mid_seen;         /* mid at the last look */
   uint64_t mid_rx, mid_ms;   /* rx and the time when this stretch of it began */
-  uint64_t frames;           /* the reader's: whole frames it has seen */
-  bool mid_said;             /* the reader's: mid is not 0 */
 } ia__live;
 
 static inline void ia__live_rx(ia__live *l, size_t n) {

@@ -34,16 +34,16 @@
 
 typedef struct ia__ws {
   pthread_mutex_t mu;
-  pthread_cond_t idle; /* signalled when the owner lets go */
-  bool owned;          /* a blocking sender writes outside the lock */
-  int error;           /* errno of the first failure (sticky); 0 while healthy */
-  uint8_t *q;          /* queued bytes, q[head..tail) */
+  bool owned; /* a blocking sender writes outside the lock */
+  int error;  /* errno of the first failure (sticky); 0 while healthy */
+  uint8_t *q; /* queued bytes, q[head..tail) */
   size_t head, tail, cap;
   _Atomic size_t queued;    /* tail - head, readable without the lock */
   size_t limit;             /* no more is appended once this much waits */
   _Atomic uint64_t drained; /* writes of bytes that had to wait for the peer (ia__ws_drained) */
   bool sealed;              /* the last frame is in (ia__ws_send_last): later ones are dropped */
   struct ia__tls *tls;      /* set once before the stream's first TLS frame: its bytes go through it */
+  pthread_cond_t idle;      /* signalled when the owner lets go (after what every send reads) */
 } ia__ws;
 
 typedef enum ia__ws_rc {

@@ -82,9 +82,7 @@ typedef enum ia__auth_step { IA__AUTH_NONE = 0, IA__AUTH_CHALLENGED, IA__AUTH_PR
 typedef struct ia__sconn {
   ia_slave *slave;
   int fd;
-  uint64_t gen; /* unique per slave: the epoll set's key */
-  ia__inbuf in; /* the reader's */
-  ia__ws out;
+  uint64_t gen;             /* unique per slave: the epoll set's key */
   struct ia__tls *tls;      /* TLS on fd (the slave serves TLS), or NULL; up once out.tls is set (tls.c) */
   bool plain_peer;          /* loop: it spoke plain frames to a TLS slave, and is told so in plain */
   bool handshaken;          /* set by the loop when it accepts the Hello, before any hand-off */
@@ -97,14 +95,16 @@ typedef struct ia__sconn {
   bool lost;                /* (mu) fire lost_connection when freed */
   ia_code lost_code;        /* (mu) */
   int tasks;                /* (mu) its tasks in the slot: it lives until they end */
-  char *master_name;        /* written before the hand-off to the worker, then read only */
-  char addr[72];            /* the peer's HOST:PORT (loop, at accept) */
-  char label[192]; /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
   uint32_t peer_max_frame;
+  ia__live live; /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
+  ia__inbuf in;  /* the reader's */
+  ia__ws out;
+  /* The rest is read by the handshake, the heartbeat and log lines: after
+   * what every task reads, so that a task touches fewer cache lines of c. */
+  char *master_name;           /* written before the hand-off to the worker, then read only */
   ia__beat beat;               /* agreed in the handshake, told in Welcome (loop, before the hand-off) */
   ia__beat watch;              /* what the loop watches the master with: `beat`, or the slave's own */
   bool self_ping;              /* the master proposed no heartbeats: the loop sends the Pings */
-  ia__live live;               /* rx, mid, frames, mid_said are the reader's; the rest the loop's */
   struct event *hello_ev;      /* loop: the handshake deadline, until the Hello is accepted */
   struct event *hello_wait_ev; /* loop: looks at a Hello again that found the seat taken (dispatch.c) */
   unsigned hello_waits;        /* loop: how often it did */
@@ -114,6 +114,8 @@ typedef struct ia__sconn {
   size_t auth_hello_n;
   uint64_t auth_hello_id;
   struct ia__sconn *next, *prev; /* loop: every connection, in accept order */
+  char addr[72];                 /* the peer's HOST:PORT (loop, at accept) */
+  char label[192]; /* for log lines: "master NAME at ADDR" (loop, before the hand-off; then read only) */
 } ia__sconn;
 
 typedef struct ia__method {
