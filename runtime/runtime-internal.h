@@ -36,13 +36,10 @@
 
 /* IA__COLD marks a function that runs on error, teardown or logging only:
  * the compiler predicts every path into it untaken and moves those paths
- * out of the hot functions' lines. IA__UNLIKELY does the same for one
- * branch. On the fan-out path, where every call starts with cold caches,
- * what a task costs is the number of cache lines its code touches
- * (bench/ANALYSIS.md). */
+ * out of the hot functions' lines. On the fan-out path, where every call
+ * starts with cold caches, what a task costs is the number of cache lines
+ * its code touches (bench/ANALYSIS.md). */
 #define IA__COLD __attribute__((cold))
-#define IA__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define IA__LIKELY(x) __builtin_expect(!!(x), 1)
 
 /* ---- errors and logging ---- */
 
