@@ -1,5 +1,7 @@
 /* Time on CLOCK_MONOTONIC: now, deadlines, and condition variables that
- * wait on the same clock (a wall-clock jump must never stretch a wait). */
+ * wait on the same clock (a wall-clock jump must never stretch a wait);
+ * and the interval clock of the hot path's durations (ia__ticks: the TSC,
+ * calibrated here once, where the kernel keeps time with it). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
