@@ -122,21 +122,10 @@ static void vec_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
 }
 
 /* Packs msg into v, starting in `first` (cap bytes, may be NULL); false if
- * out of memory. vec_release() frees what it allocated. */
+ * out of memory. vec_release() frees what it allocated. Its callers have
+ * tried the flat codec already (ia_pb_call, ia_pb_reply). */
 static bool vec_pack(pb_vec *v, const ProtobufCMessage *msg, bool anywhere, const uint8_t *lo, size_t n,
                      uint8_t *first, size_t cap) {
-  size_t len;
-  if (first && ia__pb_flat_pack(msg, first, cap, &len)) {
-    /* A flat message has no bytes fields to reference: one piece, and only
-     * what vec_iov() and vec_release() read is set (the hot path). */
-    v->scratch = first;
-    v->heap = false;
-    v->n = len > 0;
-    v->piece[0].ref = NULL;
-    v->piece[0].off = 0;
-    v->piece[0].len = len;
-    return true;
-  }
   memset(v, 0, sizeof *v);
   v->scratch = first;
   v->cap = first ? cap : 0;
