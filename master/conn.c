@@ -36,6 +36,7 @@ void ia__conn_destroy(ia_conn *c) {
   (void)ia__epset_forget(&c->m->ep, c->fd, &c->ep); /* a connection that was never torn down */
   ia__tls_free(c->tls);
   if (c->fd >= 0) close(c->fd);
+  ia__master_land_drop(c);
   ia__inbuf_free(&c->in);
   ia__ws_destroy(&c->out);
   free(c->abandoned);
@@ -129,6 +130,7 @@ void ia__conn_teardown(ia_conn *c) {
   /* The descriptor stays open until the last reference goes: a writer may
    * still be inside a send, and a closed number can be reused at once. */
   shutdown(c->fd, SHUT_RDWR);
+  ia__master_land_drop(c);
   ia__inbuf_free(&c->in);
   ia__conn_unref(c); /* the socket's */
 }

@@ -35,7 +35,8 @@ static ia_task *take_pending(ia_conn *c, uint64_t id) {
 static bool abandoned_locked(ia_conn *c, uint64_t id, bool forget) {
   for (size_t i = 0; i < c->n_abandoned; i++)
     if (c->abandoned[i] == id) {
-      if (forget) memmove(&c->abandoned[i], &c->abandoned[i + 1], (--c->n_abandoned - i) * sizeof *c->abandoned);
+      if (forget)
+        memmove(&c->abandoned[i], &c->abandoned[i + 1], (--c->n_abandoned - i) * sizeof *c->abandoned);
       return true;
     }
   return false;
@@ -162,8 +163,9 @@ static __attribute__((noinline)) bool on_status(ia_conn *c, const ia__env *env) 
     /* Success never travels as a failure: another implementation that sends
      * this is broken, and reading it as OK would hand out a NULL reply. */
     ia__conn_protocol_error(c, IA_PROTOCOL_ERROR,
-                            env->kind == INTERACTION__V1__FRAME__BODY_FAIL ? "a TaskFail without a failure code"
-                                                                            : "a Refusal without a code");
+                            env->kind == INTERACTION__V1__FRAME__BODY_FAIL
+                                ? "a TaskFail without a failure code"
+                                : "a Refusal without a code");
     return false;
   }
   ia_task *t = take_pending(c, env->id);
@@ -212,7 +214,8 @@ static __attribute__((noinline)) bool on_stats(ia_conn *c, const ia__env *env) {
   ia_task *t = take_pending(c, env->id);
   if (!t) return not_pending(c, env->id, true);
   if (t->kind != IA__TASK_STATS) return answered_wrong(c, t, "Stats answered a task");
-  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, env->body.p, env->body.n, true); /* stats.c decodes it */
+  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, env->body.p, env->body.n,
+                  true); /* stats.c decodes it */
   return true;
 }
 
@@ -244,13 +247,36 @@ static bool on_frame(ia_conn *c, const ia__env *env) {
   }
 }
 
+/* A reply whose blob was received into its decoded object (land.c). */
+static __attribute__((noinline)) bool on_landed(ia_conn *c) {
+  void *msg = c->land.msg;
+  uint64_t id = c->land.id;
+  c->land.msg = NULL;
+  ia__inbuf_consume_landed(&c->in); /* the object holds all it needs */
+  ia_task *t = take_pending(c, id);
+  if (!t || t->kind != IA__TASK_USER || t->dec.land != c->land.dec.land) {
+    c->land.dec.release(msg);
+    return t ? answered_wrong(c, t, "a TaskResult answered an internal request") : not_pending(c, id, true);
+  }
+  t->decoded = msg;
+  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, NULL, 0, true);
+  return true;
+}
+
 bool ia__master_dispatch(ia_conn *c) {
   for (;;) {
     const uint8_t *body;
     uint32_t len;
     ia__next r = ia__inbuf_next(&c->in, c->m->max_frame, &body, &len);
-    ia__live_head(&c->live, r == IA__NEXT_READY, c->in.end > c->in.start);
-    if (r == IA__NEXT_MORE) return true;
+    ia__live_head(&c->live, r > IA__NEXT_MORE, c->in.end > c->in.start);
+    if (r == IA__NEXT_MORE) {
+      if (c->in.end > c->in.start) ia__master_land_try(c); /* part of a frame: a large reply's head? */
+      return true;
+    }
+    if (r == IA__NEXT_LANDED) {
+      if (!on_landed(c)) return false;
+      continue;
+    }
     if (r == IA__NEXT_OVERSIZE) {
       ia__conn_protocol_error(c, IA_FRAME_TOO_LARGE, "frame over max_frame from the slave");
       return false;

@@ -157,6 +157,14 @@ struct ia_conn {
   bool observer;    /* its Hello asked to observe: it pings and reads, never runs a task */
   char *slave_name; /* what the Welcome said; fixed after the handshake */
   uint32_t slave_mode, slave_capacity;
+  /* A reply whose blob is received into its decoded object (land.c): the
+   * reader's, like `in`, whose landing it fills. */
+  struct {
+    void *msg;       /* what the reply decodes to; its blob is in.land */
+    uint64_t id;     /* the task it answers */
+    ia__decoder dec; /* that task's decoder, to release msg */
+    uint64_t tried;  /* live.frames + 1 of the frame last looked at */
+  } land;
   char addr[300]; /* HOST:PORT as dialled, for log lines */
   char down_message[IA_ERROR_MESSAGE_MAX];
 };
@@ -193,6 +201,18 @@ struct ia_master {
 
 /* True on the master's I/O thread. */
 bool ia__master_on_loop(const ia_master *m);
+
+/* ---- land.c: a large reply received into its decoded object ---- */
+
+/* Replies this large or larger are looked at for a blob to land. */
+#define IA__LAND_MIN (256u * 1024u)
+
+/* The head frame of c is incomplete: if it is a large reply to a pending
+ * task whose decoder can land it, the rest of its blob is received into
+ * the object it decodes to from now on. The reader's. */
+void ia__master_land_try(ia_conn *c);
+/* Releases what a landing holds (with c->in, whose landing it is). */
+void ia__master_land_drop(ia_conn *c);
 
 /* ---- conn.c ---- */
 

@@ -17,6 +17,7 @@
 
 #include "master/master-pb.h"
 #include "pb/flat.h"
+#include "pb/land.h"
 #include "runtime/runtime-internal.h"
 #include "runtime/wire.h"
 #include "slave/slave-pb.h"
@@ -205,7 +206,7 @@ ia_code ia_pb_call(ia_conn *conn, const char *method, const ProtobufCMessage *re
     return ia__error_set(err, IA_INVALID_ARGUMENT, "conn, method, req, reply_desc and reply are required");
 
   /* The reply is decoded where it lies in the receive buffer. */
-  const ia__decoder dec = {decode_message, release_message, reply_desc};
+  const ia__decoder dec = {decode_message, release_message, reply_desc, ia__pb_land};
   void *msg = NULL;
   uint8_t first[PB_STACK_BYTES];
   size_t len;

@@ -30,15 +30,48 @@ static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The head frame with its tail in a landing. */
+static __attribute__((noinline)) ia__next landed(const ia__inbuf *b, uint32_t l, const uint8_t **body,
+                                                 uint32_t *len) {
+  if (b->land_have < b->land_len || b->end - b->start < IA__FRAME_HEADER + (size_t)l - b->land_len)
+    return IA__NEXT_MORE;
+  *body = b->buf + b->start + IA__FRAME_HEADER;
+  *len = l;
+  return IA__NEXT_LANDED;
+}
+
 ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body, uint32_t *len) {
   size_t have = b->end - b->start;
   if (have < IA__FRAME_HEADER) return IA__NEXT_MORE;
   uint32_t l = be32(b->buf + b->start);
   if (l > max_frame) return IA__NEXT_OVERSIZE;
+  if (b->land) return landed(b, l, body, len);
   if (have < IA__FRAME_HEADER + (size_t)l) return IA__NEXT_MORE;
   *body = b->buf + b->start + IA__FRAME_HEADER;
   *len = l;
   return IA__NEXT_READY;
+}
+
+uint32_t ia__inbuf_head_len(const ia__inbuf *b) {
+  return b->end - b->start >= IA__FRAME_HEADER ? be32(b->buf + b->start) : 0;
+}
+
+void ia__inbuf_land(ia__inbuf *b, uint8_t *block, size_t len) {
+  size_t at = b->start + IA__FRAME_HEADER + ia__inbuf_head_len(b) - len; /* where the tail begins */
+  size_t in = b->end > at ? b->end - at : 0;
+  if (in) memcpy(block, b->buf + at, in);
+  if (b->end > at) b->end = at;
+  b->land = block;
+  b->land_len = len;
+  b->land_have = in;
+}
+
+void ia__inbuf_consume_landed(ia__inbuf *b) {
+  size_t l = ia__inbuf_head_len(b);
+  size_t head = IA__FRAME_HEADER + l - b->land_len;
+  b->land = NULL;
+  b->land_len = b->land_have = 0;
+  ia__inbuf_consume(b, head);
 }
 
 void ia__inbuf_consume(ia__inbuf *b, size_t n) {
@@ -65,12 +98,29 @@ bool ia__inbuf_grow(ia__inbuf *b, size_t room) {
   return true;
 }
 
+/* One recv() into the `room` bytes at p (at most `most`), EINTR retried;
+ * *got grows by what came. */
+static inline ssize_t recv_at(int fd, uint8_t *p, size_t room, size_t most, int flags, bool *full,
+                              size_t *got) {
+  if (room > most) room = most;
+  ssize_t r;
+  do
+    r = ia__sys_recv(fd, p, room, flags);
+  while (r < 0 && errno == EINTR);
+  if (r > 0) *got += (size_t)r;
+  if (full) *full = r > 0 && (size_t)r == room;
+  return r;
+}
+
 ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, size_t most,
                             int flags, bool *full) {
+  if (b->land && b->land_have < b->land_len) /* never past the head frame's end */
+    return recv_at(fd, b->land + b->land_have, b->land_len - b->land_have, most, flags, full, &b->land_have);
   size_t have = b->end - b->start;
   size_t need = INBUF_MIN;
   if (have >= IA__FRAME_HEADER) {
     uint32_t l = be32(b->buf + b->start);
+    if (b->land) l -= (uint32_t)b->land_len; /* only the head stays here */
     if (l <= max_frame && IA__FRAME_HEADER + (size_t)l > need) need = IA__FRAME_HEADER + (size_t)l;
   }
   if (b->cap - b->start < need) {
@@ -91,15 +141,7 @@ ssize_t ia__inbuf_recv_most(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t 
     }
   }
   if (tls) return ia__tls_recv(tls, b, flags, most != SIZE_MAX, full);
-  size_t room = b->cap - b->end;
-  if (room > most) room = most;
-  ssize_t r;
-  do
-    r = ia__sys_recv(fd, b->buf + b->end, room, flags);
-  while (r < 0 && errno == EINTR);
-  if (r > 0) b->end += (size_t)r;
-  if (full) *full = r > 0 && (size_t)r == room;
-  return r;
+  return recv_at(fd, b->buf + b->end, b->cap - b->end, most, flags, full, &b->end);
 }
 
 ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_frame, int flags, bool *full) {
@@ -109,8 +151,8 @@ ssize_t ia__inbuf_recv(ia__inbuf *b, int fd, struct ia__tls *tls, uint32_t max_f
 size_t ia__inbuf_missing(const ia__inbuf *b) {
   size_t have = b->end - b->start;
   if (have < IA__FRAME_HEADER) return IA__FRAME_HEADER - have;
-  size_t whole = IA__FRAME_HEADER + (size_t)be32(b->buf + b->start);
-  return whole > have ? whole - have : 0;
+  size_t whole = IA__FRAME_HEADER + (size_t)be32(b->buf + b->start) - b->land_len;
+  return (whole > have ? whole - have : 0) + (b->land_len - b->land_have);
 }
 
 bool ia__inbuf_split(ia__inbuf *b, size_t keep, ia__inbuf *to) {

@@ -222,6 +222,19 @@ bool ia__result_parse(ia__slice body, ia__slice *payload) {
   return (take_bytes(&p, end, 0x0a, payload) && p == end) || result_parse_general(body, payload);
 }
 
+bool ia__result_head(const uint8_t *p, size_t avail, size_t n, uint64_t *id, size_t *payload_at) {
+  const uint8_t *start = p, *end = p + (avail < n ? avail : n);
+  uint64_t len;
+  if (p >= end || *p++ != 0x08 || !ia__get_varint(&p, end, id)) return false;
+  /* The result body, then its payload (field 1), each to the frame's end. */
+  if (p >= end || *p++ != ((INTERACTION__V1__FRAME__BODY_RESULT << 3) | 2)) return false;
+  if (!ia__get_len(&p, end, &len) || len != n - (size_t)(p - start)) return false;
+  if (p >= end || *p++ != 0x0a) return false;
+  if (!ia__get_len(&p, end, &len) || len != n - (size_t)(p - start)) return false;
+  *payload_at = (size_t)(p - start);
+  return true;
+}
+
 bool ia__task_metadata(ia__slice body, bool (*fn)(ia__slice key, ia__slice value, void *user), void *user) {
   const uint8_t *p = body.p, *end = body.p + body.n;
   field f = {0};

@@ -27,15 +27,21 @@ typedef struct ia__slice {
 
 /* ---- input (inbuf.c) ---- */
 
-/* Bytes read from a socket, owned by whichever thread holds the read side. */
+/* Bytes read from a socket, owned by whichever thread holds the read side.
+ * A landing (ia__inbuf_land) sends the last land_len bytes of the head
+ * frame to a block of their own instead of buf: the master receives a
+ * large reply's blob straight into the memory its decoded reply keeps. */
 typedef struct ia__inbuf {
   uint8_t *buf;
   size_t start, end, cap;
+  uint8_t *land;              /* borrowed: its owner frees it */
+  size_t land_len, land_have; /* the bytes it takes, and has */
 } ia__inbuf;
 
 typedef enum ia__next {
   IA__NEXT_MORE = 0,      /* the head frame is not complete yet */
   IA__NEXT_READY = 1,     /* *body and *len are the head frame's */
+  IA__NEXT_LANDED = 2,    /* whole, its tail in the landing: *body holds *len - land_len bytes of it */
   IA__NEXT_OVERSIZE = -1, /* the head frame declares more than max_frame */
 } ia__next;
 
@@ -43,6 +49,16 @@ typedef enum ia__next {
 ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **body, uint32_t *len);
 /* Drops n bytes from the head. */
 void ia__inbuf_consume(ia__inbuf *b, size_t n);
+/* The length the head frame declares, once its prefix is in; else 0. */
+uint32_t ia__inbuf_head_len(const ia__inbuf *b);
+/* Lands the head frame's last `len` bytes in `block` (len of them, not
+ * freed here): the ones after its first frame_len - len bytes that are in
+ * already are moved there, and every later read of this frame goes there
+ * too. The head frame must be incomplete, and len no more than it lacks
+ * of its first bytes. Ends with ia__inbuf_consume_landed(). */
+void ia__inbuf_land(ia__inbuf *b, uint8_t *block, size_t len);
+/* Drops the landed head frame and ends its landing. */
+void ia__inbuf_consume_landed(ia__inbuf *b);
 struct ia__tls;
 /* One recv() into the buffer (with `tls`, not NULL, of TLS records, whose
  * plaintext is appended: runtime/tls.h), with room for the whole head frame once its
@@ -130,6 +146,13 @@ typedef struct ia__status_view {
 } ia__status_view;
 IA_MUST_CHECK bool ia__status_parse(ia__slice body, bool data, ia__status_view *s);
 IA_MUST_CHECK bool ia__result_parse(ia__slice body, ia__slice *payload);
+/* The head of a frame of `n` bytes of which the first `avail` are in p: a
+ * TaskResult (id, then the result, then its payload, each running to the
+ * frame's end, as ours are sent) whose payload begins at *payload_at. False
+ * for any other frame, or when the head is not all in. What it accepts
+ * ia__env_parse and ia__result_parse read the same way, whole. */
+IA_MUST_CHECK bool ia__result_head(const uint8_t *p, size_t avail, size_t n, uint64_t *id,
+                                   size_t *payload_at);
 /* Calls fn for each metadata entry of a Task body; stops when fn returns
  * false. False if the body is malformed (ia__task_parse checks every entry,
  * so a parsed Task's metadata never is). */

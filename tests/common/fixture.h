@@ -45,6 +45,29 @@ static inline fixture fixture_default(uint32_t channel) {
   return fixture_start(&config, "test-master");
 }
 
+/* A fake slave (tu_fake, running `script` with `user`), a master on
+ * `channel` and its connection "fake" to it. */
+typedef struct fake_fixture {
+  tu_fake fake;
+  ia_master *master;
+  ia_conn *conn;
+} fake_fixture;
+
+static inline void fake_fixture_start(fake_fixture *r, tu_fake_script script, void *user, uint32_t channel,
+                                      const char *master_name) {
+  cr_assert(tu_fake_start(&r->fake, script, user, 0), "cannot start the fake slave");
+  ia_error err = IA_ERROR_INIT;
+  TU_ASSERT_OK(tu_master_start(master_name, channel, &r->master, &err), &err);
+  TU_ASSERT_OK(tu_connect(r->master, "fake", r->fake.port, &r->conn, &err), &err);
+}
+
+/* Frees the connection and the master, then joins the fake slave. */
+static inline void fake_fixture_free(fake_fixture *r) {
+  ia_conn_free(r->conn);
+  ia_master_free(r->master);
+  tu_fake_join(&r->fake);
+}
+
 static inline void fixture_free(fixture *f) {
   ia_conn_free(f->conn);
   ia_master_free(f->master);

@@ -567,7 +567,8 @@ size_t tu_heap_in_use(void) {
 #if defined(__SANITIZE_ADDRESS__)
   return __sanitizer_get_current_allocated_bytes();
 #else
-  return mallinfo2().uordblks;
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd; /* the arena's chunks in use, and the mmap()ed ones */
 #endif
 }
 

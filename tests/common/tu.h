@@ -273,7 +273,8 @@ void tu_temp_remove_all(void);
  * variable is set): bounds on waits are then not asserted. */
 bool tu_valgrind(void);
 /* Bytes of heap in use now: the sanitizer allocator's count in ASan builds,
- * glibc's mallinfo2() otherwise. */
+ * glibc's mallinfo2() otherwise (the main arena's chunks in use, and every
+ * chunk large enough to have its own mapping). */
 size_t tu_heap_in_use(void);
 /* VmSize of this process in KiB (from /proc/self/status), or 0. */
 unsigned long tu_vm_size_kb(void);

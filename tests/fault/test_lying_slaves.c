@@ -56,25 +56,14 @@ static void lie_script(tu_fake *fake, int fd) {
   l->closed = tu_raw_expect_closed(fd, TU_WAIT_MS);
 }
 
-typedef struct rig {
-  tu_fake fake;
-  ia_master *master;
-  ia_conn *conn;
-} rig;
-
-static void rig_up(rig *r, lie *l) {
-  cr_assert(tu_fake_start(&r->fake, lie_script, l, 0), "cannot start the fake slave");
-  ia_error err = IA_ERROR_INIT;
-  TU_ASSERT_OK(tu_master_start("lied-to", CHANNEL, &r->master, &err), &err);
-  TU_ASSERT_OK(tu_connect(r->master, "liar", r->fake.port, &r->conn, &err), &err);
+static void rig_up(fake_fixture *r, lie *l) {
+  fake_fixture_start(r, lie_script, l, CHANNEL, "lied-to");
 }
 
 /* After the lie: the connection is closed with Goodbye 704. */
-static void rig_down_expect_704(rig *r, lie *l) {
+static void rig_down_expect_704(fake_fixture *r, lie *l) {
   cr_assert(tu_wait_connected(r->conn, false, TU_WAIT_MS), "the connection stayed up after the lie");
-  ia_conn_free(r->conn);
-  ia_master_free(r->master);
-  tu_fake_join(&r->fake);
+  fake_fixture_free(r);
   cr_assert(l->got_task, "the fake slave got no Task");
   cr_assert(l->got_goodbye, "the master said no Goodbye");
   cr_assert_eq(l->goodbye_code, IA_PROTOCOL_ERROR, "Goodbye %u %s, expected 704", l->goodbye_code,
@@ -84,7 +73,7 @@ static void rig_down_expect_704(rig *r, lie *l) {
 
 /* One ia_call answered by `l`: IA_PROTOCOL_ERROR, no reply, 704 Goodbye. */
 static void call_gets_704(lie *l) {
-  rig r;
+  fake_fixture r;
   rig_up(&r, l);
   size_t len;
   uint8_t *req = tu_sum_task(1, 2, true, true, &len);
@@ -124,7 +113,7 @@ Test(lying_slaves, refusal_with_code_0_is_a_protocol_error, .timeout = 30) {
  * sum_adder_sum() return IA_OK with *reply NULL. */
 Test(lying_slaves, typed_call_answered_with_code_0_is_a_protocol_error, .timeout = 30) {
   lie l = {.kind = INTERACTION__V1__FRAME__BODY_FAIL, .has_code = true, .code = 0};
-  rig r;
+  fake_fixture r;
   rig_up(&r, &l);
   Sum__SumTask req = SUM__SUM_TASK__INIT;
   req.has_a = req.has_b = 1;
@@ -176,7 +165,7 @@ Test(lying_slaves, hello_refused_with_code_0_is_a_protocol_error, .timeout = 30)
  * pending task LOST. */
 Test(lying_slaves, pong_for_a_task_closes_the_connection_and_loses_every_task, .timeout = 30) {
   lie l = {.kind = INTERACTION__V1__FRAME__BODY_PONG, .tasks = 2};
-  rig r;
+  fake_fixture r;
   rig_up(&r, &l);
   ia_task *a = tu_sum_task_new(r.conn, 1, 2), *b = tu_sum_task_new(r.conn, 3, 4);
   cr_assert(a && b);
