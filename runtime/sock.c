@@ -11,9 +11,38 @@
 #include <stdio.h>
 #include <string.h>
 
+/* True if fd's peer is this host's loopback: 127.0.0.0/8 or ::1 (also as
+ * ::ffff:127.x.y.z). */
+static bool peer_is_loopback(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) return false;
+  if (ss.ss_family == AF_INET) return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss.ss_family != AF_INET6) return false;
+  const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/* BBR paces what it sends: a burst goes out at its estimate of the path's
+ * rate, the rest from a timer. Over loopback there is no path to spare and
+ * the timer is pure cost, and a connection whose estimate once came out low
+ * stays paced: with master and slave on one CPU, a 1 MiB echo ran at half
+ * the speed it has without pacing (bench/ANALYSIS.md). Such a connection
+ * takes cubic (or reno), which does not pace; any other choice of the
+ * system's is kept. */
+static void loopback_congestion(int fd) {
+  char cc[16] = "";
+  socklen_t sl = sizeof cc - 1;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &sl) != 0 || strcmp(cc, "bbr") != 0) return;
+  if (!peer_is_loopback(fd)) return;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5) != 0)
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4);
+}
+
 void ia__sock_setup(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  loopback_congestion(fd);
   struct timeval tick = {0, IA__RECV_TICK_MS * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
   int fl = fcntl(fd, F_GETFL);
@@ -81,7 +110,9 @@ ia_code ia__dial(const char *host, uint16_t port, uint64_t deadline_ms, int *out
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0 || w < 0) {
       code = ia__error_set(err, IA_IO_ERROR, "connect to %s:%u: %s", host, (unsigned)port,
-                           strerror(soerr ? soerr : errno ? errno : ECONNREFUSED));
+                           strerror(soerr   ? soerr
+                                    : errno ? errno
+                                            : ECONNREFUSED));
       close(fd);
       continue;
     }
