@@ -35,8 +35,7 @@ static ia_task *take_pending(ia_conn *c, uint64_t id) {
 static bool abandoned_locked(ia_conn *c, uint64_t id, bool forget) {
   for (size_t i = 0; i < c->n_abandoned; i++)
     if (c->abandoned[i] == id) {
-      if (forget)
-        memmove(&c->abandoned[i], &c->abandoned[i + 1], (--c->n_abandoned - i) * sizeof *c->abandoned);
+      if (forget) memmove(&c->abandoned[i], &c->abandoned[i + 1], (--c->n_abandoned - i) * sizeof *c->abandoned);
       return true;
     }
   return false;
@@ -163,9 +162,8 @@ static __attribute__((noinline)) bool on_status(ia_conn *c, const ia__env *env) 
     /* Success never travels as a failure: another implementation that sends
      * this is broken, and reading it as OK would hand out a NULL reply. */
     ia__conn_protocol_error(c, IA_PROTOCOL_ERROR,
-                            env->kind == INTERACTION__V1__FRAME__BODY_FAIL
-                                ? "a TaskFail without a failure code"
-                                : "a Refusal without a code");
+                            env->kind == INTERACTION__V1__FRAME__BODY_FAIL ? "a TaskFail without a failure code"
+                                                                            : "a Refusal without a code");
     return false;
   }
   ia_task *t = take_pending(c, env->id);
@@ -214,8 +212,7 @@ static __attribute__((noinline)) bool on_stats(ia_conn *c, const ia__env *env) {
   ia_task *t = take_pending(c, env->id);
   if (!t) return not_pending(c, env->id, true);
   if (t->kind != IA__TASK_STATS) return answered_wrong(c, t, "Stats answered a task");
-  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, env->body.p, env->body.n,
-                  true); /* stats.c decodes it */
+  ia__task_finish(t, IA_STATUS_COMPLETED, IA_OK, NULL, env->body.p, env->body.n, true); /* stats.c decodes it */
   return true;
 }
 

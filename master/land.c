@@ -45,8 +45,6 @@ void ia__master_land_try(ia_conn *c) {
 }
 
 void ia__master_land_drop(ia_conn *c) {
-  if (c->land.msg) c->land.dec.release(c->land.msg); /* the block with it */
+  if (c->land.msg) c->land.dec.release(c->land.msg); /* the block with it; ia__inbuf_free forgets it */
   c->land.msg = NULL;
-  c->in.land = NULL;
-  c->in.land_len = c->in.land_have = 0;
 }

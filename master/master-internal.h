@@ -211,7 +211,7 @@ bool ia__master_on_loop(const ia_master *m);
  * task whose decoder can land it, the rest of its blob is received into
  * the object it decodes to from now on. The reader's. */
 void ia__master_land_try(ia_conn *c);
-/* Releases what a landing holds (with c->in, whose landing it is). */
+/* Releases what a landing holds; before ia__inbuf_free(&c->in). */
 void ia__master_land_drop(ia_conn *c);
 
 /* ---- conn.c ---- */

@@ -35,7 +35,6 @@ typedef struct ia__decoder {
  * *object is the caller's. IA_PROTOCOL_ERROR if the reply does not decode.
  * Otherwise as ia_call(). */
 IA_MUST_CHECK ia_code ia__call_vec(ia_conn *conn, const char *method, const struct iovec *iov, int niov,
-                                   const ia_call_opts *opts, const ia__decoder *dec, void **object,
-                                   ia_error *err);
+                                   const ia_call_opts *opts, const ia__decoder *dec, void **object, ia_error *err);
 
 #endif

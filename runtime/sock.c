@@ -110,9 +110,7 @@ ia_code ia__dial(const char *host, uint16_t port, uint64_t deadline_ms, int *out
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0 || w < 0) {
       code = ia__error_set(err, IA_IO_ERROR, "connect to %s:%u: %s", host, (unsigned)port,
-                           strerror(soerr   ? soerr
-                                    : errno ? errno
-                                            : ECONNREFUSED));
+                           strerror(soerr ? soerr : errno ? errno : ECONNREFUSED));
       close(fd);
       continue;
     }

@@ -51,11 +51,11 @@ ia__next ia__inbuf_next(const ia__inbuf *b, uint32_t max_frame, const uint8_t **
 void ia__inbuf_consume(ia__inbuf *b, size_t n);
 /* The length the head frame declares, once its prefix is in; else 0. */
 uint32_t ia__inbuf_head_len(const ia__inbuf *b);
-/* Lands the head frame's last `len` bytes in `block` (len of them, not
- * freed here): the ones after its first frame_len - len bytes that are in
- * already are moved there, and every later read of this frame goes there
- * too. The head frame must be incomplete, and len no more than it lacks
- * of its first bytes. Ends with ia__inbuf_consume_landed(). */
+/* Lands the head frame's last `len` bytes in `block` (room for len; not
+ * freed here): those of them already read are moved there, and every later
+ * read of this frame goes there too. The head frame must be incomplete,
+ * with all of its first (length - len) bytes in. Ends with
+ * ia__inbuf_consume_landed(). */
 void ia__inbuf_land(ia__inbuf *b, uint8_t *block, size_t len);
 /* Drops the landed head frame and ends its landing. */
 void ia__inbuf_consume_landed(ia__inbuf *b);
