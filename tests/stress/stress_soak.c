@@ -4,7 +4,7 @@
  * the calls throughout), the slave's RSS sampled from /proc/PID/status
  * every 100,000 calls and printed. Checked: every sum right, the
  * connection never lost, and the RSS flat -- no sample after the first more
- * than 1 MiB above it.
+ * than 1 MiB above it (4 MiB in a ThreadSanitizer build: see GROWTH_MAX_KB).
  *
  * The count is 1,000,000 in a plain build; sanitizer builds and valgrind
  * (10-50x slower) run 100,000 and 20,000, sampled every tenth of the run.
@@ -21,7 +21,11 @@
 
 #define CHANNEL 48
 #define SAMPLES 10
-#define GROWTH_MAX_KB 1024
+/* In a ThreadSanitizer build the slave's RSS also holds TSan's own state,
+ * which grows with the calls whatever the library does: 824-1,288 KiB over
+ * 100,000 Sums at 740c5eb and at a08aa29 alike, where the plain build's
+ * stays within 4 KiB over 1,000,000. There the bound is TSan's, not ours. */
+#define GROWTH_MAX_KB (STRESS_TSAN ? 4096 : 1024)
 
 static unsigned long rss_kb(pid_t pid) {
   char path[64], line[256];
