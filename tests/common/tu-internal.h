@@ -1,4 +1,4 @@
-/* What tu.c and tu_raw.c share and no test needs. */
+/* What tu.c, tu_proc.c and tu_raw.c share and no test needs. */
 #ifndef IA__TU_INTERNAL_H
 #define IA__TU_INTERNAL_H
 
