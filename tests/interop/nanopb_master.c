@@ -356,16 +356,20 @@ void hello(int fd, uint32_t channel, interaction_v1_Frame *reply) {
   recv_frame(fd, reply);
 }
 
+void expect_welcome(const interaction_v1_Frame *w) {
+  cr_assert_eq(w->which_body, interaction_v1_Frame_welcome_tag, "Hello got body %u, not a Welcome",
+               w->which_body);
+  cr_assert(w->has_id && w->id == 1, "the Welcome's id is %llu, not 1", (unsigned long long)w->id);
+  cr_assert(w->body.welcome.has_version, "the Welcome has no version");
+  cr_assert_eq(w->body.welcome.version, 1);
+}
+
 /* Dials the slave and completes the handshake; asserts on the Welcome. */
 int connect_and_hello(void) {
   int fd = dial();
   interaction_v1_Frame w;
   hello(fd, CHANNEL, &w);
-  cr_assert_eq(w.which_body, interaction_v1_Frame_welcome_tag, "Hello got body %u, not a Welcome",
-               w.which_body);
-  cr_assert(w.has_id && w.id == 1, "the Welcome's id is %llu, not 1", (unsigned long long)w.id);
-  cr_assert(w.body.welcome.has_version, "the Welcome has no version");
-  cr_assert_eq(w.body.welcome.version, 1);
+  expect_welcome(&w);
   pb_release(&interaction_v1_Frame_msg, &w);
   return fd;
 }

@@ -55,6 +55,8 @@ void decode_payload(const pb_bytes_array_t *bytes, const pb_msgdesc_t *desc, voi
 /* Hello{version=1, channel, master_name="nanopb"} with id 1; *reply is the
  * answer (Welcome or Refusal), not checked. */
 void hello(int fd, uint32_t channel, interaction_v1_Frame *reply);
+/* Asserts that *w is the Welcome to a Hello (id 1, version 1). */
+void expect_welcome(const interaction_v1_Frame *w);
 /* Dials the slave and completes the handshake on CHANNEL; asserts on the Welcome. */
 int connect_and_hello(void);
 /* Task{method, payload} with `id` (the payload is consumed), with optional
