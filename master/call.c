@@ -23,6 +23,19 @@ uint32_t ia_call_opts_timeout(const ia_call_opts *opts) {
   return opts && opts->timeout_ms ? opts->timeout_ms : IA_CALL_DEFAULT_TIMEOUT_MS;
 }
 
+/* A call whose task has ended: IA_OK for its outcome (outcome() reads it),
+ * or IA_TIMEOUT if it ended at its bound. The slave stopping the task at
+ * the deadline it was given is the call's own timeout, met a moment sooner:
+ * the caller hears one code for it, whichever end saw it first -- and
+ * whichever thread read the slave's answer. */
+static ia_code ended(const ia_task *t, bool bound_is_deadline, uint32_t timeout_ms, ia_error *err) {
+  if (bound_is_deadline && ia_task_status(t) == IA_STATUS_TIMED_OUT)
+    return ia__error_set(err, IA_TIMEOUT,
+                         "no answer to %s within %u ms (the slave stopped it at the deadline)", t->method,
+                         timeout_ms);
+  return IA_OK;
+}
+
 ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   ia_conn *c = t->conn;
   if (ia__master_on_loop(c->m))
@@ -36,15 +49,7 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   t->pniov = 0;
   if (rc == IA_INVALID_ARGUMENT) return ia__error_set(err, rc, "the task was started already");
   if (rc != IA_OK) return IA_OK; /* START_FAILED, with why in the task's error */
-  if (ia__conn_await(c, t, deadline) == IA_OK) {
-    /* The slave stopping the task at the deadline it was given is the
-     * call's own timeout, met a moment sooner: the caller hears one code
-     * for it, whichever end saw it first. */
-    if (bound_is_deadline && ia_task_status(t) == IA_STATUS_TIMED_OUT)
-      return ia__error_set(err, IA_TIMEOUT, "no answer to %s within %u ms (the slave stopped it at the deadline)",
-                           t->method, timeout_ms);
-    return IA_OK;
-  }
+  if (ia__conn_await(c, t, deadline) == IA_OK) return ended(t, bound_is_deadline, timeout_ms, err);
   if (ia__master_abandon(c, t)) {
     ia__wframe w;
     ia__wframe_empty(&w, t->id, INTERACTION__V1__FRAME__BODY_CANCEL);
@@ -54,7 +59,7 @@ ia_code ia__call_task(ia_task *t, uint32_t timeout_ms, ia_error *err) {
   }
   /* A reader took the answer off the list just now and is finishing the
    * task: its outcome is a moment away. */
-  if (ia_task_join(t, 1000) == IA_OK) return IA_OK;
+  if (ia_task_join(t, 1000) == IA_OK) return ended(t, bound_is_deadline, timeout_ms, err);
   return ia__error_set(err, IA_TIMEOUT, "no answer within %u ms", timeout_ms);
 }
 

@@ -1,11 +1,14 @@
 /* Regression tests for blocking calls that time out: a typed call whose
- * reply comes late, and how close to its timeout a call returns. (What a
+ * reply comes late, how close to its timeout a call returns, and the code a
+ * call gets when the slave stopped it at its deadline. (What a
  * timed-out call leaves behind is in tests/fault/test_lying_slaves.c.) */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fixture.h"
+#include "interaction.pb-c.h"
 #include "sum.pb-c.h"
 #include "sum_handlers.h"
 
@@ -136,4 +139,120 @@ Test(call_timeouts, call_returns_within_15_ms_of_its_timeout, .timeout = 60) {
   }
   free(req);
   fixture_free(&f);
+}
+
+/* ---- the slave's deadline answer, read by another caller ---- */
+
+#define EARLY_TIMEOUT_MS 200 /* the call's bound, which the slave hears as its deadline */
+#define HOLD_MS 600          /* how long the log handler holds the thread that finishes that call's task */
+
+typedef struct early_args {
+  tu_flag slow_sent; /* the fake has read the other caller's task */
+  bool answered;     /* written by the fake's thread, read after tu_fake_join() */
+} early_args;
+
+/* The next Task: its id, and whether its method is `method`; 0 if none came. */
+static uint64_t next_task_of(int fd, const char *method, bool *is) {
+  Interaction__V1__Frame *f = NULL;
+  for (int i = 0; i < 16; i++) {
+    if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return 0;
+    if (f->body_case == INTERACTION__V1__FRAME__BODY_TASK) break;
+    interaction__v1__frame__free_unpacked(f, NULL);
+    f = NULL;
+  }
+  if (!f) return 0;
+  uint64_t id = f->id;
+  *is = f->task->method && strcmp(f->task->method, method) == 0;
+  interaction__v1__frame__free_unpacked(f, NULL);
+  return id;
+}
+
+/* Reads the slow call's task (and says so), then the early call's, which it
+ * answers at once as a slave does that stopped it at its deadline: TaskFail
+ * 607. The slow call's result goes out once the early call is over. */
+static void early_script(tu_fake *fake, int fd) {
+  early_args *a = fake->user;
+  bool is = false;
+  if (!tu_raw_welcome(fd)) return;
+  uint64_t slow = next_task_of(fd, "dl.Slow", &is);
+  if (!slow || !is) return;
+  tu_flag_raise(&a->slow_sent);
+  uint64_t early = next_task_of(fd, "dl.Early", &is);
+  if (!early || !is) return;
+  if (!tu_raw_send_status(fd, early, INTERACTION__V1__FRAME__BODY_FAIL, true, IA_DEADLINE_EXCEEDED,
+                          "the task's deadline passed"))
+    return;
+  tu_sleep_ms(HOLD_MS + 200);
+  size_t len = 0;
+  uint8_t *sum = tu_sum_task(1, 2, true, true, &len); /* any bytes: the slow call only checks it completed */
+  Interaction__V1__TaskResult result = INTERACTION__V1__TASK_RESULT__INIT;
+  result.has_payload = 1;
+  result.payload = (ProtobufCBinaryData){len, sum};
+  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
+  frame.has_id = 1;
+  frame.id = slow;
+  frame.body_case = INTERACTION__V1__FRAME__BODY_RESULT;
+  frame.result = &result;
+  a->answered = tu_raw_send(fd, &frame);
+  free(sum);
+  uint32_t code;
+  (void)tu_raw_await_goodbye(fd, TU_WAIT_MS, &code);
+}
+
+/* Holds the thread that finishes the early call's task (its line is logged
+ * before the task ends): the call's own bound passes meanwhile. */
+static void hold_log(ia_log_level level, const char *message, void *user) {
+  (void)level;
+  (void)user;
+  if (strstr(message, "(dl.Early)")) tu_sleep_ms(HOLD_MS);
+}
+
+typedef struct slow_call {
+  ia_conn *conn;
+  ia_code rc;
+} slow_call;
+
+static void *slow_main(void *arg) {
+  slow_call *s = arg;
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_error err = IA_ERROR_INIT;
+  s->rc = ia_call(s->conn, "dl.Slow", "x", 1, &reply, &reply_len, TU_WAIT_MS, &err);
+  free(reply);
+  ia_error_clear(&err);
+  return NULL;
+}
+
+/* A call's bound reaches the slave as the task's deadline, and a slave that
+ * stops the task there answers 607: the caller must hear TIMEOUT either way.
+ * When another caller held the read side, read the 607 and was still
+ * finishing the task as the call's own bound passed, the call found its
+ * task off the pending list, waited for it, and returned its code as it
+ * was: DEADLINE_EXCEEDED (stress_land met it under ASan in CI). */
+Test(call_timeouts, a_deadline_answer_read_by_another_caller_is_a_timeout, .timeout = 60) {
+  early_args a = {0};
+  tu_flag_init(&a.slow_sent);
+  fake_fixture r;
+  fake_fixture_start(&r, early_script, &a, CHANNEL, "early");
+  ia_log_level level = ia_log_get_level();
+  ia_log_set_handler(hold_log, NULL);
+  ia_log_set_level(IA_LOG_INFO);
+  slow_call s = {.conn = r.conn};
+  pthread_t slow;
+  cr_assert_eq(pthread_create(&slow, NULL, slow_main, &s), 0);
+  cr_assert(tu_flag_wait(&a.slow_sent, 1, TU_WAIT_MS), "the slow call's task never reached the fake slave");
+  void *reply = NULL;
+  size_t reply_len = 0;
+  ia_error err = IA_ERROR_INIT;
+  ia_code rc = ia_call(r.conn, "dl.Early", "y", 1, &reply, &reply_len, EARLY_TIMEOUT_MS, &err);
+  cr_assert_eq(rc, IA_TIMEOUT, "the early call returned %s (%s), not TIMEOUT", ia_code_name(rc), err.message);
+  cr_assert_null(reply);
+  ia_error_clear(&err);
+  pthread_join(slow, NULL);
+  cr_assert_eq(s.rc, IA_OK, "the slow call returned %s", ia_code_name(s.rc));
+  ia_log_set_handler(NULL, NULL);
+  ia_log_set_level(level);
+  fake_fixture_free(&r);
+  cr_assert(a.answered, "the fake slave did not get to answer the slow call");
+  tu_flag_destroy(&a.slow_sent);
 }
