@@ -219,6 +219,10 @@ bool tu_raw_expect_eof(int fd, uint32_t timeout_ms);
 bool tu_raw_send_status(int fd, uint64_t id, int kind, bool has_code, uint32_t code, const char *message);
 /* Sends a Task frame: `method` and `len` bytes of payload, frame id `id`. */
 bool tu_raw_send_task(int fd, uint64_t id, const char *method, const void *payload, size_t len);
+/* Reads frames until a Task (others, such as Pings, skipped; at most 64,
+ * within TU_WAIT_MS): its id, or 0 if none came -- or, with `method`, if
+ * the Task's method is another. */
+uint64_t tu_raw_next_task(int fd, const char *method);
 /* Sends a frame whose body is an empty message (Ping, Pong, Accepted...). */
 bool tu_raw_send_empty(int fd, uint64_t id, int kind);
 /* Reads frames, skipping any that are not a Goodbye (at most 10,000), until a

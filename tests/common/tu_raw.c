@@ -278,6 +278,19 @@ bool tu_raw_send_status(int fd, uint64_t id, int kind, bool has_code, uint32_t c
   return tu_raw_send(fd, &frame);
 }
 
+uint64_t tu_raw_next_task(int fd, const char *method) {
+  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
+  for (int i = 0; i < 64 && tu_now_ms() < deadline; i++) {
+    Interaction__V1__Frame *f = NULL;
+    if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return 0;
+    bool task = f->body_case == INTERACTION__V1__FRAME__BODY_TASK;
+    uint64_t id = task && (!method || (f->task->method && strcmp(f->task->method, method) == 0)) ? f->id : 0;
+    interaction__v1__frame__free_unpacked(f, NULL);
+    if (task) return id;
+  }
+  return 0;
+}
+
 bool tu_raw_send_empty(int fd, uint64_t id, int kind) {
   /* Every empty body encodes alike: its key and a zero length. */
   uint8_t body[16];

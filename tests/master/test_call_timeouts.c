@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "fixture.h"
-#include "interaction.pb-c.h"
 #include "sum.pb-c.h"
 #include "sum_handlers.h"
 
@@ -151,50 +150,22 @@ typedef struct early_args {
   bool answered;     /* written by the fake's thread, read after tu_fake_join() */
 } early_args;
 
-/* The next Task: its id, and whether its method is `method`; 0 if none came. */
-static uint64_t next_task_of(int fd, const char *method, bool *is) {
-  Interaction__V1__Frame *f = NULL;
-  for (int i = 0; i < 16; i++) {
-    if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return 0;
-    if (f->body_case == INTERACTION__V1__FRAME__BODY_TASK) break;
-    interaction__v1__frame__free_unpacked(f, NULL);
-    f = NULL;
-  }
-  if (!f) return 0;
-  uint64_t id = f->id;
-  *is = f->task->method && strcmp(f->task->method, method) == 0;
-  interaction__v1__frame__free_unpacked(f, NULL);
-  return id;
-}
-
 /* Reads the slow call's task (and says so), then the early call's, which it
  * answers at once as a slave does that stopped it at its deadline: TaskFail
  * 607. The slow call's result goes out once the early call is over. */
 static void early_script(tu_fake *fake, int fd) {
   early_args *a = fake->user;
-  bool is = false;
   if (!tu_raw_welcome(fd)) return;
-  uint64_t slow = next_task_of(fd, "dl.Slow", &is);
-  if (!slow || !is) return;
+  uint64_t slow = tu_raw_next_task(fd, "dl.Slow");
+  if (!slow) return;
   tu_flag_raise(&a->slow_sent);
-  uint64_t early = next_task_of(fd, "dl.Early", &is);
-  if (!early || !is) return;
+  uint64_t early = tu_raw_next_task(fd, "dl.Early");
+  if (!early) return;
   if (!tu_raw_send_status(fd, early, INTERACTION__V1__FRAME__BODY_FAIL, true, IA_DEADLINE_EXCEEDED,
                           "the task's deadline passed"))
     return;
   tu_sleep_ms(HOLD_MS + 200);
-  size_t len = 0;
-  uint8_t *sum = tu_sum_task(1, 2, true, true, &len); /* any bytes: the slow call only checks it completed */
-  Interaction__V1__TaskResult result = INTERACTION__V1__TASK_RESULT__INIT;
-  result.has_payload = 1;
-  result.payload = (ProtobufCBinaryData){len, sum};
-  Interaction__V1__Frame frame = INTERACTION__V1__FRAME__INIT;
-  frame.has_id = 1;
-  frame.id = slow;
-  frame.body_case = INTERACTION__V1__FRAME__BODY_RESULT;
-  frame.result = &result;
-  a->answered = tu_raw_send(fd, &frame);
-  free(sum);
+  a->answered = tu_raw_send_empty(fd, slow, INTERACTION__V1__FRAME__BODY_RESULT); /* an empty result */
   uint32_t code;
   (void)tu_raw_await_goodbye(fd, TU_WAIT_MS, &code);
 }

@@ -111,19 +111,6 @@ static uint8_t *frame_of(uint64_t id, const uint8_t *payload, size_t plen, size_
   return out;
 }
 
-/* The next Task's id (other frames, such as Pings, skipped), or 0. */
-static uint64_t next_task(int fd) {
-  uint64_t deadline = tu_now_ms() + TU_WAIT_MS;
-  for (int i = 0; i < 64 && tu_now_ms() < deadline; i++) {
-    Interaction__V1__Frame *f = NULL;
-    if (tu_raw_read_frame(fd, TU_WAIT_MS, &f) != 1) return 0;
-    uint64_t id = f->body_case == INTERACTION__V1__FRAME__BODY_TASK ? f->id : 0;
-    interaction__v1__frame__free_unpacked(f, NULL);
-    if (id) return id;
-  }
-  return 0;
-}
-
 static bool write_trickled(int fd, const uint8_t *p, size_t n) {
   size_t first[] = {3, 60};
   size_t at = 0;
@@ -146,7 +133,7 @@ static void blob_script(tu_fake *fake, int fd) {
   script_args *a = fake->user;
   if (!tu_raw_welcome(fd)) return;
   for (int k = 0; k < a->n; k++) {
-    uint64_t id = next_task(fd);
+    uint64_t id = tu_raw_next_task(fd, NULL);
     if (!id) return;
     size_t plen, flen;
     uint8_t *payload = payload_of(a, a->sizes[k], &plen);
