@@ -1,7 +1,7 @@
-/* Generated typed stubs over a real loopback connection, calls that
- * complete: an in-process slave serves the test protos' services with their
- * generated _serve functions (typed_slave.c) and a master calls them,
- * blocking and async. Covers repeated, nested and map fields both ways,
+/* Typed calls through the generated stubs over a real loopback connection,
+ * the calls that complete: an in-process slave serves the test protos'
+ * services with their generated _serve functions (typed_slave.c) and a
+ * master calls them, blocking and async. Covers repeated, nested and map fields both ways,
  * keyword-named services, imports across files and packages, c_package,
  * proto3 and messages larger than the glue's stack buffer. The calls that do
  * not complete are in test_typed_failures.c. */

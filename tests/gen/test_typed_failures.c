@@ -1,7 +1,7 @@
-/* Generated typed stubs over a real loopback connection, calls that do not
- * complete: typed failures with their FailInfo, unserved methods (606),
- * payloads and replies that do not decode, and NULL arguments, against the
- * in-process slave of typed_slave.c. */
+/* Typed calls through the generated stubs over a real loopback connection,
+ * the calls that do not complete: typed failures with their FailInfo,
+ * unserved methods (606), payloads and replies that do not decode, and NULL
+ * arguments, against the in-process slave of typed_slave.c. */
 #include "typed_slave.h"
 
 /* ---- calls that do not complete ---- */

@@ -175,8 +175,6 @@ static void garbage_echo(ia_task_ctx *task, void *user) {
 
 /* ---- the slave and its master ---- */
 
-/* Starts a slave with no catch-all handler, lets `serve` register its
- * methods, then connects a master. */
 fixture typed_start(void (*serve)(ia_slave *)) {
   fixture f = {0};
   ia_error err = IA_ERROR_INIT;
@@ -191,8 +189,7 @@ fixture typed_start(void (*serve)(ia_slave *)) {
   return f;
 }
 
-/* Every service of the test protos, on one slave. Calc/Unserved has no
- * handler on purpose. */
+/* Calc/Unserved has no handler on purpose. */
 void typed_serve_all(ia_slave *slave) {
   const ia_test_calc_handlers calc = {.summarize = summarize, .refuse = refuse};
   cr_assert_eq(ia_test_calc_serve(slave, &calc, NULL), IA_OK);
@@ -214,8 +211,6 @@ void typed_serve_garbage(ia_slave *slave) {
 
 /* ---- what the tests send ---- */
 
-/* A Batch with values 1..n, origin (10, 20), counts {b: 2, a: 1, c: 3} and
- * stats. Static storage: valid for the whole test. */
 Ia__Test__Batch typed_batch(int64_t *values, size_t n) {
   static Ia__Test__Point origin = IA__TEST__POINT__INIT;
   origin.has_x = origin.has_y = 1;
@@ -242,7 +237,6 @@ Ia__Test__Batch typed_batch(int64_t *values, size_t n) {
   return batch;
 }
 
-/* Checks a BatchResult for make_batch(values, n). */
 void typed_assert_summary(const Ia__Test__BatchResult *res, size_t n) {
   cr_assert(res->has_total);
   cr_assert_eq(res->total, (int64_t)(n * (n + 1) / 2));
